@@ -1,0 +1,325 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+)
+
+// CloudEvent extension attributes licensebus sets. Extension names must be
+// lowercase alphanumerics.
+const (
+	ExtCorrelationID = "correlationid"
+	ExtCausationID   = "causationid"
+	ExtActor         = "actor"
+)
+
+// Sources: commands name their client, events the side that produced them.
+const (
+	CloudSource  = "/licensebus/cloud"
+	DeviceSource = "/licensebus/device"
+)
+
+// Meta is what links a message to the rest of its story.
+type Meta struct {
+	ID            string    // CloudEvent id; also the JetStream Nats-Msg-Id
+	Source        string    // CloudEvent source
+	CorrelationID string    // id of the command that started the chain
+	CausationID   string    // id of the message that directly caused this one
+	Actor         string    // who asked: a user, a service or a handler
+	Time          time.Time // when; zero means now
+}
+
+// Message is a decoded CloudEvent with typed data.
+type Message struct {
+	Event event.Event
+	Info  Info
+	Data  Data
+}
+
+// ID returns the CloudEvent id.
+func (m *Message) ID() string { return m.Event.ID() }
+
+// Type returns the CloudEvent type.
+func (m *Message) Type() Type { return Type(m.Event.Type()) }
+
+// CorrelationID returns the correlationid extension, or the event id for a
+// message that starts its own chain.
+func (m *Message) CorrelationID() string {
+	if v := m.ext(ExtCorrelationID); v != "" {
+		return v
+	}
+	return m.Event.ID()
+}
+
+// CausationID returns the causationid extension.
+func (m *Message) CausationID() string { return m.ext(ExtCausationID) }
+
+// Actor returns the actor extension.
+func (m *Message) Actor() string { return m.ext(ExtActor) }
+
+func (m *Message) ext(name string) string {
+	if v, ok := m.Event.Extensions()[name]; ok {
+		if s, ok := v.(string); ok {
+			return s
+		}
+		return fmt.Sprint(v)
+	}
+	return ""
+}
+
+// Next returns the Meta of a message caused by m: same correlation, caused
+// by m, with the given id and source.
+func (m *Message) Next(id, source, actor string) Meta {
+	return Meta{ID: id, Source: source, CorrelationID: m.CorrelationID(), CausationID: m.ID(), Actor: actor}
+}
+
+// New builds and validates a CloudEvent of type t carrying data.
+func New(t Type, data Data, meta Meta) (*Message, error) {
+	info, ok := Lookup(t)
+	if !ok {
+		return nil, Reject(ReasonUnknownType, "unknown type %q", t)
+	}
+	if err := data.Validate(); err != nil {
+		return nil, err
+	}
+	e := event.New()
+	e.SetID(meta.ID)
+	e.SetSource(meta.Source)
+	e.SetType(string(t))
+	e.SetSubject(data.Key())
+	tm := meta.Time
+	if tm.IsZero() {
+		tm = time.Now().UTC()
+	}
+	e.SetTime(tm)
+	if meta.CorrelationID != "" {
+		e.SetExtension(ExtCorrelationID, meta.CorrelationID)
+	}
+	if meta.CausationID != "" {
+		e.SetExtension(ExtCausationID, meta.CausationID)
+	}
+	if meta.Actor != "" {
+		e.SetExtension(ExtActor, meta.Actor)
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s data: %w", t, err)
+	}
+	e.SetDataContentType(event.ApplicationJSON)
+	e.DataEncoded = body
+	if err := e.Validate(); err != nil {
+		return nil, Reject(ReasonMalformed, "invalid CloudEvent: %v", err)
+	}
+	return &Message{Event: e, Info: info, Data: data}, nil
+}
+
+// Subject returns the NATS subject m belongs on.
+func (m *Message) Subject() string {
+	if m.Info.Command {
+		return CommandSubject(m.Info, m.Data)
+	}
+	return EventSubject(m.Info, m.Data)
+}
+
+// NATS returns m as a binary-mode CloudEvent NATS message: one ce-* header
+// per attribute (percent-encoded as the NATS binding asks), the JSON data as
+// payload, and Nats-Msg-Id set to the CloudEvent id so JetStream dedupes
+// repeats.
+func (m *Message) NATS() *nats.Msg {
+	e := &m.Event
+	h := make(nats.Header, 12)
+	h["ce-specversion"] = []string{e.SpecVersion()}
+	h["ce-id"] = []string{pctEncode(e.ID())}
+	h["ce-source"] = []string{pctEncode(e.Source())}
+	h["ce-type"] = []string{e.Type()}
+	if s := e.Subject(); s != "" {
+		h["ce-subject"] = []string{pctEncode(s)}
+	}
+	if !e.Time().IsZero() {
+		h["ce-time"] = []string{e.Time().UTC().Format(time.RFC3339Nano)}
+	}
+	if ct := e.DataContentType(); ct != "" {
+		h["ce-datacontenttype"] = []string{ct}
+	}
+	for k, v := range e.Extensions() {
+		h["ce-"+k] = []string{pctEncode(fmt.Sprint(v))}
+	}
+	h[nats.MsgIdHdr] = []string{e.ID()}
+	return &nats.Msg{Subject: m.Subject(), Header: h, Data: e.DataEncoded}
+}
+
+// Decode reads a NATS message as a CloudEvent, binary mode (ce-* headers,
+// matched case-insensitively) or structured mode (Content-Type
+// application/cloudevents+json), validates it, and decodes its data.
+// Errors are *Rejection with ReasonMalformed, ReasonUnknownType,
+// ReasonInvalidData, ReasonBadUUID or ReasonBadInstallCode. On a data error
+// the returned Message is still filled in, so the caller can correlate the
+// rejection.
+func Decode(h nats.Header, body []byte) (*Message, error) {
+	e, err := decodeEvent(h, body)
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{Event: e}
+	info, ok := Lookup(Type(e.Type()))
+	if !ok {
+		return m, Reject(ReasonUnknownType, "unknown CloudEvent type %q", e.Type())
+	}
+	m.Info = info
+	ct := e.DataContentType()
+	if ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasSuffix(ct, "+json") && ct != "text/json" {
+		return m, Reject(ReasonInvalidData, "datacontenttype %q is not JSON", ct)
+	}
+	d := info.New()
+	raw := e.Data()
+	if len(raw) == 0 {
+		return m, Reject(ReasonInvalidData, "%s has no data", e.Type())
+	}
+	if err := json.Unmarshal(raw, d); err != nil {
+		return m, Reject(ReasonInvalidData, "%s data: %v", e.Type(), err)
+	}
+	m.Data = d
+	if err := d.Validate(); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
+	var structured bool
+	ce := make(map[string]string, 12)
+	for k, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		lk := strings.ToLower(k)
+		switch {
+		case strings.HasPrefix(lk, "ce-"):
+			v, err := pctDecode(vs[0])
+			if err != nil {
+				return event.Event{}, Reject(ReasonMalformed, "header %s: %v", k, err)
+			}
+			ce[lk[3:]] = v
+		case lk == "content-type":
+			if strings.HasPrefix(strings.ToLower(vs[0]), "application/cloudevents") {
+				structured = true
+			} else {
+				ce["content-type"] = vs[0]
+			}
+		}
+	}
+	e := event.New()
+	if structured {
+		if err := e.UnmarshalJSON(body); err != nil {
+			return event.Event{}, Reject(ReasonMalformed, "structured CloudEvent: %v", err)
+		}
+	} else {
+		if ce["specversion"] == "" {
+			return event.Event{}, Reject(ReasonMalformed, "not a CloudEvent: no ce-specversion header and no application/cloudevents content type")
+		}
+		if ce["specversion"] != event.CloudEventsVersionV1 {
+			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", ce["specversion"])
+		}
+		for k, v := range ce {
+			switch k {
+			case "specversion":
+			case "id":
+				e.SetID(v)
+			case "source":
+				e.SetSource(v)
+			case "type":
+				e.SetType(v)
+			case "subject":
+				e.SetSubject(v)
+			case "dataschema":
+				e.SetDataSchema(v)
+			case "datacontenttype", "content-type":
+				if e.DataContentType() == "" || k == "datacontenttype" {
+					e.SetDataContentType(v)
+				}
+			case "time":
+				t, err := time.Parse(time.RFC3339Nano, v)
+				if err != nil {
+					return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not RFC 3339", v)
+				}
+				e.SetTime(t)
+			default:
+				e.SetExtension(k, v)
+			}
+		}
+		e.DataEncoded = body
+	}
+	if err := e.Validate(); err != nil {
+		return event.Event{}, Reject(ReasonMalformed, "invalid CloudEvent: %v", strings.TrimSpace(err.Error()))
+	}
+	return e, nil
+}
+
+// pctEncode escapes what the NATS binding says header values must not
+// carry raw: space, '"', '%' and anything outside printable ASCII.
+func pctEncode(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f || c == '"' || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7f || c == '"' || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func pctDecode(s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("bad percent escape in %q", s)
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return "", fmt.Errorf("bad percent escape in %q", s)
+		}
+		b.WriteByte(hi<<4 | lo)
+		i += 2
+	}
+	return b.String(), nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

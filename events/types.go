@@ -1,0 +1,114 @@
+package events
+
+// Type is a CloudEvent type. The string values are persisted in the streams:
+// never derive them from Go type names and never rename one.
+type Type string
+
+// Command types: what a caller asks for.
+const (
+	CreateCustomerType   Type = "io.licensebus.customer.create"
+	AddLicenseType       Type = "io.licensebus.license.add"
+	RegisterType         Type = "io.licensebus.smartserver.register"
+	SetCustomerIDType    Type = "io.licensebus.smartserver.set_customer_id"
+	DownloadLicensesType Type = "io.licensebus.smartserver.download_licenses"
+	ActivateLicenseType  Type = "io.licensebus.smartserver.activate_license"
+	TransferToCloudType  Type = "io.licensebus.smartserver.transfer_to_cloud"
+)
+
+// Event types: what happened.
+const (
+	CustomerCreatedType     Type = "io.licensebus.customer.created"
+	LicenseAddedType        Type = "io.licensebus.license.added"
+	LicenseBoundType        Type = "io.licensebus.license.bound"
+	LicenseReleasedType     Type = "io.licensebus.license.released"
+	RegisteredType          Type = "io.licensebus.smartserver.registered"
+	CustomerIDSetType       Type = "io.licensebus.smartserver.customer_id_set"
+	LicensesDownloadedType  Type = "io.licensebus.smartserver.licenses_downloaded"
+	ActivationRequestedType Type = "io.licensebus.smartserver.activation_requested"
+	LicenseActivatedType    Type = "io.licensebus.smartserver.license_activated"
+	TransferRequestedType   Type = "io.licensebus.smartserver.transfer_requested"
+	LicensesTransferredType Type = "io.licensebus.smartserver.licenses_transferred"
+	RejectedType            Type = "io.licensebus.command.rejected"
+)
+
+// Side says which handler owns a command.
+type Side string
+
+// The two sides of the system.
+const (
+	CloudSide  Side = "cloud"
+	DeviceSide Side = "device"
+)
+
+// Info describes one type: its side, whether it is a command, its subject
+// verb, and whether an event of it ends the command it correlates to.
+type Info struct {
+	Type      Type
+	Command   bool
+	Side      Side   // for commands: the side that handles it
+	Aggregate string // customer, license, smartserver, command
+	Verb      string // last subject token
+	// Terminal marks the event that completes a command: callers waiting for
+	// an outcome stop at the first terminal event of their correlation id.
+	Terminal bool
+	New      func() Data
+}
+
+// Lookup returns what is known of t; ok is false for a type licensebus does
+// not define. It is a switch, not a registry, so there is no mutable state.
+func Lookup(t Type) (Info, bool) {
+	switch t {
+	case CreateCustomerType:
+		return Info{t, true, CloudSide, "customer", "customer_create", false, func() Data { return new(CreateCustomer) }}, true
+	case AddLicenseType:
+		return Info{t, true, CloudSide, "license", "license_add", false, func() Data { return new(AddLicense) }}, true
+	case RegisterType:
+		return Info{t, true, DeviceSide, "smartserver", "register", false, func() Data { return new(Register) }}, true
+	case SetCustomerIDType:
+		return Info{t, true, DeviceSide, "smartserver", "set_customer_id", false, func() Data { return new(SetCustomerID) }}, true
+	case DownloadLicensesType:
+		return Info{t, true, DeviceSide, "smartserver", "download_licenses", false, func() Data { return new(DownloadLicenses) }}, true
+	case ActivateLicenseType:
+		return Info{t, true, DeviceSide, "smartserver", "activate_license", false, func() Data { return new(ActivateLicense) }}, true
+	case TransferToCloudType:
+		return Info{t, true, DeviceSide, "smartserver", "transfer_to_cloud", false, func() Data { return new(TransferToCloud) }}, true
+
+	case CustomerCreatedType:
+		return Info{t, false, "", "customer", "created", true, func() Data { return new(CustomerCreated) }}, true
+	case LicenseAddedType:
+		return Info{t, false, "", "license", "added", true, func() Data { return new(LicenseAdded) }}, true
+	case LicenseBoundType:
+		return Info{t, false, "", "license", "bound", false, func() Data { return new(LicenseBound) }}, true
+	case LicenseReleasedType:
+		return Info{t, false, "", "license", "released", false, func() Data { return new(LicenseReleased) }}, true
+	case RegisteredType:
+		return Info{t, false, "", "smartserver", "registered", true, func() Data { return new(Registered) }}, true
+	case CustomerIDSetType:
+		return Info{t, false, "", "smartserver", "customer_id_set", true, func() Data { return new(CustomerIDSet) }}, true
+	case LicensesDownloadedType:
+		return Info{t, false, "", "smartserver", "licenses_downloaded", true, func() Data { return new(LicensesDownloaded) }}, true
+	case ActivationRequestedType:
+		return Info{t, false, "", "smartserver", "activation_requested", false, func() Data { return new(ActivationRequested) }}, true
+	case LicenseActivatedType:
+		return Info{t, false, "", "smartserver", "license_activated", true, func() Data { return new(LicenseActivated) }}, true
+	case TransferRequestedType:
+		return Info{t, false, "", "smartserver", "transfer_requested", false, func() Data { return new(TransferRequested) }}, true
+	case LicensesTransferredType:
+		return Info{t, false, "", "smartserver", "licenses_transferred", true, func() Data { return new(LicensesTransferred) }}, true
+	case RejectedType:
+		return Info{t, false, "", "rejected", "rejected", true, func() Data { return new(Rejected) }}, true
+	}
+	return Info{}, false
+}
+
+// Types lists every defined type, commands first, in a stable order. It is
+// what documentation and schema generation iterate over.
+func Types() []Type {
+	return []Type{
+		CreateCustomerType, AddLicenseType, RegisterType, SetCustomerIDType,
+		DownloadLicensesType, ActivateLicenseType, TransferToCloudType,
+		CustomerCreatedType, LicenseAddedType, LicenseBoundType, LicenseReleasedType,
+		RegisteredType, CustomerIDSetType, LicensesDownloadedType, ActivationRequestedType,
+		LicenseActivatedType, TransferRequestedType, LicensesTransferredType, RejectedType,
+	}
+}

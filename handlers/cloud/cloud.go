@@ -1,0 +1,215 @@
+// Package cloud is the license cloud's side of licensebus: the Partner
+// Portal's customer accounts and license inventory, and the one place that
+// binds a license to a SmartServer and releases it again.
+//
+// It consumes cloud commands (create customer, add license) and the device
+// side's requests (activation requested, transfer requested), decides on
+// state folded from the event stream, and appends events with
+// expected-last-subject-sequence on the license's subjects, so a license is
+// bound to at most one SmartServer however many processes race for it.
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Durable consumer names. WARNING: renaming one makes the new consumer start
+// from the beginning of its stream; handling is idempotent, but it is work.
+const (
+	CommandsConsumer  = "cloud-commands"
+	ReactionsConsumer = "cloud-reactions"
+)
+
+// Config holds a Handler's dependencies.
+type Config struct {
+	JS          jetstream.JetStream // required
+	Logger      zerolog.Logger
+	Workers     int              // per consumer; default 16
+	Now         func() time.Time // default time.Now
+	DeadLetters *bus.DeadLetters // default on JS
+}
+
+// Handler is the cloud side. It is safe for concurrent use; run it with Run.
+type Handler struct {
+	js   jetstream.JetStream
+	app  *bus.Appender
+	dl   *bus.DeadLetters
+	fold *bus.Fold
+	log  zerolog.Logger
+	now  func() time.Time
+	n    int
+
+	mu sync.RWMutex
+	st *state
+}
+
+// New returns a cloud Handler. The streams must exist.
+func New(ctx context.Context, cfg Config) (*Handler, error) {
+	if cfg.JS == nil {
+		return nil, errors.New("cloud: JS is required")
+	}
+	app, err := bus.NewAppender(ctx, cfg.JS)
+	if err != nil {
+		return nil, fmt.Errorf("cloud: %w", err)
+	}
+	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "cloud").Logger(), now: cfg.Now, n: cfg.Workers, st: newState()}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.dl == nil {
+		h.dl = bus.NewDeadLetters(cfg.JS)
+	}
+	h.fold = bus.NewFold(cfg.JS, h.apply, h.log)
+	return h, nil
+}
+
+func (h *Handler) apply(seq uint64, m *events.Message) {
+	if m == nil {
+		return
+	}
+	h.mu.Lock()
+	h.st.apply(seq, m)
+	h.mu.Unlock()
+}
+
+// Run folds the event stream, waits until it has caught up, then handles
+// commands and device requests until ctx ends.
+func (h *Handler) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	go func() { errc <- h.fold.Run(ctx) }()
+	if err := h.fold.CatchUp(ctx); err != nil {
+		return fmt.Errorf("cloud: %w", err)
+	}
+	cmds, err := h.js.CreateOrUpdateConsumer(ctx, events.CommandsStream, jetstream.ConsumerConfig{
+		Durable: CommandsConsumer, FilterSubjects: []string{events.CloudCommands},
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
+	})
+	if err != nil {
+		return fmt.Errorf("cloud: commands consumer: %w", err)
+	}
+	reacts, err := h.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
+		Durable: ReactionsConsumer,
+		FilterSubjects: []string{
+			"lb.evt.smartserver.*.activation_requested",
+			"lb.evt.smartserver.*.transfer_requested",
+		},
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
+	})
+	if err != nil {
+		return fmt.Errorf("cloud: reactions consumer: %w", err)
+	}
+	go func() {
+		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Key: commandKey, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
+	}()
+	go func() {
+		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Key: reactionKey, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
+	}()
+	h.log.Info().Msg("cloud handler running")
+	var first error
+	for range 3 {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func commandKey(d *bus.Delivery) string {
+	if d.Message != nil && d.Message.Data != nil {
+		if k := d.Message.Data.Key(); k != "" {
+			return k
+		}
+		return d.Message.ID()
+	}
+	return ""
+}
+
+func reactionKey(d *bus.Delivery) string {
+	if d.Message == nil {
+		return ""
+	}
+	if r, ok := d.Message.Data.(*events.ActivationRequested); ok {
+		return r.LicenseID
+	}
+	return commandKey(d)
+}
+
+func (h *Handler) logFor(m *events.Message) zerolog.Logger {
+	return h.log.With().Str("ce_id", m.ID()).Str("ce_type", string(m.Type())).Str("correlation_id", m.CorrelationID()).Logger()
+}
+
+func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
+	ok, err := bus.Screen(ctx, h.app, h.dl, d, func(i events.Info) bool { return i.Command && i.Side == events.CloudSide }, events.CloudSource)
+	if !ok || err != nil {
+		return err
+	}
+	m := d.Message
+	if h.handled(m.ID()) {
+		return nil
+	}
+	var seq uint64
+	var out *events.Message
+	switch c := m.Data.(type) {
+	case *events.CreateCustomer:
+		seq, out, err = h.createCustomer(ctx, m, c)
+	case *events.AddLicense:
+		seq, out, err = h.addLicense(ctx, m, c)
+	}
+	return h.finish(ctx, m, seq, out, err)
+}
+
+// finish logs the outcome and turns a rejection into a Rejected event.
+func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out *events.Message, err error) error {
+	log := h.logFor(m)
+	if rej := events.AsRejection(err); rej != nil {
+		agg, id := m.Info.Aggregate, ""
+		if m.Data != nil {
+			id = m.Data.Key()
+		}
+		if r, ok := m.Data.(*events.ActivationRequested); ok {
+			agg, id = "license", r.LicenseID
+		}
+		rseq, rm, rerr := h.app.Reject(ctx, m, "", rej, events.CloudSource, agg, id)
+		if rerr != nil {
+			return rerr
+		}
+		h.apply(rseq, rm)
+		log.Info().Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		h.apply(seq, out)
+		log.Info().Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
+	}
+	return nil
+}
+
+func (h *Handler) handled(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.st.handled[id]
+	return ok
+}
+
+// ensureKnown catches up with the stream before a "not found" answer, so a
+// fact appended a moment ago by another process is not missed.
+func (h *Handler) ensureKnown(ctx context.Context, known func() bool) {
+	if known() {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = h.fold.CatchUp(cctx)
+}

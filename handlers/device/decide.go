@@ -1,0 +1,144 @@
+package device
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
+)
+
+func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
+	ok, err := bus.Screen(ctx, h.app, h.dl, d, func(i events.Info) bool { return i.Command && i.Side == events.DeviceSide }, events.DeviceSource)
+	if !ok || err != nil {
+		return err
+	}
+	m := d.Message
+	if h.handled(m.ID()) {
+		return nil
+	}
+	ic := m.Data.Key()
+	seq, out, err := h.app.Execute(ctx, h.fold, func() (bus.Decision, error) {
+		return h.decide(ctx, m, ic)
+	})
+	return h.finish(ctx, m, seq, out, err)
+}
+
+// decide turns one SmartServer command into the event it causes, or a
+// rejection, on the SmartServer's current state.
+func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus.Decision, error) {
+	ss, known := h.server(ctx, ic)
+	next := func(t events.Type, data events.Data) (bus.Decision, error) {
+		ev, err := events.New(t, data, m.Next(bus.DeriveID(m.ID(), string(t)), events.DeviceSource+"/"+ic, m.Actor()))
+		return bus.Decision{Event: ev, Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}, err
+	}
+	if r, ok := m.Data.(*events.Register); ok {
+		return next(events.RegisteredType, &events.Registered{InstallCode: ic, Name: r.Name, Version: r.Version})
+	}
+	if !known {
+		return bus.Decision{}, events.Reject(events.ReasonUnknownServer, "no SmartServer with install code %s is registered", ic)
+	}
+	switch c := m.Data.(type) {
+	case *events.SetCustomerID:
+		if !h.customerKnown(ctx, c.CustomerID) {
+			return bus.Decision{}, events.Reject(events.ReasonUnknownCustomer, "no customer account %s in the License Partner Portal", c.CustomerID)
+		}
+		return next(events.CustomerIDSetType, &events.CustomerIDSet{InstallCode: ic, CustomerID: c.CustomerID, Previous: ss.customer})
+
+	case *events.DownloadLicenses:
+		if ss.customer == "" {
+			return bus.Decision{}, events.Reject(events.ReasonCustomerNotSet, "SmartServer %s has no Customer ID; set it in Manage Customer Accounts first", ic)
+		}
+		return next(events.LicensesDownloadedType, &events.LicensesDownloaded{InstallCode: ic, CustomerID: ss.customer})
+
+	case *events.ActivateLicense:
+		switch {
+		case !events.NeedsLicense(ss.version):
+			return bus.Decision{}, events.Reject(events.ReasonNotRequired, "SmartServer %s runs %s; license management applies to 3.3 and higher", ic, ss.version)
+		case ss.customer == "":
+			return bus.Decision{}, events.Reject(events.ReasonCustomerNotSet, "SmartServer %s has no Customer ID; set it in Manage Customer Accounts first", ic)
+		case ss.downloadedFor != ss.customer:
+			return bus.Decision{}, events.Reject(events.ReasonNotDownloaded, "download the licenses of customer %s on SmartServer %s first", ss.customer, ic)
+		case len(ss.transferring) > 0:
+			return bus.Decision{}, events.Reject(events.ReasonTransferInFlight, "a transfer to the cloud is in progress on SmartServer %s", ic)
+		}
+		if _, ok := ss.active[c.LicenseID]; ok {
+			return bus.Decision{}, events.Reject(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", c.LicenseID, ic)
+		}
+		return next(events.ActivationRequestedType, &events.ActivationRequested{InstallCode: ic, LicenseID: c.LicenseID, CustomerID: ss.customer})
+
+	case *events.TransferToCloud:
+		if len(ss.transferring) > 0 {
+			return bus.Decision{}, events.Reject(events.ReasonTransferInFlight, "a transfer to the cloud is already in progress on SmartServer %s", ic)
+		}
+		if len(ss.active) == 0 {
+			return bus.Decision{}, events.Reject(events.ReasonNoActiveLicenses, "SmartServer %s has no active licenses to transfer", ic)
+		}
+		lids := make([]string, 0, len(ss.active))
+		for lid := range ss.active {
+			lids = append(lids, lid)
+		}
+		slices.Sort(lids)
+		return next(events.TransferRequestedType, &events.TransferRequested{InstallCode: ic, LicenseIDs: lids})
+	}
+	return bus.Decision{}, events.Reject(events.ReasonUnknownType, "%s is not a SmartServer command", m.Type())
+}
+
+// handleReaction records the cloud's answers on the SmartServer.
+func (h *Handler) handleReaction(ctx context.Context, d *bus.Delivery) error {
+	if d.Err != nil {
+		return h.dl.Put(ctx, d, d.Err)
+	}
+	m := d.Message
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.fold.WaitFor(wctx, d.Seq); err != nil {
+		return err
+	}
+	var ic string
+	var decide func(ss smartserver) (bus.Decision, error)
+	switch e := m.Data.(type) {
+	case *events.LicenseBound:
+		ic = e.InstallCode
+		decide = func(ss smartserver) (bus.Decision, error) {
+			if a, ok := ss.active[e.LicenseID]; ok && a.by == m.ID() {
+				return bus.Decision{}, nil
+			}
+			ev, err := events.New(events.LicenseActivatedType, &events.LicenseActivated{
+				InstallCode: ic, LicenseID: e.LicenseID, Kind: e.Kind, Devices: e.Devices, Expires: e.Expires, ActivatedAt: e.BoundAt,
+			}, m.Next(bus.DeriveID(m.ID(), "activated"), events.DeviceSource+"/"+ic, events.DeviceSource+"/"+ic))
+			return bus.Decision{Event: ev, Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}, err
+		}
+	case *events.LicenseReleased:
+		ic = e.InstallCode
+		decide = func(ss smartserver) (bus.Decision, error) {
+			if len(ss.transferring) == 0 || !slices.Contains(ss.transferring, e.LicenseID) {
+				return bus.Decision{}, nil
+			}
+			for _, lid := range ss.transferring {
+				if !ss.released[lid] {
+					return bus.Decision{}, nil // the last release completes the transfer
+				}
+			}
+			// The transfer request is the cause the CLI correlates with.
+			meta := m.Next(bus.DeriveID(ss.transferBy, "transferred"), events.DeviceSource+"/"+ic, events.DeviceSource+"/"+ic)
+			ev, err := events.New(events.LicensesTransferredType, &events.LicensesTransferred{
+				InstallCode: ic, LicenseIDs: ss.transferring, TransferredAt: e.TransferredAt,
+			}, meta)
+			return bus.Decision{Event: ev, Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}, err
+		}
+	default:
+		return nil
+	}
+	seq, out, err := h.app.Execute(ctx, h.fold, func() (bus.Decision, error) {
+		ss, ok := h.server(ctx, ic)
+		if !ok {
+			l := h.logFor(m)
+			l.Warn().Str("install_code", ic).Msg("cloud answered for an unknown SmartServer; ignored")
+			return bus.Decision{}, nil
+		}
+		return decide(ss)
+	})
+	return h.finish(ctx, m, seq, out, err)
+}

@@ -1,0 +1,205 @@
+// Package device is the SmartServer's side of licensebus: what a technician
+// does in the CMS Manage Licenses dialog. It owns each SmartServer's Customer
+// ID setting, its downloads and its active licenses, asks the cloud to bind
+// or release licenses, and records the outcome when the cloud answers.
+//
+// Every append is expected-last-subject-sequence on the SmartServer's
+// subjects, so two processes handling the same SmartServer cannot both act
+// on a stale state.
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Durable consumer names. WARNING: renaming one makes the new consumer start
+// from the beginning of its stream.
+const (
+	CommandsConsumer  = "device-commands"
+	ReactionsConsumer = "device-reactions"
+)
+
+// Config holds a Handler's dependencies.
+type Config struct {
+	JS          jetstream.JetStream // required
+	Logger      zerolog.Logger
+	Workers     int              // per consumer; default 16
+	Now         func() time.Time // default time.Now
+	DeadLetters *bus.DeadLetters // default on JS
+}
+
+// Handler is the device side. It is safe for concurrent use; run it with Run.
+type Handler struct {
+	js   jetstream.JetStream
+	app  *bus.Appender
+	dl   *bus.DeadLetters
+	fold *bus.Fold
+	log  zerolog.Logger
+	now  func() time.Time
+	n    int
+
+	mu sync.RWMutex
+	st *state
+}
+
+// New returns a device Handler. The streams must exist.
+func New(ctx context.Context, cfg Config) (*Handler, error) {
+	if cfg.JS == nil {
+		return nil, errors.New("device: JS is required")
+	}
+	app, err := bus.NewAppender(ctx, cfg.JS)
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "device").Logger(), now: cfg.Now, n: cfg.Workers, st: newState()}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.dl == nil {
+		h.dl = bus.NewDeadLetters(cfg.JS)
+	}
+	h.fold = bus.NewFold(cfg.JS, h.apply, h.log)
+	return h, nil
+}
+
+func (h *Handler) apply(seq uint64, m *events.Message) {
+	if m == nil {
+		return
+	}
+	h.mu.Lock()
+	h.st.apply(seq, m)
+	h.mu.Unlock()
+}
+
+// Run folds the event stream, waits until it has caught up, then handles
+// SmartServer commands and cloud answers until ctx ends.
+func (h *Handler) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	go func() { errc <- h.fold.Run(ctx) }()
+	if err := h.fold.CatchUp(ctx); err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	cmds, err := h.js.CreateOrUpdateConsumer(ctx, events.CommandsStream, jetstream.ConsumerConfig{
+		Durable: CommandsConsumer, FilterSubjects: []string{events.DeviceCommands},
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
+	})
+	if err != nil {
+		return fmt.Errorf("device: commands consumer: %w", err)
+	}
+	reacts, err := h.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
+		Durable:        ReactionsConsumer,
+		FilterSubjects: []string{"lb.evt.license.*.bound", "lb.evt.license.*.released"},
+		AckPolicy:      jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
+	})
+	if err != nil {
+		return fmt.Errorf("device: reactions consumer: %w", err)
+	}
+	key := func(d *bus.Delivery) string {
+		if d.Message == nil || d.Message.Data == nil {
+			return ""
+		}
+		switch e := d.Message.Data.(type) {
+		case *events.LicenseBound:
+			return e.InstallCode
+		case *events.LicenseReleased:
+			return e.InstallCode
+		}
+		return d.Message.Data.Key()
+	}
+	go func() {
+		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
+	}()
+	go func() {
+		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
+	}()
+	h.log.Info().Msg("device handler running")
+	var first error
+	for range 3 {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (h *Handler) logFor(m *events.Message) zerolog.Logger {
+	return h.log.With().Str("ce_id", m.ID()).Str("ce_type", string(m.Type())).Str("correlation_id", m.CorrelationID()).Logger()
+}
+
+func (h *Handler) handled(id string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.st.handled[id]
+	return ok
+}
+
+// server returns a copy of a SmartServer's state, catching up with the
+// stream first if it is not known yet.
+func (h *Handler) server(ctx context.Context, ic string) (smartserver, bool) {
+	get := func() (smartserver, bool) {
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		ss := h.st.servers[ic]
+		if ss == nil {
+			return smartserver{}, false
+		}
+		return ss.clone(), true
+	}
+	if ss, ok := get(); ok {
+		return ss, true
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = h.fold.CatchUp(cctx)
+	return get()
+}
+
+func (h *Handler) customerKnown(ctx context.Context, cid string) bool {
+	get := func() bool {
+		h.mu.RLock()
+		defer h.mu.RUnlock()
+		return h.st.customers[cid]
+	}
+	if get() {
+		return true
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = h.fold.CatchUp(cctx)
+	return get()
+}
+
+// finish logs the outcome and turns a rejection into a Rejected event.
+func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out *events.Message, err error) error {
+	log := h.logFor(m)
+	if rej := events.AsRejection(err); rej != nil {
+		id := ""
+		if m.Data != nil {
+			id = m.Data.Key()
+		}
+		rseq, rm, rerr := h.app.Reject(ctx, m, "", rej, events.DeviceSource, "smartserver", id)
+		if rerr != nil {
+			return rerr
+		}
+		h.apply(rseq, rm)
+		log.Info().Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		h.apply(seq, out)
+		log.Info().Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
+	}
+	return nil
+}

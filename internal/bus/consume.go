@@ -1,0 +1,126 @@
+package bus
+
+import (
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Delivery is one message of a durable consumer, decoded.
+type Delivery struct {
+	Msg jetstream.Msg
+	// Message is the decoded CloudEvent; nil if it was not one.
+	Message *events.Message
+	// Err is the decode error, a *events.Rejection, or nil.
+	Err error
+	Seq uint64 // stream sequence
+	// Deliveries counts deliveries of this message, 1 the first time.
+	Deliveries uint64
+}
+
+// HandleFunc handles one delivery. nil acks it. An error is transient: the
+// message is redelivered after a delay, and dead-lettered after
+// MaxDeliveries. Handlers turn bad input into rejection events themselves
+// and return nil, so poison never loops.
+type HandleFunc func(ctx context.Context, d *Delivery) error
+
+// PoolConfig configures Consume.
+type PoolConfig struct {
+	// Name appears in logs.
+	Name string
+	// Workers is how many deliveries are handled at once; deliveries with
+	// the same Key go to the same worker, in order. Default 16.
+	Workers int
+	// Key returns the partition key of a delivery (an aggregate id).
+	Key func(d *Delivery) string
+	// MaxDeliveries before a message is dead-lettered. Default 5.
+	MaxDeliveries uint64
+	// DeadLetters receives messages that failed MaxDeliveries times.
+	DeadLetters *DeadLetters
+	Logger      zerolog.Logger
+}
+
+// Consume runs a partitioned worker pool over cons until ctx ends, then
+// stops pulling, lets the workers finish what they hold, and returns.
+func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handle HandleFunc) error {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.MaxDeliveries == 0 {
+		cfg.MaxDeliveries = 5
+	}
+	queues := make([]chan *Delivery, cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan *Delivery, 64)
+		wg.Add(1)
+		go func(q chan *Delivery) {
+			defer wg.Done()
+			for d := range q {
+				settle(ctx, cfg, d, handle(ctx, d))
+			}
+		}(queues[i])
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		d := &Delivery{Msg: msg}
+		if md, err := msg.Metadata(); err == nil {
+			d.Seq, d.Deliveries = md.Sequence.Stream, md.NumDelivered
+		}
+		d.Message, d.Err = events.Decode(msg.Headers(), msg.Data())
+		idx := 0
+		if cfg.Key != nil {
+			h := fnv.New32a()
+			h.Write([]byte(cfg.Key(d)))
+			idx = int(h.Sum32() % uint32(cfg.Workers))
+		}
+		queues[idx] <- d
+	}, jetstream.PullMaxMessages(512), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		cfg.Logger.Debug().Err(err).Str("consumer", cfg.Name).Msg("consume")
+	}))
+	if err != nil {
+		for _, q := range queues {
+			close(q)
+		}
+		return err
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+	return nil
+}
+
+func settle(ctx context.Context, cfg PoolConfig, d *Delivery, err error) {
+	log := cfg.Logger.With().Str("consumer", cfg.Name).Uint64("seq", d.Seq).Logger()
+	if d.Message != nil {
+		log = log.With().Str("ce_id", d.Message.ID()).Str("correlation_id", d.Message.CorrelationID()).Logger()
+	}
+	if err == nil {
+		if aerr := d.Msg.Ack(); aerr != nil {
+			log.Warn().Err(aerr).Msg("ack failed; the message will be redelivered and handled idempotently")
+		}
+		return
+	}
+	if d.Deliveries >= cfg.MaxDeliveries && cfg.DeadLetters != nil {
+		log.Error().Err(err).Uint64("deliveries", d.Deliveries).Msg("giving up: dead-lettering message")
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if derr := cfg.DeadLetters.Put(dctx, d, err); derr != nil {
+			log.Error().Err(derr).Msg("dead letter failed; message stays for redelivery")
+			_ = d.Msg.NakWithDelay(time.Second)
+			return
+		}
+		_ = d.Msg.Term()
+		return
+	}
+	log.Warn().Err(err).Uint64("deliveries", d.Deliveries).Msg("handler failed; will retry")
+	_ = d.Msg.NakWithDelay(time.Duration(d.Deliveries) * 200 * time.Millisecond)
+}

@@ -1,0 +1,58 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Dedupe windows. Commands get a longer one because clients retry; the
+// handlers also remember every command they answered, so a repeat after the
+// window still has no second effect. The server keeps every id of the window
+// in memory, so the event window stays at the 2m default.
+const (
+	CommandDedupeWindow = 10 * time.Minute
+	EventDedupeWindow   = 2 * time.Minute
+)
+
+// EnsureStreams creates or updates the command, event and dead-letter
+// streams. The event stream is the system of record: it denies delete and
+// purge.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+	cfgs := []jetstream.StreamConfig{
+		{
+			Name:        events.CommandsStream,
+			Description: "licensebus commands (CloudEvents, binary mode)",
+			Subjects:    []string{events.CloudCommands, events.DeviceCommands},
+			Storage:     jetstream.FileStorage,
+			Duplicates:  CommandDedupeWindow,
+			AllowDirect: true,
+		},
+		{
+			Name:        events.EventsStream,
+			Description: "licensebus events and rejections (CloudEvents, binary mode)",
+			Subjects:    []string{events.AllEvents},
+			Storage:     jetstream.FileStorage,
+			Duplicates:  EventDedupeWindow,
+			AllowDirect: true,
+			DenyDelete:  true,
+			DenyPurge:   true,
+		},
+		{
+			Name:        events.DeadLettersStream,
+			Description: "licensebus dead letters: messages that could not be handled, with the error",
+			Subjects:    []string{events.AllDeadLetters},
+			Storage:     jetstream.FileStorage,
+			AllowDirect: true,
+		},
+	}
+	for _, c := range cfgs {
+		if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
+			return fmt.Errorf("stream %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}

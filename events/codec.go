@@ -79,13 +79,17 @@ func (m *Message) Next(id, source, actor string) Meta {
 }
 
 // New builds and validates a CloudEvent of type t carrying data.
-func New(t Type, data Data, meta Meta) (*Message, error) {
+func New(t Type, data Data, meta Meta) (*Message, error) { return build(t, data, meta, true) }
+
+func build(t Type, data Data, meta Meta, validate bool) (*Message, error) {
 	info, ok := Lookup(t)
 	if !ok {
 		return nil, Reject(ReasonUnknownType, "unknown type %q", t)
 	}
-	if err := data.Validate(); err != nil {
-		return nil, err
+	if validate {
+		if err := data.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	e := event.New()
 	e.SetID(meta.ID)
@@ -322,4 +326,11 @@ func unhex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
+}
+
+// NewCommand is New without validating data: clients send what the user
+// typed, so the handler — not the client — refuses bad input and records a
+// rejection event saying why. The envelope is still validated.
+func NewCommand(t Type, data Data, meta Meta) (*Message, error) {
+	return build(t, data, meta, false)
 }

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/client"
+	"github.com/licensebus/licensebus/projections/licensing"
+	"github.com/nats-io/nats.go"
+)
+
+// serveAPI answers queries on lb.api.v1.* from the in-memory read models.
+func (s *Server) serveAPI(ctx context.Context) error {
+	sub, err := s.nc.Subscribe(client.APIPrefix+"*", func(msg *nats.Msg) {
+		go s.answer(ctx, msg)
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		_ = sub.Unsubscribe()
+	}()
+	return nil
+}
+
+func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
+	var p client.Params
+	if len(msg.Data) > 0 {
+		if err := json.Unmarshal(msg.Data, &p); err != nil {
+			s.respond(msg, nil, &client.APIError{Code: "bad_request", Message: err.Error()})
+			return
+		}
+	}
+	query := strings.TrimPrefix(msg.Subject, client.APIPrefix)
+	data, err := s.query(ctx, query, p)
+	if err != nil {
+		code := "internal"
+		switch {
+		case errors.Is(err, licensing.ErrUnknownServer):
+			code = string(events.ReasonUnknownServer)
+		case errors.Is(err, licensing.ErrNotDownloaded):
+			code = string(events.ReasonNotDownloaded)
+		case errors.Is(err, errUnknownQuery):
+			code = "unknown_query"
+		}
+		s.respond(msg, nil, &client.APIError{Code: code, Message: err.Error()})
+		return
+	}
+	s.respond(msg, data, nil)
+}
+
+var errUnknownQuery = errors.New("unknown query")
+
+func (s *Server) query(ctx context.Context, q string, p client.Params) (any, error) {
+	switch q {
+	case client.QueryAccounts:
+		return s.lic.Accounts(), nil
+	case client.QueryDownloads:
+		return s.lic.Downloads(p.InstallCode)
+	case client.QueryManage:
+		return s.lic.ManageLicenses(p.InstallCode)
+	case client.QueryInventory:
+		return s.lic.Licenses(licensing.LicenseFilter{CustomerID: p.CustomerID, InstallCode: p.InstallCode, State: p.State}), nil
+	case client.QueryCustomers:
+		return s.lic.Customers(), nil
+	case client.QueryRebuild:
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		if err := s.runner.Rebuild(rctx); err != nil {
+			return nil, err
+		}
+		return s.status(ctx)
+	case client.QueryStatus:
+		return s.status(ctx)
+	}
+	return nil, errUnknownQuery
+}
+
+func (s *Server) status(ctx context.Context) (client.Status, error) {
+	st := client.Status{Applied: s.runner.Applied(), Checkpoints: s.runner.Checkpoints()}
+	str, err := s.js.Stream(ctx, events.EventsStream)
+	if err != nil {
+		return st, err
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.EventsLastSeq = info.State.LastSeq
+	return st, nil
+}
+
+func (s *Server) respond(msg *nats.Msg, data any, apiErr *client.APIError) {
+	r := client.Response{Error: apiErr}
+	if apiErr == nil {
+		b, err := json.Marshal(data)
+		if err != nil {
+			r.Error = &client.APIError{Code: "internal", Message: err.Error()}
+		} else {
+			r.Data = b
+		}
+	}
+	b, _ := json.Marshal(r)
+	_ = msg.Respond(b)
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/licensebus/licensebus/internal/client"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+)
+
+// app holds the global flags and streams of one CLI invocation.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	natsURL string
+	output  string
+	actor   string
+	cmdID   string
+	timeout time.Duration
+}
+
+const defaultNatsURL = "nats://127.0.0.1:4222"
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "licensebus",
+		Short:         "License and device-state backbone for SmartServer fleets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if a.output != "table" && a.output != "json" {
+				return usageError{fmt.Errorf("-o must be table or json, not %q", a.output)}
+			}
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	url := a.getenv("NATS_URL")
+	if url == "" {
+		url = defaultNatsURL
+	}
+	pf.StringVar(&a.natsURL, "nats", url, "NATS server URL (env NATS_URL)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&a.actor, "actor", defaultActor(a.getenv), "who is acting, recorded on every command")
+	pf.StringVar(&a.cmdID, "id", "", "CloudEvent id of the command; repeat it to retry safely")
+	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "how long to wait for an outcome")
+	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd())
+	return root
+}
+
+func defaultActor(getenv func(string) string) string {
+	if v := getenv("LICENSEBUS_ACTOR"); v != "" {
+		return v
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "user:" + u.Username
+	}
+	return "user:unknown"
+}
+
+// connect opens a client to the server named by --nats.
+func (a *app) connect(ctx context.Context) (*client.Client, func(), error) {
+	nc, err := nats.Connect(a.natsURL, nats.Name("licensebus cli"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
+	}
+	c, err := client.New(ctx, nc, a.actor)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return c, nc.Close, nil
+}
+
+// withClient runs f with a client and the --timeout deadline.
+func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
+	defer cancel()
+	c, closeFn, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return f(ctx, c)
+}
+
+// emit prints v as JSON with -o json, or as a table of rows otherwise.
+func (a *app) emit(v any, header table.Row, rows []table.Row) error {
+	if a.output == "json" {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(a.stdout, "No entries.")
+		return nil
+	}
+	t := table.NewWriter()
+	t.SetOutputMirror(a.stdout)
+	t.SetStyle(table.StyleLight)
+	t.AppendHeader(header)
+	t.AppendRows(rows)
+	t.Render()
+	return nil
+}
+
+func isAPIRefusal(err error) bool {
+	_, ok := err.(*client.APIError)
+	return ok
+}
+
+// confirm asks a yes/no question on the terminal; without a terminal it
+// refuses, so scripts must say --yes.
+func (a *app) confirm(question string) (bool, error) {
+	f, ok := a.stdin.(*os.File)
+	if !ok || !isTerminal(f) {
+		return false, usageError{fmt.Errorf("%s: confirmation needed; pass --yes to confirm without a terminal", question)}
+	}
+	fmt.Fprintf(a.stderr, "%s [y/N] ", question)
+	var answer string
+	_, _ = fmt.Fscanln(a.stdin, &answer)
+	answer = strings.ToLower(strings.TrimSpace(answer))
+	return answer == "y" || answer == "yes", nil
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

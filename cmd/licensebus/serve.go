@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var cfg ServeConfig
+	var level string
+	var joinNATS bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run licensebus: embedded JetStream (or --nats), handlers, projections, query API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lvl, err := zerolog.ParseLevel(level)
+			if err != nil {
+				return usageError{err}
+			}
+			var w = zerolog.New(a.stderr)
+			if f, ok := a.stderr.(*os.File); ok && isTerminal(f) {
+				w = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly})
+			}
+			cfg.Logger = w.Level(lvl).With().Timestamp().Logger()
+			// --nats joins an existing NATS; without it we embed one.
+			if joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != ""; joinNATS {
+				cfg.NatsURL = a.natsURL
+			}
+			s, err := StartServer(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			cfg.Logger.Info().Msg("shutting down")
+			s.Close()
+			return s.Err()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "licensebus-data", "data directory of the embedded JetStream file store")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "host:port the embedded NATS server listens on")
+	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
+	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
+	return cmd
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/handlers/cloud"
+	"github.com/licensebus/licensebus/handlers/device"
+	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/projections"
+	"github.com/licensebus/licensebus/projections/licensing"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// ServeConfig configures a Server.
+type ServeConfig struct {
+	DataDir string // embedded store; default ./licensebus-data
+	Listen  string // embedded client listener; default 127.0.0.1:4222
+	NatsURL string // join this NATS instead of embedding one
+	Workers int
+	Logger  zerolog.Logger
+	Now     func() time.Time
+}
+
+// Server is a running licensebus: the embedded NATS server (unless it joined
+// one), both handler sides, the projections and the query API.
+type Server struct {
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	lic      *licensing.Model
+	outcomes *licensing.Outcomes
+	runner   *projections.Runner
+	log      zerolog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+}
+
+// StartServer starts everything and returns once the streams exist and the
+// handlers and projections are running.
+func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
+	s := &Server{log: cfg.Logger}
+	var err error
+	if cfg.NatsURL == "" {
+		if cfg.DataDir == "" {
+			cfg.DataDir = "licensebus-data"
+		}
+		if cfg.Listen == "" {
+			cfg.Listen = "127.0.0.1:4222"
+		}
+		dir, aerr := filepath.Abs(cfg.DataDir)
+		if aerr != nil {
+			return nil, aerr
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		s.ns, err = bus.StartServer(bus.ServerConfig{StoreDir: dir, Listen: cfg.Listen, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("licensebus serve"), nats.MaxReconnects(-1))
+	} else {
+		s.nc, err = nats.Connect(cfg.NatsURL, nats.Name("licensebus serve"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := bus.EnsureStreams(ctx, s.js); err != nil {
+		s.Close()
+		return nil, err
+	}
+	dl := bus.NewDeadLetters(s.js)
+	ch, err := cloud.New(ctx, cloud.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Now: cfg.Now, DeadLetters: dl})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	dh, err := device.New(ctx, device.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Now: cfg.Now, DeadLetters: dl})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.lic, s.outcomes = licensing.New(cfg.Now), licensing.NewOutcomes()
+	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.outcomes)
+
+	rctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.run(rctx, "cloud", ch.Run)
+	s.run(rctx, "device", dh.Run)
+	s.run(rctx, "projections", s.runner.Run)
+	if err := s.serveAPI(rctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.log.Info().Str("nats", s.URL()).Msg("licensebus serving")
+	return s, nil
+}
+
+func (s *Server) run(ctx context.Context, name string, f func(context.Context) error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error().Err(err).Str("component", name).Msg("stopped with error")
+			s.errMu.Lock()
+			if s.err == nil {
+				s.err = fmt.Errorf("%s: %w", name, err)
+			}
+			s.errMu.Unlock()
+		}
+	}()
+}
+
+// Err is the first error a component stopped with, if any.
+func (s *Server) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// URL is where clients connect.
+func (s *Server) URL() string {
+	if s.ns != nil {
+		return s.ns.ClientURL()
+	}
+	if s.nc != nil {
+		return s.nc.ConnectedUrlRedacted()
+	}
+	return ""
+}
+
+// Close stops the components, drains the connection and shuts the embedded
+// server down.
+func (s *Server) Close() {
+	if s.cancel != nil {
+		s.cancel()
+		s.wg.Wait()
+	}
+	if s.nc != nil {
+		_ = s.nc.Drain()
+		s.nc.Close()
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+}

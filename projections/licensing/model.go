@@ -1,0 +1,258 @@
+// Package licensing is the read model of the CMS Manage Licenses dialog:
+// customer accounts, the Manage Customer Accounts view, the Download
+// Licenses from Cloud view, the Manage Licenses view and the license
+// inventory, all built from events only.
+package licensing
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/projections"
+)
+
+// License states in the inventory.
+const (
+	StateCloud        = "cloud"        // available to its customer
+	StateActivating   = "activating"   // bound in the cloud, not yet active on the device
+	StateActive       = "active"       // active on a SmartServer
+	StateTransferring = "transferring" // being given back to the cloud
+)
+
+// Customer is a customer/project account.
+type Customer struct {
+	CustomerID string `json:"customer_id"`
+	Name       string `json:"name"`
+	Seq        uint64 `json:"seq"`
+}
+
+// SmartServer is what the device side has said about one SmartServer.
+type SmartServer struct {
+	InstallCode   string `json:"install_code"`
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	CustomerID    string `json:"customer_id,omitempty"`
+	DownloadedFor string `json:"downloaded_for,omitempty"`
+	Seq           uint64 `json:"seq"`
+}
+
+// License is one license of the inventory. Seq is the stream sequence of
+// the last event applied to it, which makes replays after a restart
+// idempotent.
+type License struct {
+	LicenseID     string    `json:"license_id"`
+	CustomerID    string    `json:"customer_id"`
+	Kind          string    `json:"kind"`
+	Devices       int       `json:"devices"`
+	Expires       string    `json:"expires,omitempty"`
+	State         string    `json:"state"`
+	InstallCode   string    `json:"install_code,omitempty"`
+	ActivatedAt   time.Time `json:"activated_at,omitzero"`
+	TransferredAt time.Time `json:"transferred_at,omitzero"`
+	Seq           uint64    `json:"seq"`
+}
+
+// Model is the licensing read model. It is safe for concurrent readers.
+type Model struct {
+	mu         sync.RWMutex
+	customers  map[string]*Customer
+	servers    map[string]*SmartServer
+	licenses   map[string]*License
+	byServer   map[string]map[string]struct{}
+	byCustomer map[string]map[string]struct{}
+	changed    map[string]struct{}
+	now        func() time.Time
+}
+
+var _ projections.Model = (*Model)(nil)
+
+// New returns an empty Model. now gives "today" for derived statuses; nil
+// means time.Now.
+func New(now func() time.Time) *Model {
+	if now == nil {
+		now = time.Now
+	}
+	m := &Model{now: now}
+	m.Reset()
+	return m
+}
+
+// Name implements projections.Model.
+func (m *Model) Name() string { return "licensing" }
+
+// Reset implements projections.Model.
+func (m *Model) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.customers = make(map[string]*Customer)
+	m.servers = make(map[string]*SmartServer)
+	m.licenses = make(map[string]*License)
+	m.byServer = make(map[string]map[string]struct{})
+	m.byCustomer = make(map[string]map[string]struct{})
+	m.changed = make(map[string]struct{})
+}
+
+// Apply implements projections.Model.
+func (m *Model) Apply(seq uint64, msg *events.Message) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch d := msg.Data.(type) {
+	case *events.CustomerCreated:
+		if c := m.customers[d.CustomerID]; c != nil && c.Seq >= seq {
+			return
+		}
+		m.customers[d.CustomerID] = &Customer{CustomerID: d.CustomerID, Name: d.Name, Seq: seq}
+		m.changed["customer."+d.CustomerID] = struct{}{}
+	case *events.Registered:
+		s := m.server(d.InstallCode, seq, true)
+		if s == nil {
+			return
+		}
+		s.Name, s.Version = d.Name, d.Version
+	case *events.CustomerIDSet:
+		if s := m.server(d.InstallCode, seq, false); s != nil {
+			if s.CustomerID != d.CustomerID {
+				s.DownloadedFor = ""
+			}
+			s.CustomerID = d.CustomerID
+		}
+	case *events.LicensesDownloaded:
+		if s := m.server(d.InstallCode, seq, false); s != nil {
+			s.DownloadedFor = d.CustomerID
+		}
+	case *events.LicenseAdded:
+		if l := m.licenses[d.LicenseID]; l != nil && l.Seq >= seq {
+			return
+		}
+		m.licenses[d.LicenseID] = &License{LicenseID: d.LicenseID, CustomerID: d.CustomerID, Kind: d.Kind, Devices: d.Devices,
+			Expires: d.Expires, State: StateCloud, TransferredAt: d.AddedAt, Seq: seq}
+		m.index(m.byCustomer, d.CustomerID, d.LicenseID)
+		m.changed["license."+d.LicenseID] = struct{}{}
+	case *events.LicenseBound:
+		if l := m.license(d.LicenseID, seq); l != nil {
+			m.moveServer(l, d.InstallCode)
+			l.State = StateActivating
+		}
+	case *events.LicenseActivated:
+		if l := m.license(d.LicenseID, seq); l != nil {
+			m.moveServer(l, d.InstallCode)
+			l.State, l.ActivatedAt = StateActive, d.ActivatedAt
+		}
+	case *events.TransferRequested:
+		for _, lid := range d.LicenseIDs {
+			if l := m.license(lid, seq); l != nil {
+				l.State = StateTransferring
+			}
+		}
+	case *events.LicenseReleased:
+		if l := m.license(d.LicenseID, seq); l != nil {
+			m.moveServer(l, "")
+			l.State, l.ActivatedAt, l.TransferredAt = StateCloud, time.Time{}, d.TransferredAt
+		}
+	}
+}
+
+// server returns the SmartServer to change at seq, or nil if seq was
+// applied already (or the SmartServer is unknown and create is false).
+func (m *Model) server(ic string, seq uint64, create bool) *SmartServer {
+	s := m.servers[ic]
+	if s == nil {
+		if !create {
+			return nil
+		}
+		s = &SmartServer{InstallCode: ic}
+		m.servers[ic] = s
+	} else if s.Seq >= seq {
+		return nil
+	}
+	s.Seq = seq
+	m.changed["smartserver."+ic] = struct{}{}
+	return s
+}
+
+func (m *Model) license(lid string, seq uint64) *License {
+	l := m.licenses[lid]
+	if l == nil || l.Seq >= seq {
+		return nil
+	}
+	l.Seq = seq
+	m.changed["license."+lid] = struct{}{}
+	return l
+}
+
+func (m *Model) moveServer(l *License, ic string) {
+	if l.InstallCode != "" {
+		delete(m.byServer[l.InstallCode], l.LicenseID)
+	}
+	l.InstallCode = ic
+	if ic != "" {
+		m.index(m.byServer, ic, l.LicenseID)
+	}
+}
+
+func (m *Model) index(idx map[string]map[string]struct{}, k, lid string) {
+	set := idx[k]
+	if set == nil {
+		set = make(map[string]struct{})
+		idx[k] = set
+	}
+	set[lid] = struct{}{}
+}
+
+// Changes implements projections.Model.
+func (m *Model) Changes() map[string][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]byte, len(m.changed))
+	for k := range m.changed {
+		kind, id, _ := strings.Cut(k, ".")
+		switch kind {
+		case "customer":
+			out[k] = projections.MarshalEntry(m.customers[id])
+		case "smartserver":
+			out[k] = projections.MarshalEntry(m.servers[id])
+		case "license":
+			out[k] = projections.MarshalEntry(m.licenses[id])
+		}
+	}
+	clear(m.changed)
+	return out
+}
+
+// Restore implements projections.Model.
+func (m *Model) Restore(key string, value []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kind, id, _ := strings.Cut(key, ".")
+	switch kind {
+	case "customer":
+		var c Customer
+		if err := json.Unmarshal(value, &c); err != nil {
+			return err
+		}
+		m.customers[id] = &c
+	case "smartserver":
+		var s SmartServer
+		if err := json.Unmarshal(value, &s); err != nil {
+			return err
+		}
+		m.servers[id] = &s
+	case "license":
+		var l License
+		if err := json.Unmarshal(value, &l); err != nil {
+			return err
+		}
+		m.licenses[id] = &l
+		m.index(m.byCustomer, l.CustomerID, id)
+		if l.InstallCode != "" {
+			m.index(m.byServer, l.InstallCode, id)
+		}
+	default:
+		return fmt.Errorf("unknown key %q", key)
+	}
+	return nil
+}

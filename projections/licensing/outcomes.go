@@ -1,0 +1,106 @@
+package licensing
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/projections"
+)
+
+// Outcome is how a command ended: the first terminal event of its
+// correlation id. A repeated command finds the outcome of the first.
+type Outcome struct {
+	CorrelationID string          `json:"correlation_id"`
+	Status        string          `json:"status"` // accepted | rejected
+	EventID       string          `json:"event_id"`
+	EventType     string          `json:"event_type"`
+	Reason        string          `json:"reason,omitempty"`
+	Message       string          `json:"message,omitempty"`
+	Time          time.Time       `json:"time"`
+	Seq           uint64          `json:"seq"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// Outcomes is the read model of command outcomes, keyed by correlation id
+// in its bucket so a caller can watch the one key it waits for.
+type Outcomes struct {
+	mu      sync.Mutex
+	seen    map[string]struct{}
+	changed map[string][]byte
+}
+
+var _ projections.Model = (*Outcomes)(nil)
+
+// NewOutcomes returns an empty Outcomes model.
+func NewOutcomes() *Outcomes {
+	o := &Outcomes{}
+	o.Reset()
+	return o
+}
+
+// Name implements projections.Model.
+func (o *Outcomes) Name() string { return "outcomes" }
+
+// Reset implements projections.Model.
+func (o *Outcomes) Reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen, o.changed = make(map[string]struct{}), make(map[string][]byte)
+}
+
+// Apply implements projections.Model.
+func (o *Outcomes) Apply(seq uint64, m *events.Message) {
+	if !m.Info.Terminal {
+		return
+	}
+	corr := m.CorrelationID()
+	if !validKey(corr) {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, ok := o.seen[corr]; ok {
+		return
+	}
+	o.seen[corr] = struct{}{}
+	out := Outcome{CorrelationID: corr, Status: "accepted", EventID: m.ID(), EventType: string(m.Type()),
+		Time: m.Event.Time(), Seq: seq, Data: json.RawMessage(m.Event.Data())}
+	if r, ok := m.Data.(*events.Rejected); ok {
+		out.Status, out.Reason, out.Message = "rejected", string(r.Reason), r.Message
+	}
+	o.changed[corr] = projections.MarshalEntry(out)
+}
+
+// Changes implements projections.Model.
+func (o *Outcomes) Changes() map[string][]byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.changed
+	o.changed = make(map[string][]byte)
+	return c
+}
+
+// Restore implements projections.Model.
+func (o *Outcomes) Restore(key string, _ []byte) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen[key] = struct{}{}
+	return nil
+}
+
+// validKey keeps correlation ids that can be KV keys; ids we create are
+// UUIDs, outsiders' ids may be anything.
+func validKey(k string) bool {
+	if k == "" || k[0] == '.' || k[len(k)-1] == '.' || k[0] == '_' {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '.' || c == '/') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,426 @@
+// Package projections builds read models from the event stream only. A
+// Runner feeds events, in stream order, to in-memory Models, and persists
+// what changed to one JetStream KV bucket per model, followed by the model's
+// checkpoint (the last stream sequence it includes). On start a model is
+// restored from its bucket and catches up from its checkpoint; Rebuild
+// throws everything away and replays the stream from the first event.
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// CheckpointKey is the key of a model's checkpoint in its bucket.
+const CheckpointKey = "_checkpoint"
+
+// Model is an in-memory read model. The Runner calls Apply, Changes, Restore
+// and Reset from one goroutine; readers call the model's own query methods
+// concurrently, so a Model guards its state itself.
+type Model interface {
+	// Name names the model; its bucket is "licensebus_view_<name>".
+	Name() string
+	// Apply folds one event at stream sequence seq.
+	Apply(seq uint64, m *events.Message)
+	// Changes returns the entries changed since the last call (a nil value
+	// deletes the key) and forgets them.
+	Changes() map[string][]byte
+	// Restore loads one entry persisted earlier.
+	Restore(key string, value []byte) error
+	// Reset empties the model.
+	Reset()
+}
+
+// Bucket returns the KV bucket name of a model.
+func Bucket(m Model) string { return "licensebus_view_" + m.Name() }
+
+// Runner keeps Models up to date. Create it with NewRunner and call Run.
+type Runner struct {
+	js     jetstream.JetStream
+	models []Model
+	log    zerolog.Logger
+
+	mu      sync.Mutex
+	applied uint64 // last sequence applied to every model
+	notify  chan struct{}
+	ckpt    []uint64 // per model: last sequence persisted
+	rebuild chan chan error
+}
+
+// NewRunner returns a Runner for models. Models are flushed in the order
+// given, so a model listed later (outcomes) never runs ahead of one listed
+// earlier in what readers see.
+func NewRunner(js jetstream.JetStream, log zerolog.Logger, models ...Model) *Runner {
+	return &Runner{js: js, models: models, log: log.With().Str("component", "projections").Logger(),
+		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error)}
+}
+
+// Run restores the models and keeps them current until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	kvs := make([]jetstream.KeyValue, len(r.models))
+	for i, m := range r.models {
+		kv, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: Bucket(m), Description: "licensebus read model " + m.Name(), History: 1, Storage: jetstream.FileStorage,
+		})
+		if err != nil {
+			return fmt.Errorf("projection %s: bucket: %w", m.Name(), err)
+		}
+		kvs[i] = kv
+	}
+	if err := r.restore(ctx); err != nil {
+		return err
+	}
+	for {
+		done, err := r.follow(ctx, kvs)
+		if err != nil {
+			return err
+		}
+		if done == nil {
+			return nil
+		}
+		// Rebuild requested: drop the buckets' contents and the models.
+		err = r.reset(ctx, kvs)
+		done <- err
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// restore loads every model from its bucket.
+func (r *Runner) restore(ctx context.Context) error {
+	for i, m := range r.models {
+		ck, err := r.load(ctx, m)
+		if err != nil {
+			return fmt.Errorf("projection %s: restore: %w", m.Name(), err)
+		}
+		r.mu.Lock()
+		r.ckpt[i] = ck
+		r.mu.Unlock()
+		r.log.Info().Str("model", m.Name()).Uint64("checkpoint", ck).Msg("restored")
+	}
+	return nil
+}
+
+func (r *Runner) load(ctx context.Context, m Model) (uint64, error) {
+	stream := "KV_" + Bucket(m)
+	s, err := r.js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	cons, err := r.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	if err != nil {
+		return 0, err
+	}
+	prefix := len("$KV." + Bucket(m) + ".")
+	var ck uint64
+	var ferr error
+	for {
+		batch, err := cons.FetchNoWait(4096)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		var pending uint64
+		for msg := range batch.Messages() {
+			n++
+			md, _ := msg.Metadata()
+			if md != nil {
+				pending = md.NumPending
+			}
+			key := msg.Subject()[prefix:]
+			if op := msg.Headers().Get("KV-Operation"); op != "" {
+				continue
+			}
+			if key == CheckpointKey {
+				ck, _ = strconv.ParseUint(string(msg.Data()), 10, 64)
+				continue
+			}
+			if err := m.Restore(key, msg.Data()); err != nil && ferr == nil {
+				ferr = fmt.Errorf("key %s: %w", key, err)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return 0, err
+		}
+		if n == 0 || pending == 0 {
+			break
+		}
+	}
+	m.Changes() // restored entries are not changes
+	return ck, ferr
+}
+
+// follow applies events from the lowest checkpoint on. It returns a channel
+// to answer when a rebuild is requested, nil when ctx ended.
+func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan error, error) {
+	start := r.ckpt[0]
+	for _, c := range r.ckpt {
+		start = min(start, c)
+	}
+	r.mu.Lock()
+	r.applied = start
+	r.mu.Unlock()
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.AllEvents}}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start+1
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cons, err := r.js.OrderedConsumer(cctx, events.EventsStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("projections: consumer: %w", err)
+	}
+	msgs, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return nil, fmt.Errorf("projections: messages: %w", err)
+	}
+	defer msgs.Stop()
+
+	type item struct {
+		msg jetstream.Msg
+		err error
+	}
+	next := make(chan item)
+	go func() {
+		defer close(next)
+		for {
+			msg, err := msgs.Next()
+			select {
+			case next <- item{msg, err}:
+			case <-cctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	const maxBatch = 2048
+	dirty, last := 0, start
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	flush := func() error {
+		if dirty == 0 {
+			return nil
+		}
+		if err := r.flush(ctx, kvs, last); err != nil {
+			return err
+		}
+		dirty = 0
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer c()
+			_ = r.flushCtx(fctx, kvs, last, dirty)
+			return nil, nil
+		case done := <-r.rebuild:
+			return done, nil
+		case <-tick.C:
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		case it, ok := <-next:
+			if !ok || it.err != nil {
+				if ctx.Err() != nil {
+					continue
+				}
+				return nil, fmt.Errorf("projections: next: %v", it.err)
+			}
+			md, err := it.msg.Metadata()
+			if err != nil {
+				continue
+			}
+			seq := md.Sequence.Stream
+			if m, derr := events.Decode(it.msg.Headers(), it.msg.Data()); derr == nil {
+				for i, model := range r.models {
+					if seq > r.ckpt[i] {
+						model.Apply(seq, m)
+					}
+				}
+			}
+			last = seq
+			dirty++
+			r.advance(seq)
+			if md.NumPending == 0 || dirty >= maxBatch {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+}
+
+func (r *Runner) flushCtx(ctx context.Context, kvs []jetstream.KeyValue, last uint64, dirty int) error {
+	if dirty == 0 {
+		return nil
+	}
+	return r.flush(ctx, kvs, last)
+}
+
+// flush persists each model's changes, then its checkpoint, in model order.
+func (r *Runner) flush(ctx context.Context, kvs []jetstream.KeyValue, last uint64) error {
+	for i, m := range r.models {
+		if last <= r.ckpt[i] {
+			continue
+		}
+		changes := m.Changes()
+		prefix := "$KV." + Bucket(m) + "."
+		futures := make([]jetstream.PubAckFuture, 0, len(changes))
+		for k, v := range changes {
+			msg := &nats.Msg{Subject: prefix + k, Data: v}
+			if v == nil {
+				msg.Header = nats.Header{"KV-Operation": []string{"DEL"}}
+			}
+			f, err := r.js.PublishMsgAsync(msg)
+			if err != nil {
+				return fmt.Errorf("projection %s: put %s: %w", m.Name(), k, err)
+			}
+			futures = append(futures, f)
+		}
+		for _, f := range futures {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return fmt.Errorf("projection %s: put: %w", m.Name(), err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if _, err := kvs[i].Put(ctx, CheckpointKey, []byte(strconv.FormatUint(last, 10))); err != nil {
+			return fmt.Errorf("projection %s: checkpoint: %w", m.Name(), err)
+		}
+		r.mu.Lock()
+		r.ckpt[i] = last
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+func (r *Runner) reset(ctx context.Context, kvs []jetstream.KeyValue) error {
+	for i, m := range r.models {
+		s, err := r.js.Stream(ctx, "KV_"+Bucket(m))
+		if err == nil {
+			err = s.Purge(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("projection %s: purge: %w", m.Name(), err)
+		}
+		m.Reset()
+		r.mu.Lock()
+		r.ckpt[i] = 0
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	r.applied = 0
+	r.mu.Unlock()
+	r.log.Info().Msg("projections reset for rebuild")
+	return nil
+}
+
+func (r *Runner) advance(seq uint64) {
+	r.mu.Lock()
+	r.applied = seq
+	close(r.notify)
+	r.notify = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// Applied returns the last stream sequence applied to the models.
+func (r *Runner) Applied() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
+}
+
+// Checkpoints returns, per model name, the last sequence persisted.
+func (r *Runner) Checkpoints() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]uint64, len(r.models))
+	for i, m := range r.models {
+		out[m.Name()] = r.ckpt[i]
+	}
+	return out
+}
+
+// WaitFor blocks until the models include stream sequence seq.
+func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		r.mu.Lock()
+		applied, ch := r.applied, r.notify
+		r.mu.Unlock()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// CatchUp waits until the models include everything in the event stream now.
+func (r *Runner) CatchUp(ctx context.Context) error {
+	s, err := r.js.Stream(ctx, events.EventsStream)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return err
+	}
+	return r.WaitFor(ctx, info.State.LastSeq)
+}
+
+// Rebuild empties every model and its bucket and replays the whole event
+// stream; it returns once the models have caught up with the stream.
+func (r *Runner) Rebuild(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case r.rebuild <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return r.CatchUp(ctx)
+}
+
+// MarshalEntry encodes a model entry; models use JSON so outsiders can read
+// the buckets.
+func MarshalEntry(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("projections: entry does not encode: %v", err)) // our own structs: a bug
+	}
+	return b
+}

@@ -55,6 +55,7 @@ type Runner struct {
 	notify  chan struct{}
 	ckpt    []uint64 // per model: last sequence persisted
 	rebuild chan chan error
+	kvs     []jetstream.KeyValue
 }
 
 // NewRunner returns a Runner for models. Models are flushed in the order
@@ -65,8 +66,13 @@ func NewRunner(js jetstream.JetStream, log zerolog.Logger, models ...Model) *Run
 		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error)}
 }
 
-// Run restores the models and keeps them current until ctx ends.
-func (r *Runner) Run(ctx context.Context) error {
+// Open creates the models' buckets and restores the models from them. Run
+// calls it if the caller has not; calling it first makes the buckets exist
+// before anyone watches them.
+func (r *Runner) Open(ctx context.Context) error {
+	if r.kvs != nil {
+		return nil
+	}
 	kvs := make([]jetstream.KeyValue, len(r.models))
 	for i, m := range r.models {
 		kv, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -80,6 +86,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.restore(ctx); err != nil {
 		return err
 	}
+	r.kvs = kvs
+	return nil
+}
+
+// Run keeps the models current until ctx ends.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.Open(ctx); err != nil {
+		return err
+	}
+	kvs := r.kvs
 	for {
 		done, err := r.follow(ctx, kvs)
 		if err != nil {

@@ -26,6 +26,7 @@ type ServeConfig struct {
 	Listen  string // embedded client listener; default 127.0.0.1:4222
 	NatsURL string // join this NATS instead of embedding one
 	Workers int
+	Batch   int // messages per pull of the handlers' consumers
 	Logger  zerolog.Logger
 	Now     func() time.Time
 }
@@ -87,18 +88,22 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, err
 	}
 	dl := bus.NewDeadLetters(s.js)
-	ch, err := cloud.New(ctx, cloud.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Now: cfg.Now, DeadLetters: dl})
+	ch, err := cloud.New(ctx, cloud.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Now: cfg.Now, DeadLetters: dl})
+	dh, err := device.New(ctx, device.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.lic, s.outcomes = licensing.New(cfg.Now), licensing.NewOutcomes()
 	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.outcomes)
+	if err := s.runner.Open(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 
 	rctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

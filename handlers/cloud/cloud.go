@@ -34,6 +34,7 @@ type Config struct {
 	JS          jetstream.JetStream // required
 	Logger      zerolog.Logger
 	Workers     int              // per consumer; default 16
+	Batch       int              // messages per pull; default 512
 	Now         func() time.Time // default time.Now
 	DeadLetters *bus.DeadLetters // default on JS
 }
@@ -47,6 +48,7 @@ type Handler struct {
 	log  zerolog.Logger
 	now  func() time.Time
 	n    int
+	b    int
 
 	mu sync.RWMutex
 	st *state
@@ -61,7 +63,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloud: %w", err)
 	}
-	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "cloud").Logger(), now: cfg.Now, n: cfg.Workers, st: newState()}
+	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "cloud").Logger(), now: cfg.Now, n: cfg.Workers, b: cfg.Batch, st: newState()}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -108,10 +110,10 @@ func (h *Handler) Run(ctx context.Context) error {
 		return fmt.Errorf("cloud: reactions consumer: %w", err)
 	}
 	go func() {
-		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Key: commandKey, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
+		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
 	}()
 	go func() {
-		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Key: reactionKey, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
+		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
 	}()
 	h.log.Info().Msg("cloud handler running")
 	var first error

@@ -33,6 +33,7 @@ type Config struct {
 	JS          jetstream.JetStream // required
 	Logger      zerolog.Logger
 	Workers     int              // per consumer; default 16
+	Batch       int              // messages per pull; default 512
 	Now         func() time.Time // default time.Now
 	DeadLetters *bus.DeadLetters // default on JS
 }
@@ -46,6 +47,7 @@ type Handler struct {
 	log  zerolog.Logger
 	now  func() time.Time
 	n    int
+	b    int
 
 	mu sync.RWMutex
 	st *state
@@ -60,7 +62,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device: %w", err)
 	}
-	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "device").Logger(), now: cfg.Now, n: cfg.Workers, st: newState()}
+	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "device").Logger(), now: cfg.Now, n: cfg.Workers, b: cfg.Batch, st: newState()}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -116,10 +118,10 @@ func (h *Handler) Run(ctx context.Context) error {
 		return d.Message.Data.Key()
 	}
 	go func() {
-		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
+		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
 	}()
 	go func() {
-		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
+		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
 	}()
 	h.log.Info().Msg("device handler running")
 	var first error

@@ -38,6 +38,10 @@ type PoolConfig struct {
 	Workers int
 	// Key returns the partition key of a delivery (an aggregate id).
 	Key func(d *Delivery) string
+	// Batch is how many messages one pull asks for. Default 512. Processes
+	// sharing a consumer split the work by pulls, so a small batch spreads
+	// it more evenly (at some cost in throughput).
+	Batch int
 	// MaxDeliveries before a message is dead-lettered. Default 5.
 	MaxDeliveries uint64
 	// DeadLetters receives messages that failed MaxDeliveries times.
@@ -50,6 +54,9 @@ type PoolConfig struct {
 func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handle HandleFunc) error {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 16
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 512
 	}
 	if cfg.MaxDeliveries == 0 {
 		cfg.MaxDeliveries = 5
@@ -79,7 +86,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handl
 			idx = int(h.Sum32() % uint32(cfg.Workers))
 		}
 		queues[idx] <- d
-	}, jetstream.PullMaxMessages(512), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(cfg.Batch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		cfg.Logger.Debug().Err(err).Str("consumer", cfg.Name).Msg("consume")
 	}))
 	if err != nil {

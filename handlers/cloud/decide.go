@@ -18,7 +18,8 @@ func (h *Handler) createCustomer(ctx context.Context, m *events.Message, c *even
 		existing := h.st.customers[id]
 		h.mu.RUnlock()
 		if existing != nil {
-			return bus.Decision{}, events.Reject(events.ReasonAlreadyExists, "customer %s exists already (%s)", id, existing.name)
+			return bus.Decision{Filter: events.AggregateFilter("customer", id), Expect: existing.seq},
+				events.Reject(events.ReasonAlreadyExists, "customer %s exists already (%s)", id, existing.name)
 		}
 		ev, err := events.New(events.CustomerCreatedType, &events.CustomerCreated{CustomerID: id, Name: c.Name},
 			m.Next(bus.DeriveID(m.ID(), "created"), events.CloudSource, m.Actor()))
@@ -41,10 +42,12 @@ func (h *Handler) addLicense(ctx context.Context, m *events.Message, c *events.A
 		cust, existing := h.st.customers[c.CustomerID], h.st.licenses[id]
 		h.mu.RUnlock()
 		if cust == nil {
-			return bus.Decision{}, events.Reject(events.ReasonUnknownCustomer, "no customer account %s", c.CustomerID)
+			return bus.Decision{Filter: events.AggregateFilter("customer", c.CustomerID)},
+				events.Reject(events.ReasonUnknownCustomer, "no customer account %s", c.CustomerID)
 		}
 		if existing != nil {
-			return bus.Decision{}, events.Reject(events.ReasonAlreadyExists, "license %s exists already", id)
+			return bus.Decision{Filter: events.AggregateFilter("license", id), Expect: existing.seq},
+				events.Reject(events.ReasonAlreadyExists, "license %s exists already", id)
 		}
 		ev, err := events.New(events.LicenseAddedType, &events.LicenseAdded{
 			LicenseID: id, CustomerID: c.CustomerID, Kind: c.Kind, Devices: c.Devices, Expires: c.Expires, AddedAt: now(h.now),
@@ -100,18 +103,19 @@ func (h *Handler) bind(ctx context.Context, m *events.Message, r *events.Activat
 			snap = *l
 		}
 		h.mu.RUnlock()
+		on := bus.Decision{Filter: events.AggregateFilter("license", r.LicenseID), Expect: snap.seq}
 		switch {
 		case l == nil:
-			return bus.Decision{}, events.Reject(events.ReasonUnknownLicense, "no license %s in the cloud", r.LicenseID)
+			return on, events.Reject(events.ReasonUnknownLicense, "no license %s in the cloud", r.LicenseID)
 		case snap.boundBy == m.ID():
 			return bus.Decision{}, nil // answered before a redelivery
 		case snap.customer != r.CustomerID:
-			return bus.Decision{}, events.Reject(events.ReasonCustomerMismatch,
+			return on, events.Reject(events.ReasonCustomerMismatch,
 				"license %s belongs to another customer than %s, the Customer ID of SmartServer %s", r.LicenseID, r.CustomerID, r.InstallCode)
 		case snap.boundTo == r.InstallCode:
-			return bus.Decision{}, events.Reject(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", r.LicenseID, r.InstallCode)
+			return on, events.Reject(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", r.LicenseID, r.InstallCode)
 		case snap.boundTo != "":
-			return bus.Decision{}, events.Reject(events.ReasonAlreadyActive,
+			return on, events.Reject(events.ReasonAlreadyActive,
 				"license %s is active on another SmartServer; transfer it to the cloud there first", r.LicenseID)
 		}
 		ev, err := events.New(events.LicenseBoundType, &events.LicenseBound{

@@ -29,6 +29,8 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 // rejection, on the SmartServer's current state.
 func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus.Decision, error) {
 	ss, known := h.server(ctx, ic)
+	// on is the state this decision rests on; refusals return it too.
+	on := bus.Decision{Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}
 	next := func(t events.Type, data events.Data) (bus.Decision, error) {
 		ev, err := events.New(t, data, m.Next(bus.DeriveID(m.ID(), string(t)), events.DeviceSource+"/"+ic, m.Actor()))
 		return bus.Decision{Event: ev, Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}, err
@@ -37,43 +39,43 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 		return next(events.RegisteredType, &events.Registered{InstallCode: ic, Name: r.Name, Version: r.Version})
 	}
 	if !known {
-		return bus.Decision{}, events.Reject(events.ReasonUnknownServer, "no SmartServer with install code %s is registered", ic)
+		return on, events.Reject(events.ReasonUnknownServer, "no SmartServer with install code %s is registered", ic)
 	}
 	switch c := m.Data.(type) {
 	case *events.SetCustomerID:
 		if !h.customerKnown(ctx, c.CustomerID) {
-			return bus.Decision{}, events.Reject(events.ReasonUnknownCustomer, "no customer account %s in the License Partner Portal", c.CustomerID)
+			return on, events.Reject(events.ReasonUnknownCustomer, "no customer account %s in the License Partner Portal", c.CustomerID)
 		}
 		return next(events.CustomerIDSetType, &events.CustomerIDSet{InstallCode: ic, CustomerID: c.CustomerID, Previous: ss.customer})
 
 	case *events.DownloadLicenses:
 		if ss.customer == "" {
-			return bus.Decision{}, events.Reject(events.ReasonCustomerNotSet, "SmartServer %s has no Customer ID; set it in Manage Customer Accounts first", ic)
+			return on, events.Reject(events.ReasonCustomerNotSet, "SmartServer %s has no Customer ID; set it in Manage Customer Accounts first", ic)
 		}
 		return next(events.LicensesDownloadedType, &events.LicensesDownloaded{InstallCode: ic, CustomerID: ss.customer})
 
 	case *events.ActivateLicense:
 		switch {
 		case !events.NeedsLicense(ss.version):
-			return bus.Decision{}, events.Reject(events.ReasonNotRequired, "SmartServer %s runs %s; license management applies to 3.3 and higher", ic, ss.version)
+			return on, events.Reject(events.ReasonNotRequired, "SmartServer %s runs %s; license management applies to 3.3 and higher", ic, ss.version)
 		case ss.customer == "":
-			return bus.Decision{}, events.Reject(events.ReasonCustomerNotSet, "SmartServer %s has no Customer ID; set it in Manage Customer Accounts first", ic)
+			return on, events.Reject(events.ReasonCustomerNotSet, "SmartServer %s has no Customer ID; set it in Manage Customer Accounts first", ic)
 		case ss.downloadedFor != ss.customer:
-			return bus.Decision{}, events.Reject(events.ReasonNotDownloaded, "download the licenses of customer %s on SmartServer %s first", ss.customer, ic)
+			return on, events.Reject(events.ReasonNotDownloaded, "download the licenses of customer %s on SmartServer %s first", ss.customer, ic)
 		case len(ss.transferring) > 0:
-			return bus.Decision{}, events.Reject(events.ReasonTransferInFlight, "a transfer to the cloud is in progress on SmartServer %s", ic)
+			return on, events.Reject(events.ReasonTransferInFlight, "a transfer to the cloud is in progress on SmartServer %s", ic)
 		}
 		if _, ok := ss.active[c.LicenseID]; ok {
-			return bus.Decision{}, events.Reject(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", c.LicenseID, ic)
+			return on, events.Reject(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", c.LicenseID, ic)
 		}
 		return next(events.ActivationRequestedType, &events.ActivationRequested{InstallCode: ic, LicenseID: c.LicenseID, CustomerID: ss.customer})
 
 	case *events.TransferToCloud:
 		if len(ss.transferring) > 0 {
-			return bus.Decision{}, events.Reject(events.ReasonTransferInFlight, "a transfer to the cloud is already in progress on SmartServer %s", ic)
+			return on, events.Reject(events.ReasonTransferInFlight, "a transfer to the cloud is already in progress on SmartServer %s", ic)
 		}
 		if len(ss.active) == 0 {
-			return bus.Decision{}, events.Reject(events.ReasonNoActiveLicenses, "SmartServer %s has no active licenses to transfer", ic)
+			return on, events.Reject(events.ReasonNoActiveLicenses, "SmartServer %s has no active licenses to transfer", ic)
 		}
 		lids := make([]string, 0, len(ss.active))
 		for lid := range ss.active {
@@ -82,7 +84,7 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 		slices.Sort(lids)
 		return next(events.TransferRequestedType, &events.TransferRequested{InstallCode: ic, LicenseIDs: lids})
 	}
-	return bus.Decision{}, events.Reject(events.ReasonUnknownType, "%s is not a SmartServer command", m.Type())
+	return on, events.Reject(events.ReasonUnknownType, "%s is not a SmartServer command", m.Type())
 }
 
 // handleReaction records the cloud's answers on the SmartServer.

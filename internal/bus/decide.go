@@ -21,7 +21,9 @@ func DeriveID(cause, name string) string {
 
 // Decision is one append a handler decided on its current state: Event is
 // appended only if the last message on Filter still has sequence Expect.
-// A nil Event means there is nothing to do.
+// A nil Event means there is nothing to do. A decide func that refuses
+// returns the Filter and Expect it decided on with its *events.Rejection,
+// so the refusal can be checked against the stream too.
 type Decision struct {
 	Event  *events.Message
 	Filter string
@@ -34,12 +36,28 @@ const maxConflicts = 8
 
 // Execute appends what decide returns. When another writer got to the
 // aggregate first, it waits until fold includes that write and decides
-// again, so the second decision sees the first writer's effect. decide's
-// errors (e.g. a *events.Rejection) are returned as they are.
+// again, so the second decision sees the first writer's effect.
+//
+// A refusal is held to the same standard: a rejection decided on a state
+// older than the stream (another process's fold was ahead) is decided again
+// once the fold has caught up, so nobody is refused on stale state.
+// Other errors from decide are returned as they are.
 func (a *Appender) Execute(ctx context.Context, fold *Fold, decide func() (Decision, error)) (uint64, *events.Message, error) {
 	for range maxConflicts {
 		dec, err := decide()
 		if err != nil {
+			if events.AsRejection(err) != nil && dec.Filter != "" {
+				last, lerr := a.Last(ctx, dec.Filter)
+				if lerr != nil {
+					return 0, nil, lerr
+				}
+				if last > dec.Expect {
+					if werr := fold.WaitFor(ctx, last); werr != nil {
+						return 0, nil, werr
+					}
+					continue
+				}
+			}
 			return 0, nil, err
 		}
 		if dec.Event == nil {

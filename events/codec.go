@@ -140,7 +140,7 @@ func (m *Message) NATS() *nats.Msg {
 	h["ce-specversion"] = []string{e.SpecVersion()}
 	h["ce-id"] = []string{pctEncode(e.ID())}
 	h["ce-source"] = []string{pctEncode(e.Source())}
-	h["ce-type"] = []string{e.Type()}
+	h["ce-type"] = []string{pctEncode(e.Type())}
 	if s := e.Subject(); s != "" {
 		h["ce-subject"] = []string{pctEncode(s)}
 	}
@@ -148,7 +148,10 @@ func (m *Message) NATS() *nats.Msg {
 		h["ce-time"] = []string{e.Time().UTC().Format(time.RFC3339Nano)}
 	}
 	if ct := e.DataContentType(); ct != "" {
-		h["ce-datacontenttype"] = []string{ct}
+		h["ce-datacontenttype"] = []string{pctEncode(ct)}
+	}
+	if ds := e.DataSchema(); ds != "" {
+		h["ce-dataschema"] = []string{pctEncode(ds)}
 	}
 	for k, v := range e.Extensions() {
 		h["ce-"+k] = []string{pctEncode(fmt.Sprint(v))}
@@ -219,8 +222,11 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 	}
 	e := event.New()
 	if structured {
-		if err := e.UnmarshalJSON(body); err != nil {
+		if err := unmarshalStructured(&e, body); err != nil {
 			return event.Event{}, Reject(ReasonMalformed, "structured CloudEvent: %v", err)
+		}
+		if e.SpecVersion() != event.CloudEventsVersionV1 {
+			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", e.SpecVersion())
 		}
 	} else {
 		if ce["specversion"] == "" {
@@ -248,8 +254,8 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 				}
 			case "time":
 				t, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil {
-					return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not RFC 3339", v)
+				if err != nil || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
+					return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not an RFC 3339 time in years 0001-9999", v)
 				}
 				e.SetTime(t)
 			default:
@@ -261,7 +267,22 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 	if err := e.Validate(); err != nil {
 		return event.Event{}, Reject(ReasonMalformed, "invalid CloudEvent: %v", strings.TrimSpace(err.Error()))
 	}
+	if y := e.Time().UTC().Year(); !e.Time().IsZero() && (y < 1 || y > 9999) {
+		return event.Event{}, Reject(ReasonMalformed, "time %s is outside years 0001-9999", e.Time())
+	}
 	return e, nil
+}
+
+// unmarshalStructured guards sdk-go's structured decoder, which panics on
+// some malformed input (a non-string data_base64): one bad message must not
+// take the consumer down.
+func unmarshalStructured(e *event.Event, body []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("undecodable: %v", r)
+		}
+	}()
+	return e.UnmarshalJSON(body)
 }
 
 // pctEncode escapes what the NATS binding says header values must not

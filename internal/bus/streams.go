@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
@@ -50,9 +52,33 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 		},
 	}
 	for _, c := range cfgs {
-		if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
+		if err := ensureStream(ctx, js, c); err != nil {
 			return fmt.Errorf("stream %s: %w", c.Name, err)
 		}
 	}
 	return nil
+}
+
+// ensureStream creates a missing stream and updates one only when its
+// settings differ: a needless update from a second process racing the
+// first one's consumer creation trips a data race inside nats-server 2.15.
+func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, c.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, c)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another process created it first
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	cur := s.CachedInfo().Config
+	if cur.Description == c.Description && slices.Equal(cur.Subjects, c.Subjects) && cur.Duplicates == c.Duplicates &&
+		cur.AllowDirect == c.AllowDirect && cur.DenyDelete == c.DenyDelete && cur.DenyPurge == c.DenyPurge {
+		return nil
+	}
+	_, err = js.UpdateStream(ctx, c)
+	return err
 }

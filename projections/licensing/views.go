@@ -201,6 +201,8 @@ func (m *Model) Customers() []Customer {
 	for _, c := range m.customers {
 		out = append(out, *c)
 	}
-	slices.SortFunc(out, func(a, b Customer) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.CustomerID, b.CustomerID)) })
+	slices.SortFunc(out, func(a, b Customer) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.CustomerID, b.CustomerID))
+	})
 	return out
 }

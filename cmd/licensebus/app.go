@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/mattn/go-isatty"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
@@ -134,7 +135,4 @@ func (a *app) confirm(question string) (bool, error) {
 	return answer == "y" || answer == "yes", nil
 }
 
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
+func isTerminal(f *os.File) bool { return isatty.IsTerminal(f.Fd()) }

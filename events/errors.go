@@ -10,23 +10,28 @@ type Reason string
 
 // Rejection reasons.
 const (
-	ReasonMalformed        Reason = "malformed_event"         // not a CloudEvent
-	ReasonUnknownType      Reason = "unknown_type"            // a CloudEvent of a type we do not handle
-	ReasonInvalidData      Reason = "invalid_data"            // data missing or wrong
-	ReasonBadUUID          Reason = "bad_uuid"                // an id that is not a UUID
-	ReasonBadInstallCode   Reason = "bad_install_code"        // an install code that cannot be a subject token
-	ReasonSubjectMismatch  Reason = "subject_mismatch"        // the subject names another aggregate than the data
-	ReasonAlreadyExists    Reason = "already_exists"          // create of an id that exists with other values
-	ReasonUnknownCustomer  Reason = "unknown_customer"        // no such customer account
-	ReasonUnknownServer    Reason = "unknown_smartserver"     // no such SmartServer
-	ReasonUnknownLicense   Reason = "unknown_license"         // no such license
-	ReasonCustomerNotSet   Reason = "customer_not_set"        // the SmartServer has no Customer ID yet
-	ReasonCustomerMismatch Reason = "customer_mismatch"       // the license belongs to another customer
-	ReasonAlreadyActive    Reason = "license_already_active"  // the license is bound to a SmartServer
-	ReasonNotRequired      Reason = "license_not_required"    // SmartServer below 3.3
-	ReasonNoActiveLicenses Reason = "no_active_licenses"      // nothing to transfer
-	ReasonTransferInFlight Reason = "transfer_in_progress"    // a transfer is still running
-	ReasonNotDownloaded    Reason = "licenses_not_downloaded" // activate before download
+	ReasonMalformed          Reason = "malformed_event"         // not a CloudEvent
+	ReasonUnknownType        Reason = "unknown_type"            // a CloudEvent of a type we do not handle
+	ReasonInvalidData        Reason = "invalid_data"            // data missing or wrong
+	ReasonBadUUID            Reason = "bad_uuid"                // an id that is not a UUID
+	ReasonBadInstallCode     Reason = "bad_install_code"        // an install code that cannot be a subject token
+	ReasonSubjectMismatch    Reason = "subject_mismatch"        // the subject names another aggregate than the data
+	ReasonAlreadyExists      Reason = "already_exists"          // create of an id that exists with other values
+	ReasonUnknownCustomer    Reason = "unknown_customer"        // no such customer account
+	ReasonUnknownServer      Reason = "unknown_smartserver"     // no such SmartServer
+	ReasonUnknownLicense     Reason = "unknown_license"         // no such license
+	ReasonCustomerNotSet     Reason = "customer_not_set"        // the SmartServer has no Customer ID yet
+	ReasonCustomerMismatch   Reason = "customer_mismatch"       // the license belongs to another customer
+	ReasonAlreadyActive      Reason = "license_already_active"  // the license is bound to a SmartServer
+	ReasonNotRequired        Reason = "license_not_required"    // SmartServer below 3.3
+	ReasonNoActiveLicenses   Reason = "no_active_licenses"      // nothing to transfer
+	ReasonTransferInFlight   Reason = "transfer_in_progress"    // a transfer is still running
+	ReasonNotDownloaded      Reason = "licenses_not_downloaded" // activate before download
+	ReasonUnknownDevice      Reason = "unknown_device"          // no such device on any SmartServer
+	ReasonOtherServer        Reason = "device_on_other_smartserver"
+	ReasonUnlicensed         Reason = "device_unlicensed"   // provisioning a purple device
+	ReasonAlreadyProvisioned Reason = "already_provisioned" // provisioning a green device
+	ReasonNotProvisioned     Reason = "not_provisioned"     // deprovisioning a device that is not green
 )
 
 // Rejection is a refusal with a reason code and a human message. Handlers

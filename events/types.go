@@ -97,6 +97,27 @@ func Lookup(t Type) (Info, bool) {
 		return Info{t, false, "", "smartserver", "licenses_transferred", true, func() Data { return new(LicensesTransferred) }}, true
 	case RejectedType:
 		return Info{t, false, "", "rejected", "rejected", true, func() Data { return new(Rejected) }}, true
+
+	case AddDeviceType:
+		return Info{t, true, DeviceSide, "smartserver", "add_device", false, func() Data { return new(AddDevice) }}, true
+	case RemoveDeviceType:
+		return Info{t, true, DeviceSide, "smartserver", "remove_device", false, func() Data { return new(RemoveDevice) }}, true
+	case ProvisionDeviceType:
+		return Info{t, true, DeviceSide, "smartserver", "provision_device", false, func() Data { return new(ProvisionDevice) }}, true
+	case DeprovisionDeviceType:
+		return Info{t, true, DeviceSide, "smartserver", "deprovision_device", false, func() Data { return new(DeprovisionDevice) }}, true
+	case SetAutoProvisionType:
+		return Info{t, true, DeviceSide, "smartserver", "set_auto_provision", false, func() Data { return new(SetAutoProvision) }}, true
+	case DeviceAddedType:
+		return Info{t, false, "", "smartserver", "device_added", true, func() Data { return new(DeviceAdded) }}, true
+	case DeviceRemovedType:
+		return Info{t, false, "", "smartserver", "device_removed", true, func() Data { return new(DeviceRemoved) }}, true
+	case DeviceProvisionedType:
+		return Info{t, false, "", "smartserver", "device_provisioned", true, func() Data { return new(DeviceProvisioned) }}, true
+	case DeviceDeprovisionedType:
+		return Info{t, false, "", "smartserver", "device_deprovisioned", true, func() Data { return new(DeviceDeprovisioned) }}, true
+	case AutoProvisionSetType:
+		return Info{t, false, "", "smartserver", "auto_provision_set", true, func() Data { return new(AutoProvisionSet) }}, true
 	}
 	return Info{}, false
 }
@@ -110,5 +131,22 @@ func Types() []Type {
 		CustomerCreatedType, LicenseAddedType, LicenseBoundType, LicenseReleasedType,
 		RegisteredType, CustomerIDSetType, LicensesDownloadedType, ActivationRequestedType,
 		LicenseActivatedType, TransferRequestedType, LicensesTransferredType, RejectedType,
+		AddDeviceType, RemoveDeviceType, ProvisionDeviceType, DeprovisionDeviceType, SetAutoProvisionType,
+		DeviceAddedType, DeviceRemovedType, DeviceProvisionedType, DeviceDeprovisionedType, AutoProvisionSetType,
 	}
 }
+
+// DMM device commands and events. They belong to the SmartServer aggregate:
+// the order of addition decides which devices a capacity covers.
+const (
+	AddDeviceType           Type = "io.licensebus.smartserver.add_device"
+	RemoveDeviceType        Type = "io.licensebus.smartserver.remove_device"
+	ProvisionDeviceType     Type = "io.licensebus.smartserver.provision_device"
+	DeprovisionDeviceType   Type = "io.licensebus.smartserver.deprovision_device"
+	SetAutoProvisionType    Type = "io.licensebus.smartserver.set_auto_provision"
+	DeviceAddedType         Type = "io.licensebus.smartserver.device_added"
+	DeviceRemovedType       Type = "io.licensebus.smartserver.device_removed"
+	DeviceProvisionedType   Type = "io.licensebus.smartserver.device_provisioned"
+	DeviceDeprovisionedType Type = "io.licensebus.smartserver.device_deprovisioned"
+	AutoProvisionSetType    Type = "io.licensebus.smartserver.auto_provision_set"
+)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/client"
+	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go"
 )
@@ -41,7 +42,7 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 	if err != nil {
 		code := "internal"
 		switch {
-		case errors.Is(err, licensing.ErrUnknownServer):
+		case errors.Is(err, licensing.ErrUnknownServer), errors.Is(err, devices.ErrUnknownServer):
 			code = string(events.ReasonUnknownServer)
 		case errors.Is(err, licensing.ErrNotDownloaded):
 			code = string(events.ReasonNotDownloaded)
@@ -68,6 +69,10 @@ func (s *Server) query(ctx context.Context, q string, p client.Params) (any, err
 		return s.lic.Licenses(licensing.LicenseFilter{CustomerID: p.CustomerID, InstallCode: p.InstallCode, State: p.State}), nil
 	case client.QueryCustomers:
 		return s.lic.Customers(), nil
+	case client.QueryDevices:
+		return s.dev.Devices(p.InstallCode)
+	case client.QueryFleet:
+		return s.dev.Fleet(), nil
 	case client.QueryRebuild:
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()

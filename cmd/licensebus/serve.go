@@ -44,6 +44,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", "licensebus-data", "data directory of the embedded JetStream file store")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "host:port the embedded NATS server listens on")
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
+	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
 	return cmd
 }

@@ -11,8 +11,10 @@ import (
 
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
+	"github.com/licensebus/licensebus/handlers/provisioner"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
+	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -27,6 +29,11 @@ type ServeConfig struct {
 	NatsURL string // join this NATS instead of embedding one
 	Workers int
 	Batch   int // messages per pull of the handlers' consumers
+	// ProvisionRate is reactive provisioning's devices per second per
+	// SmartServer; NoProvisioner leaves reactive provisioning to another
+	// process (tests run their own).
+	ProvisionRate float64
+	NoProvisioner bool
 	Logger  zerolog.Logger
 	Now     func() time.Time
 }
@@ -38,6 +45,7 @@ type Server struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	lic      *licensing.Model
+	dev      *devices.Model
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
 	log      zerolog.Logger
@@ -98,8 +106,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.lic, s.outcomes = licensing.New(cfg.Now), licensing.NewOutcomes()
-	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.outcomes)
+	s.lic, s.dev, s.outcomes = licensing.New(cfg.Now), devices.New(), licensing.NewOutcomes()
+	// Outcomes last: a caller that sees its outcome finds every view updated.
+	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.dev, s.outcomes)
 	if err := s.runner.Open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -110,6 +119,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
+	if !cfg.NoProvisioner {
+		prov, err := provisioner.New(provisioner.Config{JS: s.js, Logger: cfg.Logger, Rate: cfg.ProvisionRate})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.run(rctx, "provisioner", prov.Run)
+	}
 	if err := s.serveAPI(rctx); err != nil {
 		s.Close()
 		return nil, err

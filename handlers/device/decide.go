@@ -70,6 +70,49 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 		}
 		return next(events.ActivationRequestedType, &events.ActivationRequested{InstallCode: ic, LicenseID: c.LicenseID, CustomerID: ss.customer})
 
+	case *events.AddDevice:
+		id := c.DeviceID
+		if id == "" {
+			id = bus.DeriveID(m.ID(), "device")
+		}
+		if owner := h.owner(id); owner != "" {
+			return on, events.Reject(events.ReasonAlreadyExists, "device %s exists already on SmartServer %s", id, owner)
+		}
+		return next(events.DeviceAddedType, &events.DeviceAdded{InstallCode: ic, DeviceID: id, Name: c.Name, Protocol: c.Protocol})
+
+	case *events.RemoveDevice:
+		if _, err := h.device(ss, ic, c.DeviceID); err != nil {
+			return on, err
+		}
+		return next(events.DeviceRemovedType, &events.DeviceRemoved{InstallCode: ic, DeviceID: c.DeviceID})
+
+	case *events.ProvisionDevice:
+		d, err := h.device(ss, ic, c.DeviceID)
+		if err != nil {
+			return on, err
+		}
+		switch d.State {
+		case events.Unlicensed:
+			return on, events.Reject(events.ReasonUnlicensed,
+				"device %s is unlicensed (purple): SmartServer %s licenses %d devices; activate a capacity license first", c.DeviceID, ic, ss.devices.Licensed())
+		case events.Provisioned:
+			return on, events.Reject(events.ReasonAlreadyProvisioned, "device %s is provisioned already", c.DeviceID)
+		}
+		return next(events.DeviceProvisionedType, &events.DeviceProvisioned{InstallCode: ic, DeviceID: c.DeviceID})
+
+	case *events.DeprovisionDevice:
+		d, err := h.device(ss, ic, c.DeviceID)
+		if err != nil {
+			return on, err
+		}
+		if d.State != events.Provisioned {
+			return on, events.Reject(events.ReasonNotProvisioned, "device %s is not provisioned", c.DeviceID)
+		}
+		return next(events.DeviceDeprovisionedType, &events.DeviceDeprovisioned{InstallCode: ic, DeviceID: c.DeviceID})
+
+	case *events.SetAutoProvision:
+		return next(events.AutoProvisionSetType, &events.AutoProvisionSet{InstallCode: ic, Enabled: c.Enabled})
+
 	case *events.TransferToCloud:
 		if len(ss.transferring) > 0 {
 			return on, events.Reject(events.ReasonTransferInFlight, "a transfer to the cloud is already in progress on SmartServer %s", ic)
@@ -143,4 +186,22 @@ func (h *Handler) handleReaction(ctx context.Context, d *bus.Delivery) error {
 		return decide(ss)
 	})
 	return h.finish(ctx, m, seq, out, err)
+}
+
+// owner returns the SmartServer a device is on, or "".
+func (h *Handler) owner(id string) string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.st.owners[id]
+}
+
+// device finds a device on SmartServer ic, or says why not.
+func (h *Handler) device(ss smartserver, ic, id string) (events.Device, error) {
+	if i := ss.devices.Index(id); i >= 0 {
+		return ss.devices.Devices[i], nil
+	}
+	if owner := h.owner(id); owner != "" {
+		return events.Device{}, events.Reject(events.ReasonOtherServer, "device %s is on SmartServer %s, not %s", id, owner, ic)
+	}
+	return events.Device{}, events.Reject(events.ReasonUnknownDevice, "no device %s on SmartServer %s", id, ic)
 }

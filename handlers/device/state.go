@@ -30,17 +30,35 @@ type smartserver struct {
 	transferring []string
 	released     map[string]bool
 	transferBy   string
-	seq          uint64
+	// devices is the DMM device table; auto is the reactive provisioning
+	// policy.
+	devices events.DeviceTable
+	auto    bool
+	seq     uint64
+}
+
+// capacity is the sum of the device counts of the active capacity licenses.
+func (ss *smartserver) capacity() int {
+	n := 0
+	for _, a := range ss.active {
+		if a.kind == events.Capacity {
+			n += a.devices
+		}
+	}
+	return n
 }
 
 type state struct {
 	servers   map[string]*smartserver
 	customers map[string]bool
 	handled   map[string]struct{}
+	// owners maps a device id to the SmartServer it is on.
+	owners map[string]string
 }
 
 func newState() *state {
-	return &state{servers: make(map[string]*smartserver), customers: make(map[string]bool), handled: make(map[string]struct{})}
+	return &state{servers: make(map[string]*smartserver), customers: make(map[string]bool),
+		handled: make(map[string]struct{}), owners: make(map[string]string)}
 }
 
 // apply folds one event; events at or below a SmartServer's sequence were
@@ -78,6 +96,7 @@ func (s *state) apply(seq uint64, m *events.Message) {
 	switch d := m.Data.(type) {
 	case *events.Registered:
 		ss.name, ss.version = d.Name, d.Version
+		ss.devices.SetLicensing(d.Version, ss.capacity())
 	case *events.CustomerIDSet:
 		if ss.customer != d.CustomerID {
 			ss.downloadedFor = ""
@@ -87,6 +106,7 @@ func (s *state) apply(seq uint64, m *events.Message) {
 		ss.downloadedFor = d.CustomerID
 	case *events.LicenseActivated:
 		ss.active[d.LicenseID] = active{kind: d.Kind, devices: d.Devices, expires: d.Expires, by: m.CausationID()}
+		ss.devices.SetLicensing(ss.version, ss.capacity())
 	case *events.TransferRequested:
 		ss.transferring, ss.released, ss.transferBy = d.LicenseIDs, make(map[string]bool), m.ID()
 	case *events.LicensesTransferred:
@@ -94,6 +114,20 @@ func (s *state) apply(seq uint64, m *events.Message) {
 			delete(ss.active, lid)
 		}
 		ss.transferring, ss.released, ss.transferBy = nil, nil, ""
+		ss.devices.DeprovisionAll()
+		ss.devices.SetLicensing(ss.version, ss.capacity())
+	case *events.DeviceAdded:
+		ss.devices.Add(d.DeviceID, d.Name, d.Protocol)
+		s.owners[d.DeviceID] = ic
+	case *events.DeviceRemoved:
+		ss.devices.Remove(d.DeviceID)
+		delete(s.owners, d.DeviceID)
+	case *events.DeviceProvisioned:
+		ss.devices.SetProvisioned(d.DeviceID, true)
+	case *events.DeviceDeprovisioned:
+		ss.devices.SetProvisioned(d.DeviceID, false)
+	case *events.AutoProvisionSet:
+		ss.auto = d.Enabled
 	}
 }
 
@@ -103,5 +137,6 @@ func (ss *smartserver) clone() smartserver {
 	c.active = maps.Clone(ss.active)
 	c.released = maps.Clone(ss.released)
 	c.transferring = slices.Clone(ss.transferring)
+	c.devices = ss.devices.Clone()
 	return c
 }

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -105,7 +106,14 @@ func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handl
 	return nil
 }
 
+// ErrDeferAck is returned by a HandleFunc that took the message over and
+// will ack it itself later: Consume neither acks nor naks it.
+var ErrDeferAck = errors.New("ack deferred to the handler")
+
 func settle(ctx context.Context, cfg PoolConfig, d *Delivery, err error) {
+	if errors.Is(err, ErrDeferAck) {
+		return
+	}
 	log := cfg.Logger.With().Str("consumer", cfg.Name).Uint64("seq", d.Seq).Logger()
 	if d.Message != nil {
 		log = log.With().Str("ce_id", d.Message.ID()).Str("correlation_id", d.Message.CorrelationID()).Logger()

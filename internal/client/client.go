@@ -30,6 +30,8 @@ const (
 	QueryManage    = "manage"    // Params.InstallCode → []licensing.LicenseRow
 	QueryInventory = "inventory" // Params filters → []licensing.LicenseRow
 	QueryCustomers = "customers" // []licensing.Customer
+	QueryDevices   = "devices"   // Params.InstallCode → []devices.Row
+	QueryFleet     = "fleet"     // devices.Fleet
 	QueryRebuild   = "rebuild"   // rebuild every projection → Status
 	QueryStatus    = "status"    // Status
 )
@@ -86,6 +88,9 @@ func New(ctx context.Context, nc *nats.Conn, actor string) (*Client, error) {
 	}
 	return c, nil
 }
+
+// JetStream returns the client's JetStream context, for watching views.
+func (c *Client) JetStream() jetstream.JetStream { return c.js }
 
 // Sent is a command on the command stream.
 type Sent struct {

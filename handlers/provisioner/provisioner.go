@@ -1,0 +1,293 @@
+// Package provisioner is reactive DMM provisioning: the manual step "now
+// provision the blue devices", automated for SmartServers whose policy is
+// on. When an event makes devices blue (a license activated, a device added,
+// a slot freed, the policy turned on), it sends one ProvisionDevice command
+// per device, with causation pointing at that event.
+//
+// It is idempotent and survives restarts: the triggering events come from
+// its own durable consumer and are acked only once every command they cause
+// is stored; a command's id is derived from the trigger and the device, so
+// a redelivered trigger produces the same ids, which JetStream and the
+// device handler recognise. Sending is rate-limited per SmartServer, so a
+// 10,000-device activation does not flood one controller.
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+)
+
+// Consumer is the provisioner's durable consumer name.
+const Consumer = "provisioner"
+
+// Source is the CloudEvent source and actor of the commands it sends.
+const Source = "/licensebus/provisioner"
+
+// Config holds a Provisioner's dependencies and limits.
+type Config struct {
+	JS     jetstream.JetStream // required
+	Logger zerolog.Logger
+	// Rate is how many devices per second it provisions on one
+	// SmartServer; default 200. Burst defaults to Rate.
+	Rate  float64
+	Burst int
+	// InFlight bounds commands being published at once; default 64.
+	InFlight int
+}
+
+// Provisioner sends ProvisionDevice commands. Run it with Run.
+type Provisioner struct {
+	js   jetstream.JetStream
+	log  zerolog.Logger
+	fold *bus.Fold
+	cfg  Config
+	sem  chan struct{}
+
+	mu      sync.Mutex
+	servers map[string]*server
+}
+
+// server is what the provisioner knows of one SmartServer.
+type server struct {
+	table events.DeviceTable
+	auto  bool
+	caps  map[string]int // active capacity licenses
+	// eligibleBy is the event that made each blue device blue.
+	eligibleBy map[string]string
+	// sent marks devices with a command on its way.
+	sent    map[string]bool
+	limiter *rate.Limiter
+	queue   []item
+	running bool
+}
+
+type item struct {
+	device, cause string
+	done          func()
+}
+
+// New returns a Provisioner.
+func New(cfg Config) (*Provisioner, error) {
+	if cfg.JS == nil {
+		return nil, errors.New("provisioner: JS is required")
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 200
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = max(1, int(cfg.Rate))
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 64
+	}
+	p := &Provisioner{js: cfg.JS, log: cfg.Logger.With().Str("component", "provisioner").Logger(), cfg: cfg,
+		sem: make(chan struct{}, cfg.InFlight), servers: make(map[string]*server)}
+	p.fold = bus.NewFold(cfg.JS, p.apply, p.log)
+	return p, nil
+}
+
+func (p *Provisioner) get(ic string) *server {
+	s := p.servers[ic]
+	if s == nil {
+		s = &server{caps: map[string]int{}, eligibleBy: map[string]string{}, sent: map[string]bool{},
+			limiter: rate.NewLimiter(rate.Limit(p.cfg.Rate), p.cfg.Burst)}
+		p.servers[ic] = s
+	}
+	return s
+}
+
+func (s *server) capacity() int {
+	n := 0
+	for _, d := range s.caps {
+		n += d
+	}
+	return n
+}
+
+// apply folds SmartServer events into the device tables.
+func (p *Provisioner) apply(_ uint64, m *events.Message) {
+	if m == nil || m.Info.Aggregate != "smartserver" || m.Data == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.get(m.Data.Key())
+	var changed []events.Device
+	switch d := m.Data.(type) {
+	case *events.Registered:
+		changed = s.table.SetLicensing(d.Version, s.capacity())
+	case *events.LicenseActivated:
+		if d.Kind == events.Capacity {
+			s.caps[d.LicenseID] = d.Devices
+			changed = s.table.SetLicensing(s.table.Version, s.capacity())
+		}
+	case *events.LicensesTransferred:
+		for _, lid := range d.LicenseIDs {
+			delete(s.caps, lid)
+		}
+		changed = append(s.table.DeprovisionAll(), s.table.SetLicensing(s.table.Version, s.capacity())...)
+	case *events.DeviceAdded:
+		changed = s.table.Add(d.DeviceID, d.Name, d.Protocol)
+	case *events.DeviceRemoved:
+		changed = s.table.Remove(d.DeviceID)
+	case *events.DeviceProvisioned:
+		changed = s.table.SetProvisioned(d.DeviceID, true)
+	case *events.DeviceDeprovisioned:
+		changed = s.table.SetProvisioned(d.DeviceID, false)
+	case *events.AutoProvisionSet:
+		s.auto = d.Enabled
+	}
+	for _, d := range changed {
+		delete(s.sent, d.ID)
+		if d.State == events.Unprovisioned {
+			s.eligibleBy[d.ID] = m.ID()
+		} else {
+			delete(s.eligibleBy, d.ID)
+		}
+	}
+}
+
+// Run folds the stream and provisions until ctx ends.
+func (p *Provisioner) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- p.fold.Run(ctx) }()
+	if err := p.fold.CatchUp(ctx); err != nil {
+		return fmt.Errorf("provisioner: %w", err)
+	}
+	cons, err := p.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
+		Durable: Consumer,
+		FilterSubjects: []string{
+			"lb.evt.smartserver.*.license_activated", "lb.evt.smartserver.*.device_added",
+			"lb.evt.smartserver.*.device_removed", "lb.evt.smartserver.*.registered",
+			"lb.evt.smartserver.*.auto_provision_set",
+		},
+		AckPolicy: jetstream.AckExplicitPolicy,
+		// A trigger is acked once all its commands are stored, which the
+		// rate limit can stretch; redelivery would only repeat ids.
+		AckWait: 5 * time.Minute, MaxAckPending: 100000,
+	})
+	if err != nil {
+		return fmt.Errorf("provisioner: consumer: %w", err)
+	}
+	go func() {
+		errc <- bus.Consume(ctx, cons, bus.PoolConfig{Name: Consumer, Workers: 1, Logger: p.log}, p.trigger)
+	}()
+	p.log.Info().Float64("rate_per_smartserver", p.cfg.Rate).Msg("provisioner running")
+	var first error
+	for range 2 {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// trigger queues a command for every blue device the event made eligible
+// (all blue devices, when the event turned the policy on). The delivery is
+// acked when the last of them is stored.
+func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
+	if d.Err != nil {
+		return nil // not ours to dead-letter: the event stream only holds valid events
+	}
+	if err := p.fold.WaitFor(ctx, d.Seq); err != nil {
+		return err
+	}
+	m := d.Message
+	ic := m.Data.Key()
+	_, policy := m.Data.(*events.AutoProvisionSet)
+
+	p.mu.Lock()
+	s := p.get(ic)
+	var devices []string
+	if s.auto {
+		for _, dev := range s.table.Devices {
+			if dev.State == events.Unprovisioned && !s.sent[dev.ID] && (policy || s.eligibleBy[dev.ID] == m.ID()) {
+				devices = append(devices, dev.ID)
+			}
+		}
+	}
+	if len(devices) == 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Add(len(devices))
+	for _, id := range devices {
+		s.sent[id] = true
+		s.queue = append(s.queue, item{device: id, cause: m.ID(), done: wg.Done})
+	}
+	if !s.running {
+		s.running = true
+		go p.drain(ctx, ic, s)
+	}
+	p.mu.Unlock()
+
+	go func() {
+		wg.Wait()
+		if err := d.Msg.Ack(); err != nil {
+			p.log.Warn().Err(err).Str("ce_id", m.ID()).Msg("ack trigger")
+		}
+	}()
+	return errDeferred
+}
+
+// errDeferred tells bus.Consume the ack comes later.
+var errDeferred = bus.ErrDeferAck
+
+// drain sends one SmartServer's queued commands at its rate.
+func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
+	for {
+		p.mu.Lock()
+		if len(s.queue) == 0 || ctx.Err() != nil {
+			s.running = false
+			p.mu.Unlock()
+			return
+		}
+		it := s.queue[0]
+		s.queue = s.queue[1:]
+		p.mu.Unlock()
+
+		if err := s.limiter.Wait(ctx); err != nil {
+			continue // ctx ended: the trigger stays unacked and comes back
+		}
+		p.sem <- struct{}{}
+		err := p.send(ctx, ic, it)
+		<-p.sem
+		if err != nil {
+			// Keep it at the head of the queue and try again shortly: its
+			// trigger stays unacked until it is stored.
+			p.log.Warn().Err(err).Str("install_code", ic).Str("device_id", it.device).Msg("provision command not sent; retrying")
+			p.mu.Lock()
+			s.queue = append([]item{it}, s.queue...)
+			p.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		it.done()
+	}
+}
+
+func (p *Provisioner) send(ctx context.Context, ic string, it item) error {
+	id := bus.DeriveID(it.cause, "provision/"+it.device)
+	m, err := events.New(events.ProvisionDeviceType, &events.ProvisionDevice{InstallCode: ic, DeviceID: it.device},
+		events.Meta{ID: id, Source: Source, CorrelationID: id, CausationID: it.cause, Actor: Source})
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = p.js.PublishMsg(pctx, m.NATS())
+	return err
+}

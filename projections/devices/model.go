@@ -1,0 +1,238 @@
+// Package devices is the read model of the DMM Devices widget: every device
+// with its state and colour, and fleet counters per SmartServer and in
+// total, derived from events only with events.DeviceTable's colour rule.
+package devices
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/projections"
+)
+
+// Row is one device as the widget shows it; its KV key is
+// "device.<install-code>.<device-id>", so a watcher can follow one
+// SmartServer with the filter "device.<install-code>.>".
+type Row struct {
+	DeviceID    string             `json:"device_id"`
+	InstallCode string             `json:"install_code"`
+	Name        string             `json:"name"`
+	Protocol    string             `json:"protocol"`
+	State       events.DeviceState `json:"state"`
+	Colour      string             `json:"colour"`
+	Provisioned bool               `json:"provisioned"`
+	// Order is the stream sequence of the device's addition: the order
+	// capacity covers devices in.
+	Order uint64 `json:"order"`
+}
+
+// Counts are devices per colour.
+type Counts struct {
+	Purple int `json:"purple"`
+	Blue   int `json:"blue"`
+	Green  int `json:"green"`
+	Total  int `json:"total"`
+}
+
+// Server is one SmartServer's device summary; its KV key is
+// "server.<install-code>".
+type Server struct {
+	InstallCode   string         `json:"install_code"`
+	Version       string         `json:"version"`
+	Capacity      int            `json:"capacity"`
+	Licensed      int            `json:"licensed"`
+	AutoProvision bool           `json:"auto_provision"`
+	Counts        Counts         `json:"counts"`
+	Licenses      map[string]int `json:"capacity_licenses,omitempty"` // active capacity license → devices
+	Seq           uint64         `json:"seq"`
+}
+
+type server struct {
+	Server
+	table events.DeviceTable
+	order map[string]uint64
+}
+
+// Model is the devices read model. It is safe for concurrent readers.
+type Model struct {
+	mu      sync.RWMutex
+	servers map[string]*server
+	changed map[string]struct{}
+}
+
+var _ projections.Model = (*Model)(nil)
+
+// New returns an empty Model.
+func New() *Model {
+	m := &Model{}
+	m.Reset()
+	return m
+}
+
+// Name implements projections.Model.
+func (m *Model) Name() string { return "devices" }
+
+// Reset implements projections.Model.
+func (m *Model) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.servers, m.changed = make(map[string]*server), make(map[string]struct{})
+}
+
+// Apply implements projections.Model.
+func (m *Model) Apply(seq uint64, msg *events.Message) {
+	if msg.Info.Aggregate != "smartserver" || msg.Data == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ic := msg.Data.Key()
+	s := m.servers[ic]
+	if s != nil && s.Seq >= seq {
+		return // applied before a restart
+	}
+	if s == nil {
+		if _, ok := msg.Data.(*events.Registered); !ok {
+			return
+		}
+		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}}
+		m.servers[ic] = s
+	}
+	s.Seq = seq
+	var changed []events.Device
+	switch d := msg.Data.(type) {
+	case *events.Registered:
+		s.Version = d.Version
+		changed = s.table.SetLicensing(d.Version, s.capacity())
+	case *events.LicenseActivated:
+		if d.Kind != events.Capacity {
+			return
+		}
+		s.Licenses[d.LicenseID] = d.Devices
+		changed = s.table.SetLicensing(s.Version, s.capacity())
+	case *events.LicensesTransferred:
+		for _, lid := range d.LicenseIDs {
+			delete(s.Licenses, lid)
+		}
+		changed = append(s.table.DeprovisionAll(), s.table.SetLicensing(s.Version, s.capacity())...)
+	case *events.DeviceAdded:
+		s.order[d.DeviceID] = seq
+		changed = s.table.Add(d.DeviceID, d.Name, d.Protocol)
+	case *events.DeviceRemoved:
+		changed = s.table.Remove(d.DeviceID)
+	case *events.DeviceProvisioned:
+		changed = s.table.SetProvisioned(d.DeviceID, true)
+	case *events.DeviceDeprovisioned:
+		changed = s.table.SetProvisioned(d.DeviceID, false)
+	case *events.AutoProvisionSet:
+		s.AutoProvision = d.Enabled
+	}
+	for _, d := range changed {
+		m.changed["device."+ic+"."+d.ID] = struct{}{}
+	}
+	s.Capacity, s.Licensed = s.table.Capacity, s.table.Licensed()
+	s.Counts = count(s.table.Devices)
+	m.changed["server."+ic] = struct{}{}
+}
+
+func (s *server) capacity() int {
+	n := 0
+	for _, d := range s.Licenses {
+		n += d
+	}
+	return n
+}
+
+func count(ds []events.Device) Counts {
+	var c Counts
+	for _, d := range ds {
+		switch d.State {
+		case events.Unlicensed:
+			c.Purple++
+		case events.Unprovisioned:
+			c.Blue++
+		case events.Provisioned:
+			c.Green++
+		}
+	}
+	c.Total = len(ds)
+	return c
+}
+
+func (s *server) row(d events.Device) Row {
+	return Row{DeviceID: d.ID, InstallCode: s.InstallCode, Name: d.Name, Protocol: d.Protocol, State: d.State,
+		Colour: d.State.Colour(), Provisioned: d.Provisioned, Order: s.order[d.ID]}
+}
+
+// Changes implements projections.Model.
+func (m *Model) Changes() map[string][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string][]byte, len(m.changed))
+	for k := range m.changed {
+		kind, rest, _ := strings.Cut(k, ".")
+		switch kind {
+		case "server":
+			out[k] = projections.MarshalEntry(m.servers[rest].Server)
+		case "device":
+			ic, id, _ := strings.Cut(rest, ".")
+			s := m.servers[ic]
+			if i := s.table.Index(id); i >= 0 {
+				out[k] = projections.MarshalEntry(s.row(s.table.Devices[i]))
+			} else {
+				out[k] = nil // removed
+				delete(s.order, id)
+			}
+		}
+	}
+	clear(m.changed)
+	return out
+}
+
+// Restore implements projections.Model. Devices are put back in the order
+// they were added, so the colour rule derives the same states.
+func (m *Model) Restore(key string, value []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kind, rest, _ := strings.Cut(key, ".")
+	switch kind {
+	case "server":
+		var srv Server
+		if err := json.Unmarshal(value, &srv); err != nil {
+			return err
+		}
+		s := m.get(rest)
+		devs := s.table.Devices
+		s.Server = srv
+		if s.Licenses == nil {
+			s.Licenses = map[string]int{}
+		}
+		s.table = events.DeviceTable{Devices: devs, Version: srv.Version, Capacity: srv.Capacity}
+	case "device":
+		var r Row
+		if err := json.Unmarshal(value, &r); err != nil {
+			return err
+		}
+		s := m.get(r.InstallCode)
+		s.order[r.DeviceID] = r.Order
+		s.table.Devices = append(s.table.Devices, events.Device{ID: r.DeviceID, Name: r.Name, Protocol: r.Protocol, Provisioned: r.Provisioned, State: r.State})
+		slices.SortFunc(s.table.Devices, func(a, b events.Device) int { return cmp.Compare(s.order[a.ID], s.order[b.ID]) })
+	default:
+		return fmt.Errorf("unknown key %q", key)
+	}
+	return nil
+}
+
+func (m *Model) get(ic string) *server {
+	s := m.servers[ic]
+	if s == nil {
+		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}}
+		m.servers[ic] = s
+	}
+	return s
+}

@@ -1,0 +1,51 @@
+package devices
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// ErrUnknownServer is returned for a SmartServer the model has not seen.
+var ErrUnknownServer = errors.New("unknown SmartServer")
+
+// Devices lists the devices of SmartServer ic in the order they were added.
+func (m *Model) Devices(ic string) ([]Row, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s := m.servers[ic]
+	if s == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownServer, ic)
+	}
+	out := make([]Row, len(s.table.Devices))
+	for i, d := range s.table.Devices {
+		out[i] = s.row(d)
+	}
+	return out, nil
+}
+
+// Fleet is the fleet counters: per SmartServer and in total.
+type Fleet struct {
+	Total        Counts   `json:"total"`
+	SmartServers []Server `json:"smartservers"`
+}
+
+// Fleet returns the counters of every SmartServer with devices or a
+// capacity, and their sum.
+func (m *Model) Fleet() Fleet {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	f := Fleet{SmartServers: make([]Server, 0, len(m.servers))}
+	for _, s := range m.servers {
+		f.Total.Purple += s.Counts.Purple
+		f.Total.Blue += s.Counts.Blue
+		f.Total.Green += s.Counts.Green
+		f.Total.Total += s.Counts.Total
+		srv := s.Server
+		srv.Licenses = nil
+		f.SmartServers = append(f.SmartServers, srv)
+	}
+	slices.SortFunc(f.SmartServers, func(a, b Server) int { return cmp.Compare(a.InstallCode, b.InstallCode) })
+	return f
+}

@@ -34,8 +34,8 @@ type ServeConfig struct {
 	// process (tests run their own).
 	ProvisionRate float64
 	NoProvisioner bool
-	Logger  zerolog.Logger
-	Now     func() time.Time
+	Logger        zerolog.Logger
+	Now           func() time.Time
 }
 
 // Server is a running licensebus: the embedded NATS server (unless it joined

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
-	"github.com/mattn/go-isatty"
 	"github.com/licensebus/licensebus/internal/client"
+	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )

@@ -54,6 +54,8 @@ type Provisioner struct {
 
 	mu      sync.Mutex
 	servers map[string]*server
+	// pending holds the triggers whose commands are not all stored yet.
+	pending map[jetstream.Msg]struct{}
 }
 
 // server is what the provisioner knows of one SmartServer.
@@ -90,7 +92,7 @@ func New(cfg Config) (*Provisioner, error) {
 		cfg.InFlight = 64
 	}
 	p := &Provisioner{js: cfg.JS, log: cfg.Logger.With().Str("component", "provisioner").Logger(), cfg: cfg,
-		sem: make(chan struct{}, cfg.InFlight), servers: make(map[string]*server)}
+		sem: make(chan struct{}, cfg.InFlight), servers: make(map[string]*server), pending: make(map[jetstream.Msg]struct{})}
 	p.fold = bus.NewFold(cfg.JS, p.apply, p.log)
 	return p, nil
 }
@@ -172,8 +174,9 @@ func (p *Provisioner) Run(ctx context.Context) error {
 		},
 		AckPolicy: jetstream.AckExplicitPolicy,
 		// A trigger is acked once all its commands are stored, which the
-		// rate limit can stretch; redelivery would only repeat ids.
-		AckWait: 5 * time.Minute, MaxAckPending: 100000,
+		// rate limit can stretch: keepAlive extends it meanwhile, and a
+		// crashed provisioner's triggers come back after AckWait.
+		AckWait: 30 * time.Second, MaxAckPending: 100000,
 	})
 	if err != nil {
 		return fmt.Errorf("provisioner: consumer: %w", err)
@@ -181,6 +184,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 	go func() {
 		errc <- bus.Consume(ctx, cons, bus.PoolConfig{Name: Consumer, Workers: 1, Logger: p.log}, p.trigger)
 	}()
+	go p.keepAlive(ctx)
 	p.log.Info().Float64("rate_per_smartserver", p.cfg.Rate).Msg("provisioner running")
 	var first error
 	for range 2 {
@@ -188,7 +192,33 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			first = err
 		}
 	}
+	// Hand unfinished triggers back at once, so the next provisioner need
+	// not wait for AckWait.
+	p.mu.Lock()
+	for msg := range p.pending {
+		_ = msg.Nak()
+	}
+	clear(p.pending)
+	p.mu.Unlock()
 	return first
+}
+
+// keepAlive tells the server that pending triggers are still being worked on.
+func (p *Provisioner) keepAlive(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.mu.Lock()
+			for msg := range p.pending {
+				_ = msg.InProgress()
+			}
+			p.mu.Unlock()
+		}
+	}
 }
 
 // trigger queues a command for every blue device the event made eligible
@@ -229,10 +259,18 @@ func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
 		s.running = true
 		go p.drain(ctx, ic, s)
 	}
+	p.pending[d.Msg] = struct{}{}
 	p.mu.Unlock()
 
 	go func() {
 		wg.Wait()
+		p.mu.Lock()
+		_, still := p.pending[d.Msg]
+		delete(p.pending, d.Msg)
+		p.mu.Unlock()
+		if !still {
+			return // handed back on shutdown
+		}
 		if err := d.Msg.Ack(); err != nil {
 			p.log.Warn().Err(err).Str("ce_id", m.ID()).Msg("ack trigger")
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
+	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -21,15 +22,16 @@ func views(tb testing.TB, c *client.Client) map[string]any {
 	var accounts []licensing.AccountRow
 	var customers []licensing.Customer
 	var inventory []licensing.LicenseRow
-	for q, v := range map[string]any{client.QueryAccounts: &accounts, client.QueryCustomers: &customers, client.QueryInventory: &inventory} {
+	var fleet devices.Fleet
+	for q, v := range map[string]any{client.QueryAccounts: &accounts, client.QueryCustomers: &customers, client.QueryInventory: &inventory, client.QueryFleet: &fleet} {
 		if err := c.Query(ctx, q, client.Params{}, v); err != nil {
 			tb.Fatalf("query %s: %v", q, err)
 		}
 		out[q] = v
 	}
 	for _, a := range accounts {
-		for _, q := range []string{client.QueryDownloads, client.QueryManage} {
-			var rows []licensing.LicenseRow
+		for _, q := range []string{client.QueryDownloads, client.QueryManage, client.QueryDevices} {
+			var rows []any
 			err := c.Query(ctx, q, client.Params{InstallCode: a.InstallCode}, &rows)
 			out[q+"/"+a.InstallCode] = fmt.Sprint(rows, err)
 		}
@@ -42,7 +44,7 @@ func buckets(tb testing.TB, js jetstream.JetStream) map[string]string {
 	tb.Helper()
 	ctx := ctxFor(tb, 30*time.Second)
 	out := map[string]string{}
-	for _, m := range []projections.Model{licensing.New(nil), licensing.NewOutcomes()} {
+	for _, m := range []projections.Model{licensing.New(nil), devices.New(), licensing.NewOutcomes()} {
 		kv, err := js.KeyValue(ctx, projections.Bucket(m))
 		if err != nil {
 			tb.Fatal(err)

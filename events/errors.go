@@ -31,7 +31,11 @@ const (
 	ReasonOtherServer        Reason = "device_on_other_smartserver"
 	ReasonUnlicensed         Reason = "device_unlicensed"   // provisioning a purple device
 	ReasonAlreadyProvisioned Reason = "already_provisioned" // provisioning a green device
-	ReasonNotProvisioned     Reason = "not_provisioned"     // deprovisioning a device that is not green
+	ReasonPoolExhausted      Reason = "pool_exhausted"      // no license left in the customer's pool
+	ReasonNoOutcome          Reason = "no_outcome"          // a command got no outcome in time
+	ReasonRolloutState       Reason = "rollout_state"       // pause/resume/cancel/retry in the wrong state
+	ReasonUnknownRollout     Reason = "unknown_rollout"
+	ReasonNotProvisioned     Reason = "not_provisioned" // deprovisioning a device that is not green
 )
 
 // Rejection is a refusal with a reason code and a human message. Handlers

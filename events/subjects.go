@@ -20,8 +20,11 @@ const (
 
 // CommandSubject is where a command of info's type for data is published.
 func CommandSubject(info Info, data Data) string {
-	if info.Side == CloudSide {
+	switch info.Side {
+	case CloudSide:
 		return "lb.cmd.cloud." + info.Verb
+	case RolloutSide:
+		return "lb.cmd.rollout." + info.Verb
 	}
 	return "lb.cmd.device." + data.Key() + "." + info.Verb
 }

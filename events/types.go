@@ -119,7 +119,7 @@ func Lookup(t Type) (Info, bool) {
 	case AutoProvisionSetType:
 		return Info{t, false, "", "smartserver", "auto_provision_set", true, func() Data { return new(AutoProvisionSet) }}, true
 	}
-	return Info{}, false
+	return rolloutInfo(t)
 }
 
 // Types lists every defined type, commands first, in a stable order. It is
@@ -133,6 +133,10 @@ func Types() []Type {
 		LicenseActivatedType, TransferRequestedType, LicensesTransferredType, RejectedType,
 		AddDeviceType, RemoveDeviceType, ProvisionDeviceType, DeprovisionDeviceType, SetAutoProvisionType,
 		DeviceAddedType, DeviceRemovedType, DeviceProvisionedType, DeviceDeprovisionedType, AutoProvisionSetType,
+		StartRolloutType, PauseRolloutType, ResumeRolloutType, CancelRolloutType, RetryFailedType,
+		RolloutStartedType, WaveStartedType, TargetStartedType, TargetSucceededType, TargetFailedType,
+		RolloutPausedType, RolloutResumedType, RolloutCancelledType, RolloutAbortedType, RolloutCompletedType,
+		RetryRequestedType,
 	}
 }
 

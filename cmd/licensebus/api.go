@@ -11,6 +11,7 @@ import (
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
+	"github.com/licensebus/licensebus/projections/rollouts"
 	"github.com/nats-io/nats.go"
 )
 
@@ -46,6 +47,10 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 			code = string(events.ReasonUnknownServer)
 		case errors.Is(err, licensing.ErrNotDownloaded):
 			code = string(events.ReasonNotDownloaded)
+		case errors.Is(err, rollouts.ErrUnknownRollout):
+			code = string(events.ReasonUnknownRollout)
+		case events.AsRejection(err) != nil:
+			code = string(events.AsRejection(err).Reason)
 		case errors.Is(err, errUnknownQuery):
 			code = "unknown_query"
 		}
@@ -73,6 +78,15 @@ func (s *Server) query(ctx context.Context, q string, p client.Params) (any, err
 		return s.dev.Devices(p.InstallCode)
 	case client.QueryFleet:
 		return s.dev.Fleet(), nil
+	case client.QueryRollouts:
+		return s.ro.List(), nil
+	case client.QueryRollout:
+		return s.ro.Get(p.RolloutID)
+	case client.QueryRolloutPlan:
+		if p.Spec == nil {
+			return nil, events.Reject(events.ReasonInvalidData, "a plan needs a spec")
+		}
+		return s.exec.Plan(*p.Spec)
 	case client.QueryRebuild:
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()

@@ -12,10 +12,12 @@ import (
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
 	"github.com/licensebus/licensebus/handlers/provisioner"
+	"github.com/licensebus/licensebus/handlers/rollout"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
+	"github.com/licensebus/licensebus/projections/rollouts"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,6 +48,8 @@ type Server struct {
 	js       jetstream.JetStream
 	lic      *licensing.Model
 	dev      *devices.Model
+	ro       *rollouts.Model
+	exec     *rollout.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
 	log      zerolog.Logger
@@ -106,9 +110,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.lic, s.dev, s.outcomes = licensing.New(cfg.Now), devices.New(), licensing.NewOutcomes()
+	s.exec, err = rollout.New(ctx, rollout.Config{JS: s.js, Logger: cfg.Logger, Now: cfg.Now})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.NewOutcomes()
 	// Outcomes last: a caller that sees its outcome finds every view updated.
-	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.dev, s.outcomes)
+	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
 	if err := s.runner.Open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -119,6 +128,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
+	s.run(rctx, "rollouts", s.exec.Run)
 	if !cfg.NoProvisioner {
 		prov, err := provisioner.New(provisioner.Config{JS: s.js, Logger: cfg.Logger, Rate: cfg.ProvisionRate})
 		if err != nil {

@@ -28,7 +28,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 		{
 			Name:        events.CommandsStream,
 			Description: "licensebus commands (CloudEvents, binary mode)",
-			Subjects:    []string{events.CloudCommands, events.DeviceCommands},
+			Subjects:    []string{events.CloudCommands, events.DeviceCommands, events.RolloutCommands},
 			Storage:     jetstream.FileStorage,
 			Duplicates:  CommandDedupeWindow,
 			AllowDirect: true,

@@ -25,15 +25,18 @@ const APIPrefix = "lb.api.v1."
 
 // Queries of the API.
 const (
-	QueryAccounts  = "accounts"  // []licensing.AccountRow
-	QueryDownloads = "downloads" // Params.InstallCode → []licensing.LicenseRow
-	QueryManage    = "manage"    // Params.InstallCode → []licensing.LicenseRow
-	QueryInventory = "inventory" // Params filters → []licensing.LicenseRow
-	QueryCustomers = "customers" // []licensing.Customer
-	QueryDevices   = "devices"   // Params.InstallCode → []devices.Row
-	QueryFleet     = "fleet"     // devices.Fleet
-	QueryRebuild   = "rebuild"   // rebuild every projection → Status
-	QueryStatus    = "status"    // Status
+	QueryAccounts    = "accounts"     // []licensing.AccountRow
+	QueryDownloads   = "downloads"    // Params.InstallCode → []licensing.LicenseRow
+	QueryManage      = "manage"       // Params.InstallCode → []licensing.LicenseRow
+	QueryInventory   = "inventory"    // Params filters → []licensing.LicenseRow
+	QueryCustomers   = "customers"    // []licensing.Customer
+	QueryDevices     = "devices"      // Params.InstallCode → []devices.Row
+	QueryFleet       = "fleet"        // devices.Fleet
+	QueryRollouts    = "rollouts"     // []rollouts.Rollout
+	QueryRollout     = "rollout"      // Params.RolloutID → rollouts.Detail
+	QueryRolloutPlan = "rollout_plan" // Params.Spec → rollout.Plan (changes nothing)
+	QueryRebuild     = "rebuild"      // rebuild every projection → Status
+	QueryStatus      = "status"       // Status
 )
 
 // Params are the query parameters.
@@ -41,6 +44,9 @@ type Params struct {
 	InstallCode string `json:"install_code,omitempty"`
 	CustomerID  string `json:"customer_id,omitempty"`
 	State       string `json:"state,omitempty"`
+	RolloutID   string `json:"rollout_id,omitempty"`
+	// Spec is the rollout a plan is asked for.
+	Spec *events.RolloutSpec `json:"spec,omitempty"`
 }
 
 // Response is the API's answer: Data or Error.

@@ -55,7 +55,7 @@ type Target struct {
 	RolloutID   string        `json:"rollout_id"`
 	InstallCode string        `json:"install_code"`
 	Wave        int           `json:"wave"`
-	Index       int           `json:"index"` // position in the targets file
+	Index       int           `json:"index"`  // position in the targets file
 	Status      string        `json:"status"` // pending | running | succeeded | failed | skipped
 	Attempt     int           `json:"attempt"`
 	Reason      events.Reason `json:"reason,omitempty"`
@@ -281,7 +281,9 @@ func (m *Model) List() []Rollout {
 	for _, r := range m.rollouts {
 		out = append(out, r.Rollout)
 	}
-	slices.SortFunc(out, func(a, b Rollout) int { return cmp.Or(b.StartedAt.Compare(a.StartedAt), cmp.Compare(a.RolloutID, b.RolloutID)) })
+	slices.SortFunc(out, func(a, b Rollout) int {
+		return cmp.Or(b.StartedAt.Compare(a.StartedAt), cmp.Compare(a.RolloutID, b.RolloutID))
+	})
 	return out
 }
 

@@ -149,3 +149,23 @@ func (t *DeviceTable) Clone() DeviceTable {
 	c.Devices = slices.Clone(t.Devices)
 	return c
 }
+
+// AddMany appends devices in order and derives the states once.
+func (t *DeviceTable) AddMany(ds []NewDevice) []Device {
+	for _, d := range ds {
+		if t.Index(d.DeviceID) < 0 {
+			t.Devices = append(t.Devices, Device{ID: d.DeviceID, Name: d.Name, Protocol: d.Protocol})
+		}
+	}
+	return t.derive()
+}
+
+// ProvisionMany marks devices provisioned and derives the states once.
+func (t *DeviceTable) ProvisionMany(ids []string) []Device {
+	for _, id := range ids {
+		if i := t.Index(id); i >= 0 {
+			t.Devices[i].Provisioned = true
+		}
+	}
+	return t.derive()
+}

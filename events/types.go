@@ -118,6 +118,14 @@ func Lookup(t Type) (Info, bool) {
 		return Info{t, false, "", "smartserver", "device_deprovisioned", true, func() Data { return new(DeviceDeprovisioned) }}, true
 	case AutoProvisionSetType:
 		return Info{t, false, "", "smartserver", "auto_provision_set", true, func() Data { return new(AutoProvisionSet) }}, true
+	case AddDevicesType:
+		return Info{t, true, DeviceSide, "smartserver", "add_devices", false, func() Data { return new(AddDevices) }}, true
+	case ProvisionDevicesType:
+		return Info{t, true, DeviceSide, "smartserver", "provision_devices", false, func() Data { return new(ProvisionDevices) }}, true
+	case DevicesAddedType:
+		return Info{t, false, "", "smartserver", "devices_added", true, func() Data { return new(DevicesAdded) }}, true
+	case DevicesProvisionedType:
+		return Info{t, false, "", "smartserver", "devices_provisioned", true, func() Data { return new(DevicesProvisioned) }}, true
 	}
 	return rolloutInfo(t)
 }
@@ -133,6 +141,7 @@ func Types() []Type {
 		LicenseActivatedType, TransferRequestedType, LicensesTransferredType, RejectedType,
 		AddDeviceType, RemoveDeviceType, ProvisionDeviceType, DeprovisionDeviceType, SetAutoProvisionType,
 		DeviceAddedType, DeviceRemovedType, DeviceProvisionedType, DeviceDeprovisionedType, AutoProvisionSetType,
+		AddDevicesType, ProvisionDevicesType, DevicesAddedType, DevicesProvisionedType,
 		StartRolloutType, PauseRolloutType, ResumeRolloutType, CancelRolloutType, RetryFailedType,
 		RolloutStartedType, WaveStartedType, TargetStartedType, TargetSucceededType, TargetFailedType,
 		RolloutPausedType, RolloutResumedType, RolloutCancelledType, RolloutAbortedType, RolloutCompletedType,
@@ -153,4 +162,9 @@ const (
 	DeviceProvisionedType   Type = "io.licensebus.smartserver.device_provisioned"
 	DeviceDeprovisionedType Type = "io.licensebus.smartserver.device_deprovisioned"
 	AutoProvisionSetType    Type = "io.licensebus.smartserver.auto_provision_set"
+	// Batches: a DMM discovery adds many devices, provisioning takes many.
+	AddDevicesType         Type = "io.licensebus.smartserver.add_devices"
+	ProvisionDevicesType   Type = "io.licensebus.smartserver.provision_devices"
+	DevicesAddedType       Type = "io.licensebus.smartserver.devices_added"
+	DevicesProvisionedType Type = "io.licensebus.smartserver.devices_provisioned"
 )

@@ -143,25 +143,37 @@ func (a *app) deviceProvisionCmd() *cobra.Command {
 						}
 					}
 				}
-				res := make([]provisioning, len(ids))
-				for i, id := range ids {
-					s, err := c.Send(ctx, events.ProvisionDeviceType, &events.ProvisionDevice{InstallCode: ic, DeviceID: id}, client.SendOptions{})
-					if err != nil {
-						return err
-					}
-					res[i] = provisioning{DeviceID: id, CommandID: s.ID}
+				if len(ids) == 0 {
+					fmt.Fprintln(a.stderr, "no blue devices to provision")
+					return nil
 				}
+				// One batch command per MaxDeviceBatch devices.
+				var res []provisioning
 				var refused error
-				for i := range res {
-					out, err := c.Wait(ctx, res[i].CommandID)
-					if err != nil {
+				for start := 0; start < len(ids); start += events.MaxDeviceBatch {
+					batch := ids[start:min(start+events.MaxDeviceBatch, len(ids))]
+					out, err := c.Do(ctx, events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: batch}, client.SendOptions{})
+					if out == nil {
 						return err
 					}
-					res[i].Status = "provisioned"
-					if rerr := client.OutcomeErr(out); rerr != nil {
-						res[i].Status, res[i].Reason, res[i].Message = "rejected", out.Reason, out.Message
+					if err != nil {
+						refused = err
+						for _, id := range batch {
+							res = append(res, provisioning{DeviceID: id, CommandID: out.CorrelationID, Status: "rejected", Reason: out.Reason, Message: out.Message})
+						}
+						continue
+					}
+					var d events.DevicesProvisioned
+					if err := json.Unmarshal(out.Data, &d); err != nil {
+						return err
+					}
+					for _, id := range d.DeviceIDs {
+						res = append(res, provisioning{DeviceID: id, CommandID: out.CorrelationID, Status: "provisioned"})
+					}
+					for _, r := range d.Refused {
+						res = append(res, provisioning{DeviceID: r.DeviceID, CommandID: out.CorrelationID, Status: "rejected", Reason: string(r.Reason), Message: r.Message})
 						if refused == nil {
-							refused = rerr
+							refused = &events.Rejection{Reason: r.Reason, Message: r.Message}
 						}
 					}
 				}

@@ -108,10 +108,27 @@ func TestReactiveProvisioningSurvivesRestart(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	caughtUp(t, c)
-	if got := subjectCount(t, js, events.EventsStream, "lb.evt.smartserver."+ic+".device_provisioned"); got != n {
-		t.Fatalf("device_provisioned events=%d, want exactly %d (stopped at %d green)", got, n, half.Green)
+	// Every device provisioned exactly once, across all batches.
+	times := map[string]int{}
+	for _, m := range streamEvents(t, js, "lb.evt.smartserver."+ic+".devices_provisioned") {
+		for _, id := range m.Data.(*events.DevicesProvisioned).DeviceIDs {
+			times[id]++
+		}
 	}
-	if got := subjectCount(t, js, events.EventsStream, "lb.evt.rejected.>"); got != 0 {
-		t.Fatalf("rejections=%d, want 0: no provisioning command was sent twice", got)
+	for _, m := range streamEvents(t, js, "lb.evt.smartserver."+ic+".device_provisioned") {
+		times[m.Data.(*events.DeviceProvisioned).DeviceID]++
+	}
+	if len(times) != n {
+		t.Fatalf("%d devices provisioned, want %d (stopped at %d green)", len(times), n, half.Green)
+	}
+	for id, k := range times {
+		if k != 1 {
+			t.Fatalf("device %s provisioned %d times, want once", id, k)
+		}
+	}
+	for _, m := range streamEvents(t, js, "lb.evt.rejected.>") {
+		if r := m.Data.(*events.Rejected); r.Reason != events.ReasonAlreadyProvisioned {
+			t.Fatalf("rejection %s: %s, want none (or only a repeat refused as already provisioned)", r.Reason, r.Message)
+		}
 	}
 }

@@ -75,8 +75,14 @@ func waitRollout(tb testing.TB, c *client.Client, id string, statuses ...string)
 // rolloutEvents reads one rollout's events in stream order.
 func rolloutEvents(tb testing.TB, js jetstream.JetStream, id string) []*events.Message {
 	tb.Helper()
+	return streamEvents(tb, js, events.AggregateFilter("rollout", id))
+}
+
+// streamEvents reads the events on filter in stream order.
+func streamEvents(tb testing.TB, js jetstream.JetStream, filter string) []*events.Message {
+	tb.Helper()
 	ctx := ctxFor(tb, 20*time.Second)
-	cons, err := js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.AggregateFilter("rollout", id)}})
+	cons, err := js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		tb.Fatal(err)
 	}

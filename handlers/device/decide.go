@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -80,6 +81,45 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 		}
 		return next(events.DeviceAddedType, &events.DeviceAdded{InstallCode: ic, DeviceID: id, Name: c.Name, Protocol: c.Protocol})
 
+	case *events.AddDevices:
+		added := make([]events.NewDevice, len(c.Devices))
+		seen := make(map[string]bool, len(c.Devices))
+		for i, nd := range c.Devices {
+			if nd.DeviceID == "" {
+				nd.DeviceID = bus.DeriveID(m.ID(), fmt.Sprint("device/", i))
+			}
+			if owner := h.owner(nd.DeviceID); owner != "" || seen[nd.DeviceID] {
+				return on, events.Reject(events.ReasonAlreadyExists, "device %s exists already", nd.DeviceID)
+			}
+			seen[nd.DeviceID] = true
+			added[i] = nd
+		}
+		return next(events.DevicesAddedType, &events.DevicesAdded{InstallCode: ic, Devices: added})
+
+	case *events.ProvisionDevices:
+		var ok []string
+		var refused []events.Refusal
+		seen := make(map[string]bool, len(c.DeviceIDs))
+		for _, id := range c.DeviceIDs {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			d, err := h.device(ss, ic, id)
+			if err == nil {
+				err = provisionable(ss, ic, d)
+			}
+			if rej := events.AsRejection(err); rej != nil {
+				refused = append(refused, events.Refusal{DeviceID: id, Reason: rej.Reason, Message: rej.Message})
+				continue
+			}
+			ok = append(ok, id)
+		}
+		if len(ok) == 0 {
+			return on, &events.Rejection{Reason: refused[0].Reason, Message: fmt.Sprintf("none of the %d devices can be provisioned: %s", len(refused), refused[0].Message)}
+		}
+		return next(events.DevicesProvisionedType, &events.DevicesProvisioned{InstallCode: ic, DeviceIDs: ok, Refused: refused})
+
 	case *events.RemoveDevice:
 		if _, err := h.device(ss, ic, c.DeviceID); err != nil {
 			return on, err
@@ -88,15 +128,11 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 
 	case *events.ProvisionDevice:
 		d, err := h.device(ss, ic, c.DeviceID)
+		if err == nil {
+			err = provisionable(ss, ic, d)
+		}
 		if err != nil {
 			return on, err
-		}
-		switch d.State {
-		case events.Unlicensed:
-			return on, events.Reject(events.ReasonUnlicensed,
-				"device %s is unlicensed (purple): SmartServer %s licenses %d devices; activate a capacity license first", c.DeviceID, ic, ss.devices.Licensed())
-		case events.Provisioned:
-			return on, events.Reject(events.ReasonAlreadyProvisioned, "device %s is provisioned already", c.DeviceID)
 		}
 		return next(events.DeviceProvisionedType, &events.DeviceProvisioned{InstallCode: ic, DeviceID: c.DeviceID})
 
@@ -204,4 +240,16 @@ func (h *Handler) device(ss smartserver, ic, id string) (events.Device, error) {
 		return events.Device{}, events.Reject(events.ReasonOtherServer, "device %s is on SmartServer %s, not %s", id, owner, ic)
 	}
 	return events.Device{}, events.Reject(events.ReasonUnknownDevice, "no device %s on SmartServer %s", id, ic)
+}
+
+// provisionable says why device d of SmartServer ic cannot be provisioned.
+func provisionable(ss smartserver, ic string, d events.Device) error {
+	switch d.State {
+	case events.Unlicensed:
+		return events.Reject(events.ReasonUnlicensed,
+			"device %s is unlicensed (purple): SmartServer %s licenses %d devices; activate a capacity license first", d.ID, ic, ss.devices.Licensed())
+	case events.Provisioned:
+		return events.Reject(events.ReasonAlreadyProvisioned, "device %s is provisioned already", d.ID)
+	}
+	return nil
 }

@@ -119,6 +119,13 @@ func (s *state) apply(seq uint64, m *events.Message) {
 	case *events.DeviceAdded:
 		ss.devices.Add(d.DeviceID, d.Name, d.Protocol)
 		s.owners[d.DeviceID] = ic
+	case *events.DevicesAdded:
+		ss.devices.AddMany(d.Devices)
+		for _, nd := range d.Devices {
+			s.owners[nd.DeviceID] = ic
+		}
+	case *events.DevicesProvisioned:
+		ss.devices.ProvisionMany(d.DeviceIDs)
 	case *events.DeviceRemoved:
 		ss.devices.Remove(d.DeviceID)
 		delete(s.owners, d.DeviceID)

@@ -16,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,6 +141,10 @@ func (p *Provisioner) apply(_ uint64, m *events.Message) {
 		changed = append(s.table.DeprovisionAll(), s.table.SetLicensing(s.table.Version, s.capacity())...)
 	case *events.DeviceAdded:
 		changed = s.table.Add(d.DeviceID, d.Name, d.Protocol)
+	case *events.DevicesAdded:
+		changed = s.table.AddMany(d.Devices)
+	case *events.DevicesProvisioned:
+		changed = s.table.ProvisionMany(d.DeviceIDs)
 	case *events.DeviceRemoved:
 		changed = s.table.Remove(d.DeviceID)
 	case *events.DeviceProvisioned:
@@ -170,6 +176,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 		FilterSubjects: []string{
 			"lb.evt.smartserver.*.license_activated", "lb.evt.smartserver.*.device_added",
 			"lb.evt.smartserver.*.device_removed", "lb.evt.smartserver.*.registered",
+			"lb.evt.smartserver.*.devices_added",
 			"lb.evt.smartserver.*.auto_provision_set",
 		},
 		AckPolicy: jetstream.AckExplicitPolicy,
@@ -281,7 +288,8 @@ func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
 // errDeferred tells bus.Consume the ack comes later.
 var errDeferred = bus.ErrDeferAck
 
-// drain sends one SmartServer's queued commands at its rate.
+// drain sends one SmartServer's queued devices at its rate, in batches of
+// consecutive devices with the same trigger, as large as the burst allows.
 func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
 	for {
 		p.mu.Lock()
@@ -290,22 +298,26 @@ func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
 			p.mu.Unlock()
 			return
 		}
-		it := s.queue[0]
-		s.queue = s.queue[1:]
+		n := 1
+		for n < len(s.queue) && n < p.cfg.Burst && n < events.MaxDeviceBatch && s.queue[n].cause == s.queue[0].cause {
+			n++
+		}
+		batch := slices.Clone(s.queue[:n])
+		s.queue = s.queue[n:]
 		p.mu.Unlock()
 
-		if err := s.limiter.Wait(ctx); err != nil {
+		if err := s.limiter.WaitN(ctx, n); err != nil {
 			continue // ctx ended: the trigger stays unacked and comes back
 		}
 		p.sem <- struct{}{}
-		err := p.send(ctx, ic, it)
+		err := p.send(ctx, ic, batch)
 		<-p.sem
 		if err != nil {
-			// Keep it at the head of the queue and try again shortly: its
-			// trigger stays unacked until it is stored.
-			p.log.Warn().Err(err).Str("install_code", ic).Str("device_id", it.device).Msg("provision command not sent; retrying")
+			// Put it back at the head of the queue and try again shortly:
+			// its trigger stays unacked until it is stored.
+			p.log.Warn().Err(err).Str("install_code", ic).Int("devices", n).Msg("provision command not sent; retrying")
 			p.mu.Lock()
-			s.queue = append([]item{it}, s.queue...)
+			s.queue = append(batch, s.queue...)
 			p.mu.Unlock()
 			select {
 			case <-ctx.Done():
@@ -313,14 +325,24 @@ func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
 			}
 			continue
 		}
-		it.done()
+		for _, it := range batch {
+			it.done()
+		}
 	}
 }
 
-func (p *Provisioner) send(ctx context.Context, ic string, it item) error {
-	id := bus.DeriveID(it.cause, "provision/"+it.device)
-	m, err := events.New(events.ProvisionDeviceType, &events.ProvisionDevice{InstallCode: ic, DeviceID: it.device},
-		events.Meta{ID: id, Source: Source, CorrelationID: id, CausationID: it.cause, Actor: Source})
+// send publishes one ProvisionDevices command. Its id derives from the
+// trigger and the exact devices, so a batch sent again after a restart is
+// recognised as a repeat, while a batch of other devices never is.
+func (p *Provisioner) send(ctx context.Context, ic string, batch []item) error {
+	ids := make([]string, len(batch))
+	for i, it := range batch {
+		ids[i] = it.device
+	}
+	cause := batch[0].cause
+	id := bus.DeriveID(cause, "provision/"+strings.Join(ids, ","))
+	m, err := events.New(events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: ids},
+		events.Meta{ID: id, Source: Source, CorrelationID: id, CausationID: cause, Actor: Source})
 	if err != nil {
 		return err
 	}

@@ -26,8 +26,9 @@ type Row struct {
 	State       events.DeviceState `json:"state"`
 	Colour      string             `json:"colour"`
 	Provisioned bool               `json:"provisioned"`
-	// Order is the stream sequence of the device's addition: the order
-	// capacity covers devices in.
+	// Order is the order of addition, which capacity covers devices in:
+	// the stream sequence of the event that added it × 1024 + its
+	// position in that event.
 	Order uint64 `json:"order"`
 }
 
@@ -51,6 +52,9 @@ type Server struct {
 	Licenses      map[string]int `json:"capacity_licenses,omitempty"` // active capacity license → devices
 	Seq           uint64         `json:"seq"`
 }
+
+// orderSpan leaves room for the positions of one batch in Row.Order.
+const orderSpan = 1024
 
 type server struct {
 	Server
@@ -121,8 +125,15 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		}
 		changed = append(s.table.DeprovisionAll(), s.table.SetLicensing(s.Version, s.capacity())...)
 	case *events.DeviceAdded:
-		s.order[d.DeviceID] = seq
+		s.order[d.DeviceID] = seq * orderSpan
 		changed = s.table.Add(d.DeviceID, d.Name, d.Protocol)
+	case *events.DevicesAdded:
+		for i, nd := range d.Devices {
+			s.order[nd.DeviceID] = seq*orderSpan + uint64(i)
+		}
+		changed = s.table.AddMany(d.Devices)
+	case *events.DevicesProvisioned:
+		changed = s.table.ProvisionMany(d.DeviceIDs)
 	case *events.DeviceRemoved:
 		changed = s.table.Remove(d.DeviceID)
 	case *events.DeviceProvisioned:
@@ -221,7 +232,7 @@ func (m *Model) Restore(key string, value []byte) error {
 		s := m.get(r.InstallCode)
 		s.order[r.DeviceID] = r.Order
 		s.table.Devices = append(s.table.Devices, events.Device{ID: r.DeviceID, Name: r.Name, Protocol: r.Protocol, Provisioned: r.Provisioned, State: r.State})
-		slices.SortFunc(s.table.Devices, func(a, b events.Device) int { return cmp.Compare(s.order[a.ID], s.order[b.ID]) })
+		slices.SortStableFunc(s.table.Devices, func(a, b events.Device) int { return cmp.Compare(s.order[a.ID], s.order[b.ID]) })
 	default:
 		return fmt.Errorf("unknown key %q", key)
 	}

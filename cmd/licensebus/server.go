@@ -100,20 +100,30 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, err
 	}
 	dl := bus.NewDeadLetters(s.js)
-	ch, err := cloud.New(ctx, cloud.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl})
+	// One read of the event stream for every handler of this process.
+	feed := bus.NewFeed(s.js, cfg.Logger)
+	ch, err := cloud.New(ctx, cloud.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl})
+	dh, err := device.New(ctx, device.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = rollout.New(ctx, rollout.Config{JS: s.js, Logger: cfg.Logger, Now: cfg.Now})
+	s.exec, err = rollout.New(ctx, rollout.Config{JS: s.js, Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	// Every fold registers on the feed before anything runs.
+	var prov *provisioner.Provisioner
+	if !cfg.NoProvisioner {
+		if prov, err = provisioner.New(provisioner.Config{JS: s.js, Logger: cfg.Logger, Rate: cfg.ProvisionRate, Feed: feed}); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.NewOutcomes()
 	// Outcomes last: a caller that sees its outcome finds every view updated.
@@ -129,12 +139,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
 	s.run(rctx, "rollouts", s.exec.Run)
-	if !cfg.NoProvisioner {
-		prov, err := provisioner.New(provisioner.Config{JS: s.js, Logger: cfg.Logger, Rate: cfg.ProvisionRate})
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
+	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)
 	}
 	if err := s.serveAPI(rctx); err != nil {

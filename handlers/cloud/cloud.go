@@ -37,6 +37,9 @@ type Config struct {
 	Batch       int              // messages per pull; default 512
 	Now         func() time.Time // default time.Now
 	DeadLetters *bus.DeadLetters // default on JS
+	// Feed shares one read of the event stream between the components of
+	// a process; default a feed of its own.
+	Feed *bus.Feed
 }
 
 // Handler is the cloud side. It is safe for concurrent use; run it with Run.
@@ -70,7 +73,10 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if h.dl == nil {
 		h.dl = bus.NewDeadLetters(cfg.JS)
 	}
-	h.fold = bus.NewFold(cfg.JS, h.apply, h.log)
+	if cfg.Feed == nil {
+		cfg.Feed = bus.NewFeed(cfg.JS, h.log)
+	}
+	h.fold = cfg.Feed.Fold(h.apply)
 	return h, nil
 }
 

@@ -44,6 +44,8 @@ type Config struct {
 	Burst int
 	// InFlight bounds commands being published at once; default 64.
 	InFlight int
+	// Feed shares one read of the event stream; default its own.
+	Feed *bus.Feed
 }
 
 // Provisioner sends ProvisionDevice commands. Run it with Run.
@@ -95,7 +97,10 @@ func New(cfg Config) (*Provisioner, error) {
 	}
 	p := &Provisioner{js: cfg.JS, log: cfg.Logger.With().Str("component", "provisioner").Logger(), cfg: cfg,
 		sem: make(chan struct{}, cfg.InFlight), servers: make(map[string]*server), pending: make(map[jetstream.Msg]struct{})}
-	p.fold = bus.NewFold(cfg.JS, p.apply, p.log)
+	if cfg.Feed == nil {
+		cfg.Feed = bus.NewFeed(cfg.JS, p.log)
+	}
+	p.fold = cfg.Feed.Fold(p.apply)
 	return p, nil
 }
 

@@ -39,6 +39,8 @@ type Config struct {
 	// OutcomeTimeout bounds the wait for one command's outcome; default 2m.
 	OutcomeTimeout time.Duration
 	Now            func() time.Time
+	// Feed shares one read of the event stream; default its own.
+	Feed *bus.Feed
 }
 
 // Executor handles rollout commands and drives running rollouts.
@@ -77,7 +79,10 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	}
 	x := &Executor{js: cfg.JS, app: app, dl: bus.NewDeadLetters(cfg.JS), log: cfg.Logger.With().Str("component", "rollout").Logger(), cfg: cfg,
 		st: newState(), changed: make(chan struct{}), waiters: map[string][]chan outcome{}, driving: map[string]bool{}, reserved: map[string]string{}}
-	x.fold = bus.NewFold(cfg.JS, x.apply, x.log)
+	if cfg.Feed == nil {
+		cfg.Feed = bus.NewFeed(cfg.JS, x.log)
+	}
+	x.fold = cfg.Feed.Fold(x.apply)
 	return x, nil
 }
 

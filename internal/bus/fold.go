@@ -15,31 +15,66 @@ import (
 // (it is then skipped: dead letters are the command consumers' job).
 type ApplyFunc func(seq uint64, m *events.Message)
 
-// Fold keeps in-memory state in step with the event stream through an
-// ordered consumer. Handlers use it to decide on current state; WaitFor lets
-// them wait until the state includes a given sequence.
-type Fold struct {
-	js    jetstream.JetStream
-	apply ApplyFunc
-	log   zerolog.Logger
+// Feed reads the event stream once, through one ordered consumer, decodes
+// each event once and hands it to every Fold registered on it. Components
+// of one process share a Feed, so the stream is not read and decoded once
+// per component.
+type Feed struct {
+	js  jetstream.JetStream
+	log zerolog.Logger
 
-	mu     sync.Mutex
-	last   uint64
-	notify chan struct{} // closed and replaced whenever last moves
+	mu      sync.Mutex
+	subs    []ApplyFunc
+	started bool
+	last    uint64
+	notify  chan struct{} // closed and replaced whenever last moves
+	done    chan struct{} // closed when the feed stops
+	err     error
 }
 
-// NewFold returns a Fold over the events stream calling apply.
-func NewFold(js jetstream.JetStream, apply ApplyFunc, log zerolog.Logger) *Fold {
-	return &Fold{js: js, apply: apply, log: log, notify: make(chan struct{})}
+// NewFeed returns a Feed over the events stream. Register folds with Fold
+// before the first Run.
+func NewFeed(js jetstream.JetStream, log zerolog.Logger) *Feed {
+	return &Feed{js: js, log: log, notify: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Run consumes from the start of the stream until ctx ends.
-func (f *Fold) Run(ctx context.Context) error {
+// Fold registers apply and returns the Fold that tracks it. It panics after
+// the feed started: a late fold would miss events.
+func (f *Feed) Fold(apply ApplyFunc) *Fold {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		panic("bus: Fold registered on a running Feed")
+	}
+	f.subs = append(f.subs, apply)
+	return &Fold{feed: f}
+}
+
+// start runs the feed once, in the background, until ctx ends.
+func (f *Feed) start(ctx context.Context) {
+	f.mu.Lock()
+	if f.started {
+		f.mu.Unlock()
+		return
+	}
+	f.started = true
+	subs := f.subs
+	f.mu.Unlock()
+	go func() {
+		err := f.run(ctx, subs)
+		f.mu.Lock()
+		f.err = err
+		close(f.done)
+		f.mu.Unlock()
+	}()
+}
+
+func (f *Feed) run(ctx context.Context, subs []ApplyFunc) error {
 	cons, err := f.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{events.AllEvents},
 	})
 	if err != nil {
-		return fmt.Errorf("fold consumer: %w", err)
+		return fmt.Errorf("feed consumer: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		md, err := msg.Metadata()
@@ -50,20 +85,22 @@ func (f *Fold) Run(ctx context.Context) error {
 		if derr != nil {
 			m = nil
 		}
-		f.apply(md.Sequence.Stream, m)
+		for _, apply := range subs {
+			apply(md.Sequence.Stream, m)
+		}
 		f.advance(md.Sequence.Stream)
 	}, jetstream.PullMaxMessages(2048), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		f.log.Debug().Err(err).Msg("fold consumer")
+		f.log.Debug().Err(err).Msg("feed consumer")
 	}))
 	if err != nil {
-		return fmt.Errorf("fold consume: %w", err)
+		return fmt.Errorf("feed consume: %w", err)
 	}
 	<-ctx.Done()
 	cc.Stop()
 	return nil
 }
 
-func (f *Fold) advance(seq uint64) {
+func (f *Feed) advance(seq uint64) {
 	f.mu.Lock()
 	if seq > f.last {
 		f.last = seq
@@ -73,15 +110,42 @@ func (f *Fold) advance(seq uint64) {
 	f.mu.Unlock()
 }
 
+// Fold keeps in-memory state in step with the event stream. Handlers use it
+// to decide on current state; WaitFor lets them wait until the state
+// includes a given sequence.
+type Fold struct {
+	feed *Feed
+}
+
+// NewFold returns a Fold with a Feed of its own.
+func NewFold(js jetstream.JetStream, apply ApplyFunc, log zerolog.Logger) *Fold {
+	return NewFeed(js, log).Fold(apply)
+}
+
+// Run starts the fold's feed (if no other fold on it has) and blocks until
+// ctx ends.
+func (fo *Fold) Run(ctx context.Context) error {
+	fo.feed.start(ctx)
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-fo.feed.done:
+		fo.feed.mu.Lock()
+		defer fo.feed.mu.Unlock()
+		return fo.feed.err
+	}
+}
+
 // Last is the sequence of the last event folded.
-func (f *Fold) Last() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
+func (fo *Fold) Last() uint64 {
+	fo.feed.mu.Lock()
+	defer fo.feed.mu.Unlock()
+	return fo.feed.last
 }
 
 // WaitFor blocks until the fold has applied seq, or ctx ends.
-func (f *Fold) WaitFor(ctx context.Context, seq uint64) error {
+func (fo *Fold) WaitFor(ctx context.Context, seq uint64) error {
+	f := fo.feed
 	for {
 		f.mu.Lock()
 		last, ch := f.last, f.notify
@@ -100,8 +164,8 @@ func (f *Fold) WaitFor(ctx context.Context, seq uint64) error {
 // CatchUp waits until the fold has applied everything the stream held when
 // CatchUp was called. Handlers call it before answering "not found", so a
 // fact appended a moment ago elsewhere is not missed.
-func (f *Fold) CatchUp(ctx context.Context) error {
-	s, err := f.js.Stream(ctx, events.EventsStream)
+func (fo *Fold) CatchUp(ctx context.Context) error {
+	s, err := fo.feed.js.Stream(ctx, events.EventsStream)
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
@@ -109,5 +173,5 @@ func (f *Fold) CatchUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
-	return f.WaitFor(ctx, info.State.LastSeq)
+	return fo.WaitFor(ctx, info.State.LastSeq)
 }

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/licensebus/licensebus/internal/bench"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) benchCmd() *cobra.Command {
+	var quick, tiny bool
+	var fleet, cpuprofile string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure raw JetStream and licensebus side by side on an embedded server",
+		Long: `Starts an embedded NATS server with a file store in a temporary directory, measures raw
+JetStream on a stream of its own, then runs licensebus on the same server and measures
+appends, activations end to end, latency at half load, replay and rebuild. Progress goes
+to stderr; the figures to stdout. The default run takes about a minute and a half
+on 2 cores; --quick about 15 seconds.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := bench.Full()
+			switch {
+			case tiny:
+				cfg = bench.Tiny()
+			case quick:
+				cfg = bench.Quick()
+			}
+			if !tiny || cmd.Flags().Changed("fleet") {
+				var err error
+				if cfg.FleetTargets, cfg.FleetDevices, err = parseFleet(fleet); err != nil {
+					return usageError{err}
+				}
+			}
+			cfg.Progress = a.stderr
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.CPUProfile = f
+			}
+			r, err := bench.Run(cmd.Context(), cfg, startBenchProduct)
+			if err != nil {
+				return err
+			}
+			return a.emit(r, table.Row{"Side", "Figure", "Value", "Unit"}, benchRows(r))
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&quick, "quick", false, "small sizes: the whole run in under a minute")
+	f.BoolVar(&tiny, "tiny", false, "smallest sizes, for tests; the figures mean nothing")
+	_ = f.MarkHidden("tiny")
+	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
+	return cmd
+}
+
+// startBenchProduct runs licensebus joined to the bench's NATS server, as
+// `serve --nats` would. It logs at serve's default level into io.Discard:
+// formatting the log lines is part of the product's cost, writing them
+// somewhere is not.
+func startBenchProduct(ctx context.Context, url string) (*bench.Product, error) {
+	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel)})
+	if err != nil {
+		return nil, err
+	}
+	return &bench.Product{Licensing: s.lic, Devices: s.dev, Projections: s.runner, Err: s.Err, Close: s.Close}, nil
+}
+
+func parseFleet(s string) (targets, devices int, err error) {
+	t, d, ok := strings.Cut(s, ",")
+	if ok {
+		targets, err = strconv.Atoi(strings.TrimSpace(t))
+		if err == nil {
+			devices, err = strconv.Atoi(strings.TrimSpace(d))
+		}
+	}
+	if !ok || err != nil || targets < 1 || devices < 1 {
+		return 0, 0, fmt.Errorf("--fleet must be N,DEVICES with both at least 1, not %q", s)
+	}
+	return targets, devices, nil
+}
+
+func benchRows(r *bench.Result) []table.Row {
+	rate := func(v float64) string { return thousands(v) }
+	f3 := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	return []table.Row{
+		{"raw", fmt.Sprintf("async append (%s × %d B, msg id, window 4096)", thousands(float64(r.Messages)), r.PayloadBytes), rate(r.RawAppend), "msgs/s"},
+		{"raw", "sync publish p50", f3(r.RawSyncP50), "ms"},
+		{"raw", "sync publish p99", f3(r.RawSyncP99), "ms"},
+		{"raw", "expected-sequence sync append, many goroutines", rate(r.RawCASSync), "msgs/s"},
+		{"raw", fmt.Sprintf("replay of the event stream (%s)", thousands(float64(r.ReplayEvents))), rate(r.RawReplay), "msgs/s"},
+		{"product", "append (bus.Appender, many goroutines)", rate(r.AppendRate), "events/s"},
+		{"product", fmt.Sprintf("activations end to end (%s)", thousands(float64(r.Activations))), rate(r.ActivationRate), "/s"},
+		{"product", "JetStream messages per activation", f1(r.MsgsPerAct), "msgs"},
+		{"product", "JetStream messages written", rate(r.ProductMsgs), "msgs/s"},
+		{"product", fmt.Sprintf("e2e latency p50 at %s/s", thousands(r.E2EOffered)), f3(r.E2EP50), "ms"},
+		{"product", "e2e latency p99", f3(r.E2EP99), "ms"},
+		{"product", "projections rebuild", rate(r.Rebuild), "events/s"},
+		{"ratio", "efficiency: product msgs/s ÷ raw async", f3(r.Efficiency), ""},
+		{"ratio", "rebuild ÷ raw replay", f3(r.RebuildRatio), ""},
+		{"fleet", fmt.Sprintf("rollout of %d SmartServers × %d devices: to green", r.FleetTargets, r.FleetDevices), f3(r.FleetSecondsToGreen), "s"},
+		{"fleet", "rollout rate", rate(r.FleetTargetsPerMin), "SmartServers/min"},
+		{"memory", "peak RSS", f1(r.PeakRSSMB), "MB"},
+		{"memory", "RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
+		{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS), f1(r.TotalSeconds), "s"},
+		{"run", "stored bytes per raw message / per product event", fmt.Sprintf("%.0f / %.0f", r.RawMsgBytes, r.EventMsgBytes), "B"},
+	}
+}
+
+// thousands formats v rounded, with thousands separators.
+func thousands(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 0, 64)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// Ensure `licensebus bench` runs every phase and reports every figure. The
+// tiny sizes say nothing about speed, so no figure is compared with a
+// threshold; they only have to be there, and positive where measured.
+func TestBenchTiny(t *testing.T) {
+	out := mustCLI(t, "", "bench", "--tiny", "-o", "json")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("bench -o json: %v in %q", err, out)
+	}
+	positive := []string{
+		"raw_append_msgs_per_s", "raw_sync_p50_ms", "raw_sync_p99_ms", "append_events_per_s",
+		"activations_per_s", "msgs_per_activation", "product_msgs_per_s", "efficiency",
+		"e2e_p50_ms", "e2e_p99_ms", "raw_replay_msgs_per_s", "rebuild_events_per_s", "rebuild_ratio",
+		"peak_rss_mb", "rss_after_fleet_mb", "cores", "payload_bytes", "messages",
+	}
+	for _, k := range positive {
+		v, ok := got[k].(float64)
+		if !ok {
+			t.Errorf("%s=%v (%T), want a number", k, got[k], got[k])
+			continue
+		}
+		if v <= 0 {
+			t.Errorf("%s=%v, want > 0", k, v)
+		}
+	}
+	for _, k := range []string{"fleet_targets", "fleet_devices", "fleet_seconds_to_green", "fleet_targets_per_min"} {
+		if v, ok := got[k].(float64); !ok || v < 0 {
+			t.Errorf("%s=%v, want a number >= 0", k, got[k])
+		}
+	}
+	for _, k := range []string{"go_version", "server_version"} {
+		if v, ok := got[k].(string); !ok || v == "" {
+			t.Errorf("%s=%v, want a version", k, got[k])
+		}
+	}
+}

@@ -1,0 +1,318 @@
+// Package bench measures licensebus against the raw JetStream it stands on,
+// in one run on one embedded server, so that the ratios between the two
+// mean something (see the JetStream baseline note: numbers move ±10-15 %
+// between runs on 2 shared cores).
+//
+// Run starts a nats-server with a file store in a temporary directory,
+// measures raw JetStream on a stream of its own, appends events through the
+// handlers' append path, then starts licensebus on the same server (the
+// caller supplies how, as package main owns the wiring) and measures
+// activations end to end, latency at half load, replay, rebuild and a
+// fleet rollout with reactive provisioning.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/client"
+	"github.com/licensebus/licensebus/projections"
+	"github.com/licensebus/licensebus/projections/devices"
+	"github.com/licensebus/licensebus/projections/licensing"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Config sizes one run.
+type Config struct {
+	Mode string // tiny, quick or full; reported as is
+
+	RawMessages   int // raw async appends (baseline: 200,000)
+	SyncPublishes int // raw sequential synchronous publishes (baseline: 5,000)
+	CASMessages   int // raw expected-sequence synchronous appends from Workers goroutines
+
+	Appends    int // events appended through bus.Appender
+	Workers    int // goroutines of the CAS and Appender phases (baseline: 256)
+	Aggregates int // aggregates (subjects) per worker; Workers × Aggregates ≈ the baseline's 10,000 subjects
+
+	Activations        int // SmartServers activated as fast as possible
+	LatencyActivations int // SmartServers activated at half the measured rate
+
+	FleetTargets, FleetDevices int // SmartServers and devices per SmartServer of the fleet rollout
+
+	// CPUProfile, if set, receives a CPU profile of the activation phase.
+	CPUProfile io.Writer
+	// Progress, if set, receives one line per phase.
+	Progress io.Writer
+}
+
+// Full is the default run: the baseline's raw sizes; about a minute and a
+// half on 2 cores.
+func Full() Config {
+	return Config{Mode: "full", RawMessages: 200_000, SyncPublishes: 5_000, CASMessages: 100_000,
+		Appends: 100_000, Workers: 256, Aggregates: 40, Activations: 20_000, LatencyActivations: 10_000,
+		FleetTargets: 200, FleetDevices: 10}
+}
+
+// Quick is the baseline's quick size: the whole run takes well under a
+// minute on 2 cores.
+func Quick() Config {
+	return Config{Mode: "quick", RawMessages: 50_000, SyncPublishes: 2_000, CASMessages: 20_000,
+		Appends: 20_000, Workers: 256, Aggregates: 40, Activations: 5_000, LatencyActivations: 2_500,
+		FleetTargets: 200, FleetDevices: 10}
+}
+
+// Tiny only checks that every phase runs; its numbers mean nothing.
+func Tiny() Config {
+	return Config{Mode: "tiny", RawMessages: 2_000, SyncPublishes: 100, CASMessages: 500,
+		Appends: 500, Workers: 16, Aggregates: 4, Activations: 30, LatencyActivations: 20,
+		FleetTargets: 4, FleetDevices: 2}
+}
+
+// Product is a running licensebus, as the bench needs to see it: the
+// licensing and devices read models (what the Manage Licenses dialog and
+// the Devices widget show) and the projections runner that feeds them.
+type Product struct {
+	Licensing   *licensing.Model
+	Devices     *devices.Model
+	Projections *projections.Runner
+	// Err, if set, is the first error a component of the product stopped
+	// with; it explains a phase that never finished.
+	Err func() error
+	// Close stops the product (not the NATS server). It is required.
+	Close func()
+}
+
+// StartFunc starts licensebus joined to the NATS server at url.
+type StartFunc func(ctx context.Context, url string) (*Product, error)
+
+// PayloadBytes is the size of every raw message: a JSON license event, as
+// in the baseline.
+const PayloadBytes = 600
+
+// rawStream holds the raw phases' messages, apart from the product's streams.
+const rawStream = "BENCH_RAW"
+
+// Result is one run's figures. Rates are per second of wall time.
+type Result struct {
+	Mode           string  `json:"mode"`
+	GoVersion      string  `json:"go_version"`
+	ServerVersion  string  `json:"server_version"`
+	Cores          int     `json:"cores"`
+	PayloadBytes   int     `json:"payload_bytes"`
+	Messages       int     `json:"messages"` // raw async appends
+	SyncIntervalS  float64 `json:"sync_interval_s"`
+	RawMsgBytes    float64 `json:"raw_msg_bytes"`   // stored bytes per raw message
+	EventMsgBytes  float64 `json:"event_msg_bytes"` // stored bytes per appended product event
+	TotalSeconds   float64 `json:"total_seconds"`
+	Activations    int     `json:"activations"`
+	LatencySamples int     `json:"e2e_samples"`
+	ReplayEvents   int     `json:"replay_events"`
+
+	RawAppend      float64 `json:"raw_append_msgs_per_s"`
+	RawSyncP50     float64 `json:"raw_sync_p50_ms"`
+	RawSyncP99     float64 `json:"raw_sync_p99_ms"`
+	RawCASSync     float64 `json:"raw_cas_sync_msgs_per_s"`
+	RawReplay      float64 `json:"raw_replay_msgs_per_s"`
+	AppendRate     float64 `json:"append_events_per_s"`
+	ActivationRate float64 `json:"activations_per_s"`
+	MsgsPerAct     float64 `json:"msgs_per_activation"`
+	ProductMsgs    float64 `json:"product_msgs_per_s"`
+	Efficiency     float64 `json:"efficiency"`
+	E2EOffered     float64 `json:"e2e_offered_per_s"`
+	E2EP50         float64 `json:"e2e_p50_ms"`
+	E2EP99         float64 `json:"e2e_p99_ms"`
+	Rebuild        float64 `json:"rebuild_events_per_s"`
+	RebuildRatio   float64 `json:"rebuild_ratio"`
+
+	FleetTargets        int     `json:"fleet_targets"`
+	FleetDevices        int     `json:"fleet_devices"`
+	FleetSecondsToGreen float64 `json:"fleet_seconds_to_green"`
+	FleetTargetsPerMin  float64 `json:"fleet_targets_per_min"`
+
+	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	RSSAfterFleetMB float64 `json:"rss_after_fleet_mb"`
+}
+
+// Run measures one run of cfg. start starts the product; it is called once,
+// after the raw and append phases, so that nothing of the product runs while
+// raw JetStream is measured.
+func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
+	begin := time.Now()
+	dir, err := os.MkdirTemp("", "licensebus-bench-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: dir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}()
+	// Like the baseline, the bench talks to the server over loopback TCP.
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("licensebus bench"))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{Mode: cfg.Mode, GoVersion: runtime.Version(), ServerVersion: server.VERSION, Cores: runtime.NumCPU(),
+		PayloadBytes: PayloadBytes, Messages: cfg.RawMessages}
+	if jc := ns.JetStreamConfig(); jc != nil {
+		r.SyncIntervalS = jc.SyncInterval.Seconds()
+	}
+	b := &run{cfg: cfg, r: r, nc: nc, js: js}
+	if err := b.raw(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.appends(ctx); err != nil {
+		return nil, err
+	}
+	b.progress("starting licensebus on the same server (catching up %d events)", cfg.Appends)
+	p, err := start(ctx, ns.ClientURL())
+	if err != nil {
+		return nil, fmt.Errorf("start licensebus: %w", err)
+	}
+	defer p.Close()
+	b.p = p
+	if err := b.product(ctx); err != nil {
+		if p.Err != nil && p.Err() != nil {
+			err = fmt.Errorf("%w (licensebus: %v)", err, p.Err())
+		}
+		return nil, err
+	}
+	r.PeakRSSMB, r.RSSAfterFleetMB = peakRSSMB(), currentRSSMB()
+	r.TotalSeconds = time.Since(begin).Seconds()
+	r.round()
+	return r, nil
+}
+
+// round keeps the figures to the precision a 2-core run can tell apart.
+func (r *Result) round() {
+	to := func(v *float64, places int) {
+		p := math.Pow(10, float64(places))
+		*v = math.Round(*v*p) / p
+	}
+	for _, v := range []*float64{&r.RawAppend, &r.RawCASSync, &r.RawReplay, &r.AppendRate, &r.ActivationRate, &r.ProductMsgs,
+		&r.FleetTargetsPerMin,
+		&r.E2EOffered, &r.Rebuild, &r.RawMsgBytes, &r.EventMsgBytes} {
+		to(v, 0)
+	}
+	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen} {
+		to(v, 3)
+	}
+	for _, v := range []*float64{&r.MsgsPerAct, &r.TotalSeconds, &r.PeakRSSMB, &r.RSSAfterFleetMB} {
+		to(v, 1)
+	}
+}
+
+// run is the state of one Run.
+type run struct {
+	cfg Config
+	r   *Result
+	nc  *nats.Conn
+	js  jetstream.JetStream
+
+	// Once the product runs:
+	p      *Product
+	client *client.Client
+	// pub publishes activation commands asynchronously; pubFailed counts
+	// those JetStream did not store.
+	pub       jetstream.JetStream
+	pubFailed atomic.Int64
+}
+
+func (b *run) progress(format string, args ...any) {
+	if b.cfg.Progress != nil {
+		fmt.Fprintf(b.cfg.Progress, "bench: "+format+"\n", args...)
+	}
+}
+
+// raw measures plain JetStream as the baseline note did.
+func (b *run) raw(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if _, err := b.js.CreateStream(cctx, jetstream.StreamConfig{Name: rawStream, Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage}); err != nil {
+		return fmt.Errorf("raw stream: %w", err)
+	}
+	b.progress("raw async append of %d messages", b.cfg.RawMessages)
+	rate, err := rawAsync(cctx, b.nc, b.cfg.RawMessages)
+	if err != nil {
+		return err
+	}
+	b.r.RawAppend = rate
+	if b.r.RawMsgBytes, err = bytesPerMsg(cctx, b.js, rawStream); err != nil {
+		return err
+	}
+	b.progress("raw sync publish, %d sequential", b.cfg.SyncPublishes)
+	if b.r.RawSyncP50, b.r.RawSyncP99, err = rawSync(cctx, b.js, b.cfg.SyncPublishes); err != nil {
+		return err
+	}
+	b.progress("raw expected-sequence sync appends, %d from %d goroutines", b.cfg.CASMessages, b.cfg.Workers)
+	b.r.RawCASSync, err = rawCASSync(cctx, b.js, b.cfg.CASMessages, b.cfg.Workers, b.cfg.Aggregates)
+	return err
+}
+
+// product measures licensebus once it runs.
+func (b *run) product(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := b.p.Projections.CatchUp(cctx); err != nil {
+		return fmt.Errorf("projections catch up: %w", err)
+	}
+	var err error
+	if b.client, err = client.New(cctx, b.nc, "bench"); err != nil {
+		return err
+	}
+	b.pub, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(asyncWindow),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { b.pubFailed.Add(1) }))
+	if err != nil {
+		return err
+	}
+	if err := b.activations(ctx); err != nil {
+		return err
+	}
+	if err := b.replay(ctx); err != nil {
+		return err
+	}
+	if err := b.fleet(ctx); err != nil {
+		return err
+	}
+	actx, acancel := context.WithTimeout(ctx, time.Minute)
+	defer acancel()
+	if err := waitAcked(actx, b.pub); err != nil {
+		return err
+	}
+	if n := b.pubFailed.Load(); n > 0 {
+		return fmt.Errorf("%d activation commands were not stored", n)
+	}
+	return nil
+}
+
+// profile runs f under the CPU profiler when one is asked for.
+func (b *run) profile(f func() error) error {
+	if b.cfg.CPUProfile == nil {
+		return f()
+	}
+	if err := pprof.StartCPUProfile(b.cfg.CPUProfile); err != nil {
+		return err
+	}
+	defer pprof.StopCPUProfile()
+	return f()
+}

@@ -313,9 +313,12 @@ func pctEncode(s string) string {
 	return b.String()
 }
 
+// pctDecode returns a string of its own, never a piece of s: nats.go hands
+// out header values as slices of one copy of the whole header block, and
+// ids kept in long-lived maps would otherwise pin that block.
 func pctDecode(s string) (string, error) {
 	if !strings.Contains(s, "%") {
-		return s, nil
+		return strings.Clone(s), nil
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {

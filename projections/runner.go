@@ -21,6 +21,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// checkpointLag is how far a model's checkpoint may trail the events it
+// has seen when none of them changed it: a restart replays at most that.
+const checkpointLag = 10000
+
 // CheckpointKey is the key of a model's checkpoint in its bucket.
 const CheckpointKey = "_checkpoint"
 
@@ -230,18 +234,28 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 		}
 	}()
 
-	const maxBatch = 2048
+	// Under load, flush at most once per window (a batch of up to maxBatch
+	// events); when the stream goes quiet, flush at once so readers see
+	// their writes within a window at worst.
+	const maxBatch, window = 4096, 5 * time.Millisecond
 	dirty, last := 0, start
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	quiet := true // nothing was pending after the last event applied
+	lastFlush := time.Now()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
 	flush := func() error {
+		if armed {
+			timer.Stop()
+			armed = false
+		}
 		if dirty == 0 {
 			return nil
 		}
-		if err := r.flush(ctx, kvs, last); err != nil {
+		if err := r.flush(ctx, last, quiet); err != nil {
 			return err
 		}
-		dirty = 0
+		dirty, lastFlush = 0, time.Now()
 		return nil
 	}
 	for {
@@ -249,11 +263,14 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 		case <-ctx.Done():
 			fctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer c()
-			_ = r.flushCtx(fctx, kvs, last, dirty)
+			if dirty > 0 {
+				_ = r.flush(fctx, last, true)
+			}
 			return nil, nil
 		case done := <-r.rebuild:
 			return done, nil
-		case <-tick.C:
+		case <-timer.C:
+			armed = false
 			if err := flush(); err != nil {
 				return nil, err
 			}
@@ -276,61 +293,76 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 					}
 				}
 			}
-			last = seq
+			last, quiet = seq, md.NumPending == 0
 			dirty++
 			r.advance(seq)
-			if md.NumPending == 0 || dirty >= maxBatch {
-				if err := flush(); err != nil {
-					return nil, err
-				}
+			switch {
+			case dirty >= maxBatch:
+				err = flush()
+			case md.NumPending == 0 && time.Since(lastFlush) >= window:
+				err = flush()
+			case !armed:
+				timer.Reset(max(0, window-time.Since(lastFlush)))
+				armed = true
+			}
+			if err != nil {
+				return nil, err
 			}
 		}
 	}
 }
 
-func (r *Runner) flushCtx(ctx context.Context, kvs []jetstream.KeyValue, last uint64, dirty int) error {
-	if dirty == 0 {
+// flush persists each model's changes, then its checkpoint, in model order,
+// all pipelined on one connection (so stored in that order), and waits for
+// every ack before the flush counts.
+func (r *Runner) flush(ctx context.Context, last uint64, quiet bool) error {
+	var futures []jetstream.PubAckFuture
+	var flushed []int
+	put := func(msg *nats.Msg) error {
+		f, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
 		return nil
 	}
-	return r.flush(ctx, kvs, last)
-}
-
-// flush persists each model's changes, then its checkpoint, in model order.
-func (r *Runner) flush(ctx context.Context, kvs []jetstream.KeyValue, last uint64) error {
 	for i, m := range r.models {
 		if last <= r.ckpt[i] {
 			continue
 		}
-		changes := m.Changes()
 		prefix := "$KV." + Bucket(m) + "."
-		futures := make([]jetstream.PubAckFuture, 0, len(changes))
+		changes := m.Changes()
+		if len(changes) == 0 && !quiet && last-r.ckpt[i] < checkpointLag {
+			continue // busy and nothing to write: the checkpoint may lag a little
+		}
 		for k, v := range changes {
 			msg := &nats.Msg{Subject: prefix + k, Data: v}
 			if v == nil {
 				msg.Header = nats.Header{"KV-Operation": []string{"DEL"}}
 			}
-			f, err := r.js.PublishMsgAsync(msg)
-			if err != nil {
+			if err := put(msg); err != nil {
 				return fmt.Errorf("projection %s: put %s: %w", m.Name(), k, err)
 			}
-			futures = append(futures, f)
 		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return fmt.Errorf("projection %s: put: %w", m.Name(), err)
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if _, err := kvs[i].Put(ctx, CheckpointKey, []byte(strconv.FormatUint(last, 10))); err != nil {
+		if err := put(&nats.Msg{Subject: prefix + CheckpointKey, Data: []byte(strconv.FormatUint(last, 10))}); err != nil {
 			return fmt.Errorf("projection %s: checkpoint: %w", m.Name(), err)
 		}
-		r.mu.Lock()
-		r.ckpt[i] = last
-		r.mu.Unlock()
+		flushed = append(flushed, i)
 	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("projections: flush: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	r.mu.Lock()
+	for _, i := range flushed {
+		r.ckpt[i] = last
+	}
+	r.mu.Unlock()
 	return nil
 }
 

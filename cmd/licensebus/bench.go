@@ -16,7 +16,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny bool
-	var fleet, cpuprofile string
+	var fleet, cpuprofile, memprofile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on an embedded server",
@@ -41,6 +41,14 @@ on 2 cores; --quick about 15 seconds.`,
 				}
 			}
 			cfg.Progress = a.stderr
+			if memprofile != "" {
+				f, err := os.Create(memprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.MemProfile = f
+			}
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)
 				if err != nil {
@@ -62,6 +70,7 @@ on 2 cores; --quick about 15 seconds.`,
 	_ = f.MarkHidden("tiny")
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
+	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/licensebus/licensebus/handlers/device"
 	"github.com/licensebus/licensebus/handlers/provisioner"
 	"github.com/licensebus/licensebus/handlers/rollout"
+	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
@@ -138,6 +139,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
+	s.run(rctx, "audit", audit.New(audit.Config{JS: s.js, Logger: cfg.Logger}).Run)
 	s.run(rctx, "rollouts", s.exec.Run)
 	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)

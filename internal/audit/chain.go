@@ -1,0 +1,77 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Seal links e to the entry whose hash is prevHash: it sets PrevHash,
+// computes Hash and returns the canonical bytes of the whole entry, which
+// is exactly what is stored on the audit stream.
+func Seal(e *Entry, prevHash string) ([]byte, error) {
+	e.PrevHash, e.Hash = prevHash, ""
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode entry %d: %w", e.Seq, err)
+	}
+	v, err := decodeJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	obj := v.(map[string]any) // an Entry encodes as an object
+	var buf jsonBuffer
+	if err := writeCanonical(&buf.Buffer, obj); err != nil {
+		return nil, err
+	}
+	e.Hash = chainHash(prevHash, buf.Bytes())
+	obj["hash"] = e.Hash
+	buf.Reset()
+	if err := writeCanonical(&buf.Buffer, obj); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func chainHash(prevHash string, unsealed []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prevHash))
+	h.Write(unsealed)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ErrNotEntry means a message is not an audit entry at all.
+var ErrNotEntry = errors.New("not an audit entry")
+
+// Open decodes a stored entry and checks its hash against its content: ok
+// is false when the content no longer matches the hash (an edit). The hash
+// is recomputed from the document as it is, unknown members included, so
+// nothing can be added to an entry unnoticed. err (wrapping ErrNotEntry)
+// means raw is not an entry.
+func Open(raw []byte) (e *Entry, ok bool, err error) {
+	v, err := decodeJSON(raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %v", ErrNotEntry, err)
+	}
+	obj, isObj := v.(map[string]any)
+	if !isObj {
+		return nil, false, fmt.Errorf("%w: not a JSON object", ErrNotEntry)
+	}
+	hash, _ := obj["hash"].(string)
+	prev, _ := obj["prev_hash"].(string)
+	e = new(Entry)
+	if err := json.Unmarshal(raw, e); err != nil {
+		return nil, false, fmt.Errorf("%w: %v", ErrNotEntry, err)
+	}
+	if hash == "" || e.Seq == 0 {
+		return nil, false, fmt.Errorf("%w: no seq or hash", ErrNotEntry)
+	}
+	delete(obj, "hash")
+	var b jsonBuffer
+	if err := writeCanonical(&b.Buffer, obj); err != nil {
+		return e, false, nil
+	}
+	return e, chainHash(prev, b.Bytes()) == hash, nil
+}

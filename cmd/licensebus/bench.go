@@ -16,7 +16,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny bool
-	var fleet, cpuprofile, memprofile string
+	var fleet, cpuprofile, memprofile, fleetprofile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on an embedded server",
@@ -41,6 +41,14 @@ on 2 cores; --quick about 15 seconds.`,
 				}
 			}
 			cfg.Progress = a.stderr
+			if fleetprofile != "" {
+				f, err := os.Create(fleetprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.FleetCPUProfile = f
+			}
 			if memprofile != "" {
 				f, err := os.Create(memprofile)
 				if err != nil {
@@ -71,6 +79,7 @@ on 2 cores; --quick about 15 seconds.`,
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")
+	f.StringVar(&fleetprofile, "fleet-cpuprofile", "", "write a CPU profile of the fleet rollout to this file")
 	return cmd
 }
 

@@ -217,7 +217,7 @@ func (x *Executor) pick(id, ic string, spec events.RolloutSpec, want events.Lice
 		}
 	}
 	today := x.cfg.Now().UTC().Format(time.DateOnly)
-	lid := candidate(x.st.licenses, spec.CustomerID, want.Kind, need, today, func(lid string) bool {
+	lid := candidate(x.st, spec.CustomerID, want.Kind, need, today, false, func(lid string) bool {
 		o, taken := x.reserved[lid]
 		return taken && o != owner
 	})
@@ -228,11 +228,17 @@ func (x *Executor) pick(id, ic string, spec events.RolloutSpec, want events.Lice
 	return lid, nil
 }
 
-// candidate is the pool rule shared by picking and planning.
-func candidate(pool map[string]*license, customer, kind string, need int, today string, taken func(string) bool) string {
+// candidate is the pool rule shared by picking and planning: a license of
+// the customer in the cloud, of the kind, with the wanted device count
+// (capacity) or covering it and not expired (maintenance), not taken.
+// Planning wants the same answer every time (lowest id); a running pick
+// takes the first it meets, which keeps a pick O(licenses taken) rather
+// than O(pool).
+func candidate(st *state, customer, kind string, need int, today string, lowest bool, taken func(string) bool) string {
 	best := ""
-	for lid, l := range pool {
-		if l.bound || l.customer != customer || l.kind != kind || taken(lid) {
+	for lid := range st.free[customer][kind] {
+		l := st.licenses[lid]
+		if taken(lid) {
 			continue
 		}
 		if kind == events.Capacity && need > 0 && l.devices != need {
@@ -240,6 +246,9 @@ func candidate(pool map[string]*license, customer, kind string, need int, today 
 		}
 		if kind == events.Maintenance && (l.devices < need || l.expires < today) {
 			continue
+		}
+		if !lowest {
+			return lid
 		}
 		if best == "" || lid < best {
 			best = lid

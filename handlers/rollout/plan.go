@@ -68,7 +68,7 @@ func (x *Executor) Plan(spec events.RolloutSpec) (Plan, error) {
 							}
 						}
 					}
-					lid := candidate(x.st.licenses, spec.CustomerID, want.Kind, need, today, func(l string) bool { return used[l] })
+					lid := candidate(x.st, spec.CustomerID, want.Kind, need, today, true, func(l string) bool { return used[l] })
 					if lid == "" {
 						t.Refusal, t.Message = events.ReasonPoolExhausted, "not enough licenses in the pool: no "+describe(want, need)+" left"
 						break

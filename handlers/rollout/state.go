@@ -72,15 +72,18 @@ type outcome struct {
 const outcomePrefix = "ro-"
 
 type state struct {
-	rollouts  map[string]*rollout
-	licenses  map[string]*license
+	rollouts map[string]*rollout
+	licenses map[string]*license
+	// free indexes the licenses in the cloud by customer and kind, so a
+	// pick looks at the pool of one customer, not at every license.
+	free      map[string]map[string]map[string]struct{}
 	servers   map[string]*server
 	customers map[string]bool
 	outcomes  map[string]outcome
 }
 
 func newState() *state {
-	return &state{rollouts: map[string]*rollout{}, licenses: map[string]*license{}, servers: map[string]*server{},
+	return &state{rollouts: map[string]*rollout{}, licenses: map[string]*license{}, free: map[string]map[string]map[string]struct{}{}, servers: map[string]*server{},
 		customers: map[string]bool{}, outcomes: map[string]outcome{}}
 }
 
@@ -101,14 +104,18 @@ func (s *state) apply(m *events.Message) {
 	case *events.CustomerCreated:
 		s.customers[d.CustomerID] = true
 	case *events.LicenseAdded:
-		s.licenses[d.LicenseID] = &license{customer: d.CustomerID, kind: d.Kind, devices: d.Devices, expires: d.Expires}
+		l := &license{customer: d.CustomerID, kind: d.Kind, devices: d.Devices, expires: d.Expires}
+		s.licenses[d.LicenseID] = l
+		s.setFree(d.LicenseID, l, true)
 	case *events.LicenseBound:
 		if l := s.licenses[d.LicenseID]; l != nil {
 			l.bound = true
+			s.setFree(d.LicenseID, l, false)
 		}
 	case *events.LicenseReleased:
 		if l := s.licenses[d.LicenseID]; l != nil {
 			l.bound = false
+			s.setFree(d.LicenseID, l, true)
 		}
 	case *events.Registered:
 		srv := s.server(d.InstallCode)
@@ -190,5 +197,23 @@ func (s *state) applyRollout(m *events.Message) {
 		}
 	case events.RolloutCompletedType:
 		r.status = Completed
+	}
+}
+
+func (s *state) setFree(lid string, l *license, free bool) {
+	byKind := s.free[l.customer]
+	if byKind == nil {
+		byKind = map[string]map[string]struct{}{}
+		s.free[l.customer] = byKind
+	}
+	set := byKind[l.kind]
+	if set == nil {
+		set = map[string]struct{}{}
+		byKind[l.kind] = set
+	}
+	if free {
+		set[lid] = struct{}{}
+	} else {
+		delete(set, lid)
 	}
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/sha256"
+	"slices"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -22,17 +23,63 @@ func Seal(e *Entry, prevHash string) ([]byte, error) {
 		return nil, err
 	}
 	obj := v.(map[string]any) // an Entry encodes as an object
+	delete(obj, "hash")
+	// Canonicalize once: the members in their sorted order, each written
+	// once, then the object assembled without the hash (to hash it) and
+	// with it, spliced into its sorted place.
+	keys := make([]string, 0, len(obj)+1)
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareUTF16)
 	var buf jsonBuffer
-	if err := writeCanonical(&buf.Buffer, obj); err != nil {
-		return nil, err
+	ends := make([]int, len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		writeString(&buf.Buffer, k)
+		buf.WriteByte(':')
+		if err := writeCanonical(&buf.Buffer, obj[k]); err != nil {
+			return nil, err
+		}
+		ends[i] = buf.Len()
 	}
-	e.Hash = chainHash(prevHash, buf.Bytes())
-	obj["hash"] = e.Hash
-	buf.Reset()
-	if err := writeCanonical(&buf.Buffer, obj); err != nil {
-		return nil, err
+	members := buf.Bytes()
+	unsealed := make([]byte, 0, len(members)+2)
+	unsealed = append(append(append(unsealed, '{'), members...), '}')
+	e.Hash = chainHash(prevHash, unsealed)
+
+	at := len(keys) // the hash member goes before the first key after it
+	for i, k := range keys {
+		if compareUTF16("hash", k) < 0 {
+			at = i
+			break
+		}
 	}
-	return buf.Bytes(), nil
+	split := 0
+	if at > 0 {
+		split = ends[at-1]
+	}
+	var hb jsonBuffer
+	writeString(&hb.Buffer, "hash")
+	hb.WriteByte(':')
+	writeString(&hb.Buffer, e.Hash)
+	rest := members[split:] // from the next member on
+	if at > 0 && at < len(keys) {
+		rest = rest[1:] // its leading comma
+	}
+	out := make([]byte, 0, len(unsealed)+hb.Len()+2)
+	out = append(out, '{')
+	out = append(out, members[:split]...)
+	if at > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, hb.Bytes()...)
+	if at < len(keys) {
+		out = append(append(out, ','), rest...)
+	}
+	return append(out, '}'), nil
 }
 
 func chainHash(prevHash string, unsealed []byte) string {

@@ -52,6 +52,8 @@ type Config struct {
 
 	// CPUProfile, if set, receives a CPU profile of the activation phase.
 	CPUProfile io.Writer
+	// FleetCPUProfile, if set, receives a CPU profile of the fleet rollout.
+	FleetCPUProfile io.Writer
 	// MemProfile, if set, receives a heap profile taken after the fleet.
 	MemProfile io.Writer
 	// Progress, if set, receives one line per phase.

@@ -61,7 +61,13 @@ func (b *run) fleet(ctx context.Context) error {
 	}
 
 	b.progress("fleet rollout over %d SmartServers", n)
-	greenBefore := b.p.Devices.Fleet().Total.Green
+	greenBefore := b.p.Devices.Totals().Green
+	if b.cfg.FleetCPUProfile != nil {
+		if err := pprof.StartCPUProfile(b.cfg.FleetCPUProfile); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	rid := uuid.NewString()
 	spec := events.RolloutSpec{Kind: events.RolloutActivate, CustomerID: cust, Targets: targets, SetCustomerID: true,
@@ -71,8 +77,8 @@ func (b *run) fleet(ctx context.Context) error {
 		client.SendOptions{CorrelationID: rid}); err != nil {
 		return fmt.Errorf("fleet rollout: %w", err)
 	}
-	if err := poll(cctx, func() bool { return b.p.Devices.Fleet().Total.Green-greenBefore >= n*devs }); err != nil {
-		f := b.p.Devices.Fleet().Total
+	if err := poll(cctx, func() bool { return b.p.Devices.Totals().Green-greenBefore >= n*devs }); err != nil {
+		f := b.p.Devices.Totals()
 		return fmt.Errorf("fleet rollout: %d purple, %d blue, %d green: %w", f.Purple, f.Blue, f.Green, err)
 	}
 	elapsed := time.Since(start)

@@ -11,13 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Dedupe windows. Commands get a longer one because clients retry; the
-// handlers also remember every command they answered, so a repeat after the
-// window still has no second effect. The server keeps every id of the window
-// in memory, so the event window stays at the 2m default.
+// Dedupe windows. The server keeps every message id of the window in
+// memory (at fleet scale, hundreds of MB for a 10-minute window), so the
+// windows cover client and handler retries, which come within seconds;
+// handlers remember every message they answered, so a repeat after the
+// window still has no second effect.
 const (
-	CommandDedupeWindow = 10 * time.Minute
-	EventDedupeWindow   = 2 * time.Minute
+	CommandDedupeWindow = 2 * time.Minute
+	EventDedupeWindow   = time.Minute
 )
 
 // EnsureStreams creates or updates the command, event and dead-letter

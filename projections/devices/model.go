@@ -67,6 +67,7 @@ type Model struct {
 	mu      sync.RWMutex
 	servers map[string]*server
 	changed map[string]struct{}
+	total   Counts // kept up to date, so fleet totals cost nothing to read
 }
 
 var _ projections.Model = (*Model)(nil)
@@ -86,6 +87,7 @@ func (m *Model) Reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.servers, m.changed = make(map[string]*server), make(map[string]struct{})
+	m.total = Counts{}
 }
 
 // Apply implements projections.Model.
@@ -147,7 +149,9 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		m.changed["device."+ic+"."+d.ID] = struct{}{}
 	}
 	s.Capacity, s.Licensed = s.table.Capacity, s.table.Licensed()
+	m.total.add(s.Counts, -1)
 	s.Counts = count(s.table.Devices)
+	m.total.add(s.Counts, 1)
 	m.changed["server."+ic] = struct{}{}
 }
 
@@ -157,6 +161,13 @@ func (s *server) capacity() int {
 		n += d
 	}
 	return n
+}
+
+func (c *Counts) add(d Counts, sign int) {
+	c.Purple += sign * d.Purple
+	c.Blue += sign * d.Blue
+	c.Green += sign * d.Green
+	c.Total += sign * d.Total
 }
 
 func count(ds []events.Device) Counts {
@@ -219,6 +230,8 @@ func (m *Model) Restore(key string, value []byte) error {
 		}
 		s := m.get(rest)
 		devs := s.table.Devices
+		m.total.add(s.Counts, -1)
+		m.total.add(srv.Counts, 1)
 		s.Server = srv
 		if s.Licenses == nil {
 			s.Licenses = map[string]int{}

@@ -36,16 +36,20 @@ type Fleet struct {
 func (m *Model) Fleet() Fleet {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	f := Fleet{SmartServers: make([]Server, 0, len(m.servers))}
+	f := Fleet{Total: m.total, SmartServers: make([]Server, 0, len(m.servers))}
 	for _, s := range m.servers {
-		f.Total.Purple += s.Counts.Purple
-		f.Total.Blue += s.Counts.Blue
-		f.Total.Green += s.Counts.Green
-		f.Total.Total += s.Counts.Total
 		srv := s.Server
 		srv.Licenses = nil
 		f.SmartServers = append(f.SmartServers, srv)
 	}
 	slices.SortFunc(f.SmartServers, func(a, b Server) int { return cmp.Compare(a.InstallCode, b.InstallCode) })
 	return f
+}
+
+// Totals returns the fleet's devices per colour; it costs nothing, so a
+// dashboard may poll it.
+func (m *Model) Totals() Counts {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.total
 }

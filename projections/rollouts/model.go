@@ -138,14 +138,25 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		return
 	}
 	r.Seq, r.UpdatedAt = seq, msg.Event.Time()
+	// Counts follow each target change instead of a recount per event,
+	// which would be O(targets) for every event of a 10,000-target rollout.
+	var touched []*Target
 	target := func(ic string) *Target {
 		t := r.targets[ic]
 		if t != nil {
 			t.Seq = seq
 			m.changed["target."+id+"."+ic] = struct{}{}
+			r.tally(t, -1)
+			touched = append(touched, t)
 		}
 		return t
 	}
+	defer func() {
+		for _, t := range touched {
+			r.tally(t, 1)
+		}
+		m.changed["rollout."+id] = struct{}{}
+	}()
 	switch d := msg.Data.(type) {
 	case *events.WaveStarted:
 		if d.Wave < len(r.Waves) {
@@ -193,7 +204,25 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	case events.RolloutCompletedType:
 		r.Status = "completed"
 	}
-	m.recount(r)
+}
+
+// tally adds (sign 1) or removes (-1) one target to the counts.
+func (r *rollout) tally(t *Target, sign int) {
+	for _, c := range []*Counts{&r.Counts, &r.Waves[t.Wave].Counts} {
+		c.Total += sign
+		switch t.Status {
+		case "pending":
+			c.Pending += sign
+		case "running":
+			c.Running += sign
+		case "succeeded":
+			c.Succeeded += sign
+		case "failed":
+			c.Failed += sign
+		case "skipped":
+			c.Skipped += sign
+		}
+	}
 }
 
 func (m *Model) recount(r *rollout) {

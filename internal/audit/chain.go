@@ -2,11 +2,11 @@ package audit
 
 import (
 	"crypto/sha256"
-	"slices"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Seal links e to the entry whose hash is prevHash: it sets PrevHash,

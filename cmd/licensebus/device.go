@@ -208,22 +208,26 @@ func (a *app) deviceWatchCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("devices view (is licensebus serve running?): %w", err)
 			}
-			filter := "device.>"
+			filter := "devices.*"
 			if len(args) == 1 {
 				if !events.ValidInstallCode(args[0]) {
 					return events.Reject(events.ReasonBadInstallCode, "install code %q must be 1-64 letters, digits, '-' or '_'", args[0])
 				}
-				filter = "device." + args[0] + ".>"
+				filter = "devices." + args[0]
 			}
-			w, err := kv.Watch(ctx, filter, jetstream.UpdatesOnly())
+			// Each entry holds all devices of one SmartServer: remember the
+			// last one seen and print the devices whose state changed.
+			w, err := kv.Watch(ctx, filter)
 			if err != nil {
 				return err
 			}
 			defer w.Stop()
 			if a.output != "json" {
-				fmt.Fprintf(a.stderr, "watching %s for colour changes; Ctrl-C to stop\n", strings.TrimSuffix(filter, ".>"))
+				fmt.Fprintf(a.stderr, "watching %s for colour changes; Ctrl-C to stop\n", strings.TrimPrefix(filter, "devices."))
 			}
 			enc := json.NewEncoder(a.stdout)
+			seen := map[string]map[string]devices.Row{}
+			live := false
 			for {
 				select {
 				case <-ctx.Done():
@@ -233,23 +237,44 @@ func (a *app) deviceWatchCmd() *cobra.Command {
 						return nil
 					}
 					if e == nil {
+						live = true // the current state is loaded; changes follow
 						continue
 					}
-					var r devices.Row
+					ic := strings.TrimPrefix(e.Key(), "devices.")
+					var rows []devices.Row
 					if e.Operation() == jetstream.KeyValuePut {
-						if err := json.Unmarshal(e.Value(), &r); err != nil {
+						if err := json.Unmarshal(e.Value(), &rows); err != nil {
 							continue
 						}
-					} else {
-						parts := strings.Split(e.Key(), ".")
-						r = devices.Row{InstallCode: parts[1], DeviceID: parts[len(parts)-1], State: "removed"}
 					}
-					if a.output == "json" {
-						_ = enc.Encode(r)
+					before, now := seen[ic], make(map[string]devices.Row, len(rows))
+					for _, r := range rows {
+						now[r.DeviceID] = r
+					}
+					seen[ic] = now
+					if !live {
 						continue
 					}
-					fmt.Fprintf(a.stdout, "%s  %-20s %-36s %-16s %-14s %s\n", e.Created().Local().Format(time.TimeOnly),
-						r.InstallCode, r.DeviceID, r.Name, r.State, a.colour(r.Colour))
+					var changed []devices.Row
+					for _, r := range rows {
+						if b, ok := before[r.DeviceID]; !ok || b.State != r.State {
+							changed = append(changed, r)
+						}
+					}
+					for id, b := range before {
+						if _, ok := now[id]; !ok {
+							b.State, b.Colour = "removed", ""
+							changed = append(changed, b)
+						}
+					}
+					for _, r := range changed {
+						if a.output == "json" {
+							_ = enc.Encode(r)
+							continue
+						}
+						fmt.Fprintf(a.stdout, "%s  %-20s %-36s %-16s %-14s %s\n", e.Created().Local().Format(time.TimeOnly),
+							r.InstallCode, r.DeviceID, r.Name, r.State, a.colour(r.Colour))
+					}
 				}
 			}
 		},

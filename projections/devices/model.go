@@ -15,9 +15,11 @@ import (
 	"github.com/licensebus/licensebus/projections"
 )
 
-// Row is one device as the widget shows it; its KV key is
-// "device.<install-code>.<device-id>", so a watcher can follow one
-// SmartServer with the filter "device.<install-code>.>".
+// Row is one device as the widget shows it. The rows of one SmartServer are
+// stored together, in order of addition, under the KV key
+// "devices.<install-code>": one entry per SmartServer rather than per
+// device keeps a 500,000-device fleet at 10,000 keys, and a watcher of
+// "devices.<install-code>" sees each change of that SmartServer.
 type Row struct {
 	DeviceID    string             `json:"device_id"`
 	InstallCode string             `json:"install_code"`
@@ -145,8 +147,8 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	case *events.AutoProvisionSet:
 		s.AutoProvision = d.Enabled
 	}
-	for _, d := range changed {
-		m.changed["device."+ic+"."+d.ID] = struct{}{}
+	if len(changed) > 0 {
+		m.changed["devices."+ic] = struct{}{}
 	}
 	s.Capacity, s.Licensed = s.table.Capacity, s.table.Licensed()
 	m.total.add(s.Counts, -1)
@@ -198,17 +200,23 @@ func (m *Model) Changes() map[string][]byte {
 	out := make(map[string][]byte, len(m.changed))
 	for k := range m.changed {
 		kind, rest, _ := strings.Cut(k, ".")
+		s := m.servers[rest]
 		switch kind {
 		case "server":
-			out[k] = projections.MarshalEntry(m.servers[rest].Server)
-		case "device":
-			ic, id, _ := strings.Cut(rest, ".")
-			s := m.servers[ic]
-			if i := s.table.Index(id); i >= 0 {
-				out[k] = projections.MarshalEntry(s.row(s.table.Devices[i]))
-			} else {
-				out[k] = nil // removed
-				delete(s.order, id)
+			out[k] = projections.MarshalEntry(s.Server)
+		case "devices":
+			rows := make([]Row, len(s.table.Devices))
+			for i, d := range s.table.Devices {
+				rows[i] = s.row(d)
+			}
+			out[k] = projections.MarshalEntry(rows)
+			// Orders of removed devices are no longer needed.
+			if len(s.order) > len(rows) {
+				keep := make(map[string]uint64, len(rows))
+				for _, r := range rows {
+					keep[r.DeviceID] = r.Order
+				}
+				s.order = keep
 			}
 		}
 	}
@@ -237,14 +245,17 @@ func (m *Model) Restore(key string, value []byte) error {
 			s.Licenses = map[string]int{}
 		}
 		s.table = events.DeviceTable{Devices: devs, Version: srv.Version, Capacity: srv.Capacity}
-	case "device":
-		var r Row
-		if err := json.Unmarshal(value, &r); err != nil {
+	case "devices":
+		var rows []Row
+		if err := json.Unmarshal(value, &rows); err != nil {
 			return err
 		}
-		s := m.get(r.InstallCode)
-		s.order[r.DeviceID] = r.Order
-		s.table.Devices = append(s.table.Devices, events.Device{ID: r.DeviceID, Name: r.Name, Protocol: r.Protocol, Provisioned: r.Provisioned, State: r.State})
+		s := m.get(rest)
+		s.table.Devices = s.table.Devices[:0]
+		for _, r := range rows {
+			s.order[r.DeviceID] = r.Order
+			s.table.Devices = append(s.table.Devices, events.Device{ID: r.DeviceID, Name: r.Name, Protocol: r.Protocol, Provisioned: r.Provisioned, State: r.State})
+		}
 		slices.SortStableFunc(s.table.Devices, func(a, b events.Device) int { return cmp.Compare(s.order[a.ID], s.order[b.ID]) })
 	default:
 		return fmt.Errorf("unknown key %q", key)

@@ -150,11 +150,17 @@ func (t *DeviceTable) Clone() DeviceTable {
 	return c
 }
 
-// AddMany appends devices in order and derives the states once.
-func (t *DeviceTable) AddMany(ds []NewDevice) []Device {
+// AddMany appends devices in order and derives the states once. Folds that
+// decide on colours only (handlers) pass idsOnly and keep no names: at
+// fleet scale that is tens of MB per fold.
+func (t *DeviceTable) AddMany(ds []NewDevice, idsOnly bool) []Device {
 	for _, d := range ds {
 		if t.Index(d.DeviceID) < 0 {
-			t.Devices = append(t.Devices, Device{ID: d.DeviceID, Name: d.Name, Protocol: d.Protocol})
+			dev := Device{ID: d.DeviceID}
+			if !idsOnly {
+				dev.Name, dev.Protocol = d.Name, d.Protocol
+			}
+			t.Devices = append(t.Devices, dev)
 		}
 	}
 	return t.derive()

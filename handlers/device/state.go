@@ -117,10 +117,10 @@ func (s *state) apply(seq uint64, m *events.Message) {
 		ss.devices.DeprovisionAll()
 		ss.devices.SetLicensing(ss.version, ss.capacity())
 	case *events.DeviceAdded:
-		ss.devices.Add(d.DeviceID, d.Name, d.Protocol)
+		ss.devices.Add(d.DeviceID, "", "")
 		s.owners[d.DeviceID] = ic
 	case *events.DevicesAdded:
-		ss.devices.AddMany(d.Devices)
+		ss.devices.AddMany(d.Devices, true)
 		for _, nd := range d.Devices {
 			s.owners[nd.DeviceID] = ic
 		}

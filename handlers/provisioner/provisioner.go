@@ -145,9 +145,9 @@ func (p *Provisioner) apply(_ uint64, m *events.Message) {
 		}
 		changed = append(s.table.DeprovisionAll(), s.table.SetLicensing(s.table.Version, s.capacity())...)
 	case *events.DeviceAdded:
-		changed = s.table.Add(d.DeviceID, d.Name, d.Protocol)
+		changed = s.table.Add(d.DeviceID, "", "")
 	case *events.DevicesAdded:
-		changed = s.table.AddMany(d.Devices)
+		changed = s.table.AddMany(d.Devices, true)
 	case *events.DevicesProvisioned:
 		changed = s.table.ProvisionMany(d.DeviceIDs)
 	case *events.DeviceRemoved:
@@ -309,6 +309,9 @@ func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
 		}
 		batch := slices.Clone(s.queue[:n])
 		s.queue = s.queue[n:]
+		if len(s.queue) == 0 {
+			s.queue = nil // don't pin the drained backing array
+		}
 		p.mu.Unlock()
 
 		if err := s.limiter.WaitN(ctx, n); err != nil {

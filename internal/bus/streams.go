@@ -33,6 +33,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Storage:     jetstream.FileStorage,
 			Duplicates:  CommandDedupeWindow,
 			AllowDirect: true,
+			// Commands are evidence too: the audit trail checks them.
+			DenyDelete: true,
 		},
 		{
 			Name:        events.EventsStream,

@@ -135,7 +135,7 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		for i, nd := range d.Devices {
 			s.order[nd.DeviceID] = seq*orderSpan + uint64(i)
 		}
-		changed = s.table.AddMany(d.Devices)
+		changed = s.table.AddMany(d.Devices, false)
 	case *events.DevicesProvisioned:
 		changed = s.table.ProvisionMany(d.DeviceIDs)
 	case *events.DeviceRemoved:

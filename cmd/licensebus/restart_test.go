@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,13 @@ func startBinary(tb testing.TB, bin, dir, addr string) *exec.Cmd {
 	tb.Helper()
 	cmd := exec.Command(bin, "serve", "--data", dir, "--listen", addr, "--log-level", "warn")
 	cmd.Stderr = os.Stderr
+	// A NATS_URL in the caller's environment would make serve join that
+	// NATS instead of embedding one.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NATS_URL=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}

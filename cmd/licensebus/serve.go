@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -30,8 +31,14 @@ func (a *app) serveCmd() *cobra.Command {
 			if joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != ""; joinNATS {
 				cfg.NatsURL = a.natsURL
 			}
+			if joinNATS {
+				cfg.Logger.Info().Str("nats", cfg.NatsURL).Bool("from_env", !cmd.Flags().Changed("nats")).Msg("joining an existing NATS instead of embedding one")
+			}
 			s, err := StartServer(cmd.Context(), cfg)
 			if err != nil {
+				if joinNATS && !cmd.Flags().Changed("nats") {
+					return fmt.Errorf("%w (serve joins the NATS in NATS_URL=%s; unset NATS_URL to run the embedded server)", err, cfg.NatsURL)
+				}
 				return err
 			}
 			<-cmd.Context().Done()

@@ -231,7 +231,11 @@ func (a *app) transferCmd() *cobra.Command {
 				}
 				var d events.LicensesTransferred
 				_ = json.Unmarshal(out.Data, &d)
-				return a.done(out, "%d licenses of SmartServer %s transferred to the cloud on %s", len(d.LicenseIDs), ic, d.TransferredAt.UTC().Format("2006-01-02"))
+				noun := "licenses"
+				if len(d.LicenseIDs) == 1 {
+					noun = "license"
+				}
+				return a.done(out, "%d %s of SmartServer %s transferred to the cloud on %s", len(d.LicenseIDs), noun, ic, d.TransferredAt.UTC().Format("2006-01-02"))
 			})
 		},
 	}

@@ -336,7 +336,10 @@ func (o outcome) rejection() *events.Rejection {
 // Its correlation id is the rollout id, which is also the correlation id
 // of the command that started it.
 func (x *Executor) record(ctx context.Context, id string, t events.Type, d events.Data, name string) {
-	ev, err := events.New(t, d, events.Meta{ID: bus.DeriveID(id, name), Source: Source, CorrelationID: id, Actor: Source})
+	x.mu.Lock()
+	cause := x.st.rollouts[id].startedBy
+	x.mu.Unlock()
+	ev, err := events.New(t, d, events.Meta{ID: bus.DeriveID(id, name), Source: Source, CorrelationID: id, CausationID: cause, Actor: Source})
 	if err != nil {
 		x.log.Error().Err(err).Str("rollout_id", id).Msg("build rollout event")
 		return

@@ -37,6 +37,9 @@ type rollout struct {
 	round   int // retry-failed rounds
 	targets map[string]*target
 	actor   string
+	// startedBy is the id of the started event: the cause of everything
+	// the rollout records, so its trace is one tree.
+	startedBy string
 }
 
 func (r *rollout) counts() (succeeded, failed int) {
@@ -123,7 +126,7 @@ func (s *state) apply(m *events.Message) {
 	case *events.CustomerIDSet:
 		s.server(d.InstallCode).customer = d.CustomerID
 	case *events.RolloutStarted:
-		r := &rollout{id: d.RolloutID, spec: d.Spec, waves: d.Waves, status: Running, wave: -1, targets: map[string]*target{}, actor: m.Actor()}
+		r := &rollout{id: d.RolloutID, spec: d.Spec, waves: d.Waves, status: Running, wave: -1, targets: map[string]*target{}, actor: m.Actor(), startedBy: m.ID()}
 		for w, ics := range d.Waves {
 			for _, ic := range ics {
 				r.targets[ic] = &target{wave: w, status: Pending}

@@ -1,6 +1,9 @@
 package events
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Device protocols DMM manages.
 const (
@@ -59,6 +62,9 @@ type DeviceTable struct {
 	Devices  []Device `json:"devices"`
 	Version  string   `json:"version"`
 	Capacity int      `json:"capacity"`
+	// Licenses are the active capacity licenses and their device counts;
+	// Fold keeps them and Capacity in step.
+	Licenses map[string]int `json:"capacity_licenses,omitempty"`
 }
 
 // Index returns the position of device id, or -1.
@@ -147,6 +153,7 @@ func (t *DeviceTable) derive() []Device {
 func (t *DeviceTable) Clone() DeviceTable {
 	c := *t
 	c.Devices = slices.Clone(t.Devices)
+	c.Licenses = maps.Clone(t.Licenses)
 	return c
 }
 
@@ -174,4 +181,55 @@ func (t *DeviceTable) ProvisionMany(ids []string) []Device {
 		}
 	}
 	return t.derive()
+}
+
+// Fold applies one SmartServer event to the table — the only place that
+// knows which events change colours — and returns the devices whose state
+// changed. Folds that decide on colours only pass idsOnly and keep no
+// device names. The table tracks the active capacity licenses itself.
+func (t *DeviceTable) Fold(d Data, idsOnly bool) []Device {
+	switch e := d.(type) {
+	case *Registered:
+		return t.SetLicensing(e.Version, t.Capacity)
+	case *LicenseActivated:
+		if e.Kind != Capacity {
+			return nil
+		}
+		if t.Licenses == nil {
+			t.Licenses = map[string]int{}
+		}
+		t.Licenses[e.LicenseID] = e.Devices
+		return t.SetLicensing(t.Version, t.licensed())
+	case *LicensesTransferred:
+		for _, lid := range e.LicenseIDs {
+			delete(t.Licenses, lid)
+		}
+		// Licenses gone to the cloud deprovision every device: after the
+		// next activation they are blue, not green.
+		return append(t.DeprovisionAll(), t.SetLicensing(t.Version, t.licensed())...)
+	case *DeviceAdded:
+		if idsOnly {
+			return t.Add(e.DeviceID, "", "")
+		}
+		return t.Add(e.DeviceID, e.Name, e.Protocol)
+	case *DevicesAdded:
+		return t.AddMany(e.Devices, idsOnly)
+	case *DeviceRemoved:
+		return t.Remove(e.DeviceID)
+	case *DeviceProvisioned:
+		return t.SetProvisioned(e.DeviceID, true)
+	case *DevicesProvisioned:
+		return t.ProvisionMany(e.DeviceIDs)
+	case *DeviceDeprovisioned:
+		return t.SetProvisioned(e.DeviceID, false)
+	}
+	return nil
+}
+
+func (t *DeviceTable) licensed() int {
+	n := 0
+	for _, d := range t.Licenses {
+		n += d
+	}
+	return n
 }

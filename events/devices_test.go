@@ -85,3 +85,29 @@ func TestDeviceTableChanges(t *testing.T) {
 		t.Fatalf("changed=%+v, want none for the same capacity", changed)
 	}
 }
+
+// Ensure Fold, the one colour rule every fold uses, follows the manual from
+// events alone, and ignores non-capacity licenses.
+func TestDeviceTableFold(t *testing.T) {
+	var tab events.DeviceTable
+	steps := []struct {
+		event events.Data
+		want  string
+	}{
+		{&events.Registered{InstallCode: "IC", Version: "3.4"}, ""},
+		{&events.DevicesAdded{InstallCode: "IC", Devices: []events.NewDevice{{DeviceID: "a"}, {DeviceID: "b"}, {DeviceID: "c"}}}, "ppp"},
+		{&events.LicenseActivated{InstallCode: "IC", LicenseID: "m", Kind: events.Maintenance, Devices: 3}, "ppp"},
+		{&events.LicenseActivated{InstallCode: "IC", LicenseID: "c1", Kind: events.Capacity, Devices: 2}, "bbp"},
+		{&events.DevicesProvisioned{InstallCode: "IC", DeviceIDs: []string{"a", "b"}}, "ggp"},
+		{&events.LicensesTransferred{InstallCode: "IC", LicenseIDs: []string{"m", "c1"}}, "ppp"},
+		{&events.LicenseActivated{InstallCode: "IC", LicenseID: "c2", Kind: events.Capacity, Devices: 3}, "bbb"},
+		{&events.DeviceProvisioned{InstallCode: "IC", DeviceID: "c"}, "bbg"},
+		{&events.DeviceRemoved{InstallCode: "IC", DeviceID: "a"}, "bg"},
+	}
+	for i, st := range steps {
+		tab.Fold(st.event, true)
+		if got := colours(&tab); got != st.want {
+			t.Fatalf("step %d (%T): colours=%q, want %q", i, st.event, got, st.want)
+		}
+	}
+}

@@ -37,17 +37,6 @@ type smartserver struct {
 	seq     uint64
 }
 
-// capacity is the sum of the device counts of the active capacity licenses.
-func (ss *smartserver) capacity() int {
-	n := 0
-	for _, a := range ss.active {
-		if a.kind == events.Capacity {
-			n += a.devices
-		}
-	}
-	return n
-}
-
 type state struct {
 	servers   map[string]*smartserver
 	customers map[string]bool
@@ -96,7 +85,6 @@ func (s *state) apply(seq uint64, m *events.Message) {
 	switch d := m.Data.(type) {
 	case *events.Registered:
 		ss.name, ss.version = d.Name, d.Version
-		ss.devices.SetLicensing(d.Version, ss.capacity())
 	case *events.CustomerIDSet:
 		if ss.customer != d.CustomerID {
 			ss.downloadedFor = ""
@@ -106,7 +94,6 @@ func (s *state) apply(seq uint64, m *events.Message) {
 		ss.downloadedFor = d.CustomerID
 	case *events.LicenseActivated:
 		ss.active[d.LicenseID] = active{kind: d.Kind, devices: d.Devices, expires: d.Expires, by: m.CausationID()}
-		ss.devices.SetLicensing(ss.version, ss.capacity())
 	case *events.TransferRequested:
 		ss.transferring, ss.released, ss.transferBy = d.LicenseIDs, make(map[string]bool), m.ID()
 	case *events.LicensesTransferred:
@@ -114,28 +101,18 @@ func (s *state) apply(seq uint64, m *events.Message) {
 			delete(ss.active, lid)
 		}
 		ss.transferring, ss.released, ss.transferBy = nil, nil, ""
-		ss.devices.DeprovisionAll()
-		ss.devices.SetLicensing(ss.version, ss.capacity())
 	case *events.DeviceAdded:
-		ss.devices.Add(d.DeviceID, "", "")
 		s.owners[d.DeviceID] = ic
 	case *events.DevicesAdded:
-		ss.devices.AddMany(d.Devices, true)
 		for _, nd := range d.Devices {
 			s.owners[nd.DeviceID] = ic
 		}
-	case *events.DevicesProvisioned:
-		ss.devices.ProvisionMany(d.DeviceIDs)
 	case *events.DeviceRemoved:
-		ss.devices.Remove(d.DeviceID)
 		delete(s.owners, d.DeviceID)
-	case *events.DeviceProvisioned:
-		ss.devices.SetProvisioned(d.DeviceID, true)
-	case *events.DeviceDeprovisioned:
-		ss.devices.SetProvisioned(d.DeviceID, false)
 	case *events.AutoProvisionSet:
 		ss.auto = d.Enabled
 	}
+	ss.devices.Fold(m.Data, true)
 }
 
 // clone copies ss deeply enough to read without the state lock.

@@ -66,7 +66,6 @@ type Provisioner struct {
 type server struct {
 	table events.DeviceTable
 	auto  bool
-	caps  map[string]int // active capacity licenses
 	// eligibleBy is the event that made each blue device blue.
 	eligibleBy map[string]string
 	// sent marks devices with a command on its way.
@@ -107,19 +106,11 @@ func New(cfg Config) (*Provisioner, error) {
 func (p *Provisioner) get(ic string) *server {
 	s := p.servers[ic]
 	if s == nil {
-		s = &server{caps: map[string]int{}, eligibleBy: map[string]string{}, sent: map[string]bool{},
+		s = &server{eligibleBy: map[string]string{}, sent: map[string]bool{},
 			limiter: rate.NewLimiter(rate.Limit(p.cfg.Rate), p.cfg.Burst)}
 		p.servers[ic] = s
 	}
 	return s
-}
-
-func (s *server) capacity() int {
-	n := 0
-	for _, d := range s.caps {
-		n += d
-	}
-	return n
 }
 
 // apply folds SmartServer events into the device tables.
@@ -130,35 +121,10 @@ func (p *Provisioner) apply(_ uint64, m *events.Message) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.get(m.Data.Key())
-	var changed []events.Device
-	switch d := m.Data.(type) {
-	case *events.Registered:
-		changed = s.table.SetLicensing(d.Version, s.capacity())
-	case *events.LicenseActivated:
-		if d.Kind == events.Capacity {
-			s.caps[d.LicenseID] = d.Devices
-			changed = s.table.SetLicensing(s.table.Version, s.capacity())
-		}
-	case *events.LicensesTransferred:
-		for _, lid := range d.LicenseIDs {
-			delete(s.caps, lid)
-		}
-		changed = append(s.table.DeprovisionAll(), s.table.SetLicensing(s.table.Version, s.capacity())...)
-	case *events.DeviceAdded:
-		changed = s.table.Add(d.DeviceID, "", "")
-	case *events.DevicesAdded:
-		changed = s.table.AddMany(d.Devices, true)
-	case *events.DevicesProvisioned:
-		changed = s.table.ProvisionMany(d.DeviceIDs)
-	case *events.DeviceRemoved:
-		changed = s.table.Remove(d.DeviceID)
-	case *events.DeviceProvisioned:
-		changed = s.table.SetProvisioned(d.DeviceID, true)
-	case *events.DeviceDeprovisioned:
-		changed = s.table.SetProvisioned(d.DeviceID, false)
-	case *events.AutoProvisionSet:
+	if d, ok := m.Data.(*events.AutoProvisionSet); ok {
 		s.auto = d.Enabled
 	}
+	changed := s.table.Fold(m.Data, true)
 	for _, d := range changed {
 		delete(s.sent, d.ID)
 		if d.State == events.Unprovisioned {

@@ -112,41 +112,20 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		m.servers[ic] = s
 	}
 	s.Seq = seq
-	var changed []events.Device
 	switch d := msg.Data.(type) {
 	case *events.Registered:
 		s.Version = d.Version
-		changed = s.table.SetLicensing(d.Version, s.capacity())
-	case *events.LicenseActivated:
-		if d.Kind != events.Capacity {
-			return
-		}
-		s.Licenses[d.LicenseID] = d.Devices
-		changed = s.table.SetLicensing(s.Version, s.capacity())
-	case *events.LicensesTransferred:
-		for _, lid := range d.LicenseIDs {
-			delete(s.Licenses, lid)
-		}
-		changed = append(s.table.DeprovisionAll(), s.table.SetLicensing(s.Version, s.capacity())...)
 	case *events.DeviceAdded:
 		s.order[d.DeviceID] = seq * orderSpan
-		changed = s.table.Add(d.DeviceID, d.Name, d.Protocol)
 	case *events.DevicesAdded:
 		for i, nd := range d.Devices {
 			s.order[nd.DeviceID] = seq*orderSpan + uint64(i)
 		}
-		changed = s.table.AddMany(d.Devices, false)
-	case *events.DevicesProvisioned:
-		changed = s.table.ProvisionMany(d.DeviceIDs)
-	case *events.DeviceRemoved:
-		changed = s.table.Remove(d.DeviceID)
-	case *events.DeviceProvisioned:
-		changed = s.table.SetProvisioned(d.DeviceID, true)
-	case *events.DeviceDeprovisioned:
-		changed = s.table.SetProvisioned(d.DeviceID, false)
 	case *events.AutoProvisionSet:
 		s.AutoProvision = d.Enabled
 	}
+	changed := s.table.Fold(msg.Data, false)
+	s.Licenses = s.table.Licenses
 	if len(changed) > 0 {
 		m.changed["devices."+ic] = struct{}{}
 	}
@@ -155,14 +134,6 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	s.Counts = count(s.table.Devices)
 	m.total.add(s.Counts, 1)
 	m.changed["server."+ic] = struct{}{}
-}
-
-func (s *server) capacity() int {
-	n := 0
-	for _, d := range s.Licenses {
-		n += d
-	}
-	return n
 }
 
 func (c *Counts) add(d Counts, sign int) {
@@ -244,7 +215,7 @@ func (m *Model) Restore(key string, value []byte) error {
 		if s.Licenses == nil {
 			s.Licenses = map[string]int{}
 		}
-		s.table = events.DeviceTable{Devices: devs, Version: srv.Version, Capacity: srv.Capacity}
+		s.table = events.DeviceTable{Devices: devs, Version: srv.Version, Capacity: srv.Capacity, Licenses: srv.Licenses}
 	case "devices":
 		var rows []Row
 		if err := json.Unmarshal(value, &rows); err != nil {

@@ -20,15 +20,22 @@ import (
 // whatever bytes an exporter wrote is what lets anyone recompute a hash with
 // any JCS library.
 func Canonical(raw []byte) ([]byte, error) {
+	c, _, err := canonicalValue(raw)
+	return c, err
+}
+
+// canonicalValue is Canonical that also returns the decoded document, so a
+// caller that needs its values does not parse it again.
+func canonicalValue(raw []byte) ([]byte, any, error) {
 	v, err := decodeJSON(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var b bytes.Buffer
 	if err := writeCanonical(&b, v); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return b.Bytes(), nil
+	return b.Bytes(), v, nil
 }
 
 // decodeJSON decodes exactly one JSON value, keeping numbers as written.

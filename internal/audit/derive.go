@@ -148,7 +148,7 @@ func setData(e *Entry, data []byte) {
 	if len(data) == 0 {
 		return
 	}
-	canon, err := Canonical(data)
+	canon, doc, err := canonicalValue(data)
 	if err != nil {
 		if len(data) <= MaxData {
 			e.DataBase64 = base64.StdEncoding.EncodeToString(data)
@@ -162,8 +162,8 @@ func setData(e *Entry, data []byte) {
 	} else {
 		e.DataTruncated = true
 	}
-	var obj map[string]any
-	if json.Unmarshal(canon, &obj) != nil {
+	obj, ok := doc.(map[string]any)
+	if !ok {
 		return
 	}
 	str := func(k string) string {

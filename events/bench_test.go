@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -61,6 +62,21 @@ func BenchmarkDecodeStructured(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := events.Decode(h, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidateCommand: command validation alone, as a handler pays it
+// on every command it screens.
+func BenchmarkValidateCommand(b *testing.B) {
+	d := &events.AddDevices{InstallCode: "SS-1", Devices: make([]events.NewDevice, 50)}
+	for i := range d.Devices {
+		d.Devices[i] = events.NewDevice{DeviceID: fmt.Sprintf("40000000-0000-4000-8000-%012d", i), Name: "d", Protocol: events.BACnet}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Validate(); err != nil {
 			b.Fatal(err)
 		}
 	}

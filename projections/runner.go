@@ -234,6 +234,16 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 		}
 	}()
 
+	// Writes go to a writer goroutine, so applying never waits for acks:
+	// readers see an event as soon as it is applied, and a rebuild overlaps
+	// reading with writing. One batch may wait while one is written.
+	gate := make([]uint64, len(r.ckpt)) // models restored past an event skip it
+	copy(gate, r.ckpt)
+	sent := make([]uint64, len(r.ckpt)) // last sequence handed to the writer, per model
+	copy(sent, r.ckpt)
+	w := r.startWriter(ctx)
+	defer w.close()
+
 	// Under load, flush at most once per window (a batch of up to maxBatch
 	// events); when the stream goes quiet, flush at once so readers see
 	// their writes within a window at worst.
@@ -244,7 +254,7 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
-	flush := func() error {
+	flush := func(final bool) error {
 		if armed {
 			timer.Stop()
 			armed = false
@@ -252,26 +262,25 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 		if dirty == 0 {
 			return nil
 		}
-		if err := r.flush(ctx, last, quiet); err != nil {
-			return err
-		}
+		b := r.batch(last, quiet || final, sent)
 		dirty, lastFlush = 0, time.Now()
-		return nil
+		return w.send(b)
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer c()
-			if dirty > 0 {
-				_ = r.flush(fctx, last, true)
-			}
-			return nil, nil
+			_ = flush(true)
+			return nil, w.close()
 		case done := <-r.rebuild:
+			if err := w.close(); err != nil {
+				return nil, err
+			}
 			return done, nil
+		case <-w.failed:
+			return nil, w.close()
 		case <-timer.C:
 			armed = false
-			if err := flush(); err != nil {
+			if err := flush(false); err != nil {
 				return nil, err
 			}
 		case it, ok := <-next:
@@ -288,7 +297,7 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 			seq := md.Sequence.Stream
 			if m, derr := events.Decode(it.msg.Headers(), it.msg.Data()); derr == nil {
 				for i, model := range r.models {
-					if seq > r.ckpt[i] {
+					if seq > gate[i] {
 						model.Apply(seq, m)
 					}
 				}
@@ -298,9 +307,9 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 			r.advance(seq)
 			switch {
 			case dirty >= maxBatch:
-				err = flush()
+				err = flush(false)
 			case md.NumPending == 0 && time.Since(lastFlush) >= window:
-				err = flush()
+				err = flush(false)
 			case !armed:
 				timer.Reset(max(0, window-time.Since(lastFlush)))
 				armed = true
@@ -312,27 +321,24 @@ func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan err
 	}
 }
 
-// flush persists each model's changes, then its checkpoint, in model order,
-// all pipelined on one connection (so stored in that order), and waits for
-// every ack before the flush counts.
-func (r *Runner) flush(ctx context.Context, last uint64, quiet bool) error {
-	var futures []jetstream.PubAckFuture
-	var flushed []int
-	put := func(msg *nats.Msg) error {
-		f, err := r.js.PublishMsgAsync(msg)
-		if err != nil {
-			return err
-		}
-		futures = append(futures, f)
-		return nil
-	}
+// batch is one flush: each model's changes, then its checkpoint.
+type batch struct {
+	msgs   []*nats.Msg
+	last   uint64
+	models []int
+}
+
+// batch collects the models' changes up to last. A model without changes
+// skips its checkpoint while the stream is busy, unless it lags too far.
+func (r *Runner) batch(last uint64, quiet bool, sent []uint64) batch {
+	b := batch{last: last}
 	for i, m := range r.models {
-		if last <= r.ckpt[i] {
+		if last <= sent[i] {
 			continue
 		}
 		prefix := "$KV." + Bucket(m) + "."
 		changes := m.Changes()
-		if len(changes) == 0 && !quiet && last-r.ckpt[i] < checkpointLag {
+		if len(changes) == 0 && !quiet && last-sent[i] < checkpointLag {
 			continue // busy and nothing to write: the checkpoint may lag a little
 		}
 		for k, v := range changes {
@@ -340,27 +346,87 @@ func (r *Runner) flush(ctx context.Context, last uint64, quiet bool) error {
 			if v == nil {
 				msg.Header = nats.Header{"KV-Operation": []string{"DEL"}}
 			}
-			if err := put(msg); err != nil {
-				return fmt.Errorf("projection %s: put %s: %w", m.Name(), k, err)
+			b.msgs = append(b.msgs, msg)
+		}
+		b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + CheckpointKey, Data: []byte(strconv.FormatUint(last, 10))})
+		b.models = append(b.models, i)
+		sent[i] = last
+	}
+	return b
+}
+
+// writer stores batches in order, each pipelined on one connection (so
+// stored in that order, checkpoints after their entries), and advances a
+// model's checkpoint only once all of its batch is acked.
+type writer struct {
+	batches chan batch
+	failed  chan struct{} // closed when a write failed
+	done    chan struct{}
+	err     error
+	once    sync.Once
+}
+
+func (r *Runner) startWriter(ctx context.Context) *writer {
+	w := &writer{batches: make(chan batch, 1), failed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for b := range w.batches {
+			if w.err != nil {
+				continue // drain after a failure
+			}
+			if err := r.write(ctx, b); err != nil {
+				w.err = err
+				close(w.failed)
 			}
 		}
-		if err := put(&nats.Msg{Subject: prefix + CheckpointKey, Data: []byte(strconv.FormatUint(last, 10))}); err != nil {
-			return fmt.Errorf("projection %s: checkpoint: %w", m.Name(), err)
+	}()
+	return w
+}
+
+func (w *writer) send(b batch) error {
+	select {
+	case w.batches <- b:
+		return nil
+	case <-w.failed:
+		return w.close()
+	}
+}
+
+// close waits until everything handed over is written and returns the
+// first write error.
+func (w *writer) close() error {
+	w.once.Do(func() { close(w.batches) })
+	<-w.done
+	return w.err
+}
+
+func (r *Runner) write(ctx context.Context, b batch) error {
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	// Writes finish even when ctx ends: a stop flushes what was applied.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, 0, len(b.msgs))
+	for _, msg := range b.msgs {
+		f, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("projections: write %s: %w", msg.Subject, err)
 		}
-		flushed = append(flushed, i)
+		futures = append(futures, f)
 	}
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("projections: flush: %w", err)
-		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("projections: write: %w", err)
+		case <-wctx.Done():
+			return wctx.Err()
 		}
 	}
 	r.mu.Lock()
-	for _, i := range flushed {
-		r.ckpt[i] = last
+	for _, i := range b.models {
+		r.ckpt[i] = b.last
 	}
 	r.mu.Unlock()
 	return nil

@@ -59,7 +59,7 @@ type Runner struct {
 	notify  chan struct{}
 	ckpt    []uint64 // per model: last sequence persisted
 	rebuild chan chan error
-	kvs     []jetstream.KeyValue
+	opened  bool
 }
 
 // NewRunner returns a Runner for models. Models are flushed in the order
@@ -74,23 +74,21 @@ func NewRunner(js jetstream.JetStream, log zerolog.Logger, models ...Model) *Run
 // calls it if the caller has not; calling it first makes the buckets exist
 // before anyone watches them.
 func (r *Runner) Open(ctx context.Context) error {
-	if r.kvs != nil {
+	if r.opened {
 		return nil
 	}
-	kvs := make([]jetstream.KeyValue, len(r.models))
-	for i, m := range r.models {
-		kv, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	for _, m := range r.models {
+		_, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: Bucket(m), Description: "licensebus read model " + m.Name(), History: 1, Storage: jetstream.FileStorage,
 		})
 		if err != nil {
 			return fmt.Errorf("projection %s: bucket: %w", m.Name(), err)
 		}
-		kvs[i] = kv
 	}
 	if err := r.restore(ctx); err != nil {
 		return err
 	}
-	r.kvs = kvs
+	r.opened = true
 	return nil
 }
 
@@ -99,9 +97,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.Open(ctx); err != nil {
 		return err
 	}
-	kvs := r.kvs
 	for {
-		done, err := r.follow(ctx, kvs)
+		done, err := r.follow(ctx)
 		if err != nil {
 			return err
 		}
@@ -109,7 +106,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		// Rebuild requested: drop the buckets' contents and the models.
-		err = r.reset(ctx, kvs)
+		err = r.reset(ctx)
 		done <- err
 		if err != nil {
 			return err
@@ -190,7 +187,7 @@ func (r *Runner) load(ctx context.Context, m Model) (uint64, error) {
 
 // follow applies events from the lowest checkpoint on. It returns a channel
 // to answer when a rebuild is requested, nil when ctx ended.
-func (r *Runner) follow(ctx context.Context, kvs []jetstream.KeyValue) (chan error, error) {
+func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	start := r.ckpt[0]
 	for _, c := range r.ckpt {
 		start = min(start, c)
@@ -432,7 +429,7 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	return nil
 }
 
-func (r *Runner) reset(ctx context.Context, kvs []jetstream.KeyValue) error {
+func (r *Runner) reset(ctx context.Context) error {
 	for i, m := range r.models {
 		s, err := r.js.Stream(ctx, "KV_"+Bucket(m))
 		if err == nil {

@@ -313,6 +313,10 @@ func pctEncode(s string) string {
 	return b.String()
 }
 
+// UnescapeHeader undoes the NATS binding's percent-encoding of a ce-*
+// header value; a malformed escape is an error.
+func UnescapeHeader(s string) (string, error) { return pctDecode(s) }
+
 // pctDecode returns a string of its own, never a piece of s: nats.go hands
 // out header values as slices of one copy of the whole header block, and
 // ids kept in long-lived maps would otherwise pin that block.

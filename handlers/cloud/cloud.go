@@ -92,43 +92,27 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 // Run folds the event stream, waits until it has caught up, then handles
 // commands and device requests until ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
-	errc := make(chan error, 3)
-	go func() { errc <- h.fold.Run(ctx) }()
-	if err := h.fold.CatchUp(ctx); err != nil {
+	h.log.Info().Msg("cloud handler starting")
+	err := bus.Serve(ctx, h.js, h.fold, nil,
+		bus.Endpoint{
+			Stream:   events.CommandsStream,
+			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.CloudCommands}},
+			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.dl, Logger: h.log},
+			Handle:   h.handleCommand,
+		},
+		bus.Endpoint{
+			Stream: events.EventsStream,
+			Consumer: jetstream.ConsumerConfig{Durable: ReactionsConsumer, FilterSubjects: []string{
+				"lb.evt.smartserver.*.activation_requested",
+				"lb.evt.smartserver.*.transfer_requested",
+			}},
+			Pool:   bus.PoolConfig{Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log},
+			Handle: h.handleReaction,
+		})
+	if err != nil {
 		return fmt.Errorf("cloud: %w", err)
 	}
-	cmds, err := h.js.CreateOrUpdateConsumer(ctx, events.CommandsStream, jetstream.ConsumerConfig{
-		Durable: CommandsConsumer, FilterSubjects: []string{events.CloudCommands},
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
-	})
-	if err != nil {
-		return fmt.Errorf("cloud: commands consumer: %w", err)
-	}
-	reacts, err := h.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
-		Durable: ReactionsConsumer,
-		FilterSubjects: []string{
-			"lb.evt.smartserver.*.activation_requested",
-			"lb.evt.smartserver.*.transfer_requested",
-		},
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
-	})
-	if err != nil {
-		return fmt.Errorf("cloud: reactions consumer: %w", err)
-	}
-	go func() {
-		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
-	}()
-	go func() {
-		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
-	}()
-	h.log.Info().Msg("cloud handler running")
-	var first error
-	for range 3 {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return nil
 }
 
 func commandKey(d *bus.Delivery) string {

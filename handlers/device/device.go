@@ -91,26 +91,6 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 // Run folds the event stream, waits until it has caught up, then handles
 // SmartServer commands and cloud answers until ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
-	errc := make(chan error, 3)
-	go func() { errc <- h.fold.Run(ctx) }()
-	if err := h.fold.CatchUp(ctx); err != nil {
-		return fmt.Errorf("device: %w", err)
-	}
-	cmds, err := h.js.CreateOrUpdateConsumer(ctx, events.CommandsStream, jetstream.ConsumerConfig{
-		Durable: CommandsConsumer, FilterSubjects: []string{events.DeviceCommands},
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
-	})
-	if err != nil {
-		return fmt.Errorf("device: commands consumer: %w", err)
-	}
-	reacts, err := h.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
-		Durable:        ReactionsConsumer,
-		FilterSubjects: []string{"lb.evt.license.*.bound", "lb.evt.license.*.released"},
-		AckPolicy:      jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 4096,
-	})
-	if err != nil {
-		return fmt.Errorf("device: reactions consumer: %w", err)
-	}
 	key := func(d *bus.Delivery) string {
 		if d.Message == nil || d.Message.Data == nil {
 			return ""
@@ -123,20 +103,24 @@ func (h *Handler) Run(ctx context.Context) error {
 		}
 		return d.Message.Data.Key()
 	}
-	go func() {
-		errc <- bus.Consume(ctx, cmds, bus.PoolConfig{Name: CommandsConsumer, Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleCommand)
-	}()
-	go func() {
-		errc <- bus.Consume(ctx, reacts, bus.PoolConfig{Name: ReactionsConsumer, Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log}, h.handleReaction)
-	}()
-	h.log.Info().Msg("device handler running")
-	var first error
-	for range 3 {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
+	h.log.Info().Msg("device handler starting")
+	err := bus.Serve(ctx, h.js, h.fold, nil,
+		bus.Endpoint{
+			Stream:   events.CommandsStream,
+			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.DeviceCommands}},
+			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log},
+			Handle:   h.handleCommand,
+		},
+		bus.Endpoint{
+			Stream:   events.EventsStream,
+			Consumer: jetstream.ConsumerConfig{Durable: ReactionsConsumer, FilterSubjects: []string{"lb.evt.license.*.bound", "lb.evt.license.*.released"}},
+			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log},
+			Handle:   h.handleReaction,
+		})
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
 	}
-	return first
+	return nil
 }
 
 func (h *Handler) logFor(m *events.Message) zerolog.Logger {

@@ -137,39 +137,25 @@ func (p *Provisioner) apply(_ uint64, m *events.Message) {
 
 // Run folds the stream and provisions until ctx ends.
 func (p *Provisioner) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- p.fold.Run(ctx) }()
-	if err := p.fold.CatchUp(ctx); err != nil {
-		return fmt.Errorf("provisioner: %w", err)
-	}
-	cons, err := p.js.CreateOrUpdateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{
-		Durable: Consumer,
-		FilterSubjects: []string{
-			"lb.evt.smartserver.*.license_activated", "lb.evt.smartserver.*.device_added",
-			"lb.evt.smartserver.*.device_removed", "lb.evt.smartserver.*.registered",
-			"lb.evt.smartserver.*.devices_added",
-			"lb.evt.smartserver.*.auto_provision_set",
+	p.log.Info().Float64("rate_per_smartserver", p.cfg.Rate).Msg("provisioner starting")
+	err := bus.Serve(ctx, p.js, p.fold, func() { go p.keepAlive(ctx) }, bus.Endpoint{
+		Stream: events.EventsStream,
+		Consumer: jetstream.ConsumerConfig{
+			Durable: Consumer,
+			FilterSubjects: []string{
+				"lb.evt.smartserver.*.license_activated", "lb.evt.smartserver.*.device_added",
+				"lb.evt.smartserver.*.device_removed", "lb.evt.smartserver.*.registered",
+				"lb.evt.smartserver.*.devices_added",
+				"lb.evt.smartserver.*.auto_provision_set",
+			},
+			// A trigger is acked once all its commands are stored, which the
+			// rate limit can stretch: keepAlive extends it meanwhile, and a
+			// crashed provisioner's triggers come back after AckWait.
+			AckWait: 30 * time.Second, MaxAckPending: 100000,
 		},
-		AckPolicy: jetstream.AckExplicitPolicy,
-		// A trigger is acked once all its commands are stored, which the
-		// rate limit can stretch: keepAlive extends it meanwhile, and a
-		// crashed provisioner's triggers come back after AckWait.
-		AckWait: 30 * time.Second, MaxAckPending: 100000,
+		Pool:   bus.PoolConfig{Workers: 1, Logger: p.log},
+		Handle: p.trigger,
 	})
-	if err != nil {
-		return fmt.Errorf("provisioner: consumer: %w", err)
-	}
-	go func() {
-		errc <- bus.Consume(ctx, cons, bus.PoolConfig{Name: Consumer, Workers: 1, Logger: p.log}, p.trigger)
-	}()
-	go p.keepAlive(ctx)
-	p.log.Info().Float64("rate_per_smartserver", p.cfg.Rate).Msg("provisioner running")
-	var first error
-	for range 2 {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
-	}
 	// Hand unfinished triggers back at once, so the next provisioner need
 	// not wait for AckWait.
 	p.mu.Lock()
@@ -178,7 +164,10 @@ func (p *Provisioner) Run(ctx context.Context) error {
 	}
 	clear(p.pending)
 	p.mu.Unlock()
-	return first
+	if err != nil {
+		return fmt.Errorf("provisioner: %w", err)
+	}
+	return nil
 }
 
 // keepAlive tells the server that pending triggers are still being worked on.

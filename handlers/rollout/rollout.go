@@ -110,41 +110,31 @@ func (x *Executor) apply(_ uint64, m *events.Message) {
 // Run folds the streams, resumes the rollouts that were running, and
 // handles rollout commands until ctx ends.
 func (x *Executor) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- x.fold.Run(ctx) }()
-	if err := x.fold.CatchUp(ctx); err != nil {
-		return fmt.Errorf("rollout: %w", err)
-	}
-	cons, err := x.js.CreateOrUpdateConsumer(ctx, events.CommandsStream, jetstream.ConsumerConfig{
-		Durable: CommandsConsumer, FilterSubjects: []string{events.RolloutCommands},
-		AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("rollout: consumer: %w", err)
-	}
-	x.mu.Lock()
-	for id, r := range x.st.rollouts {
-		if r.status == Running || r.status == Paused {
-			x.startDriving(ctx, id)
+	resume := func() {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		for id, r := range x.st.rollouts {
+			if r.status == Running || r.status == Paused {
+				x.startDriving(ctx, id)
+			}
 		}
 	}
-	x.mu.Unlock()
-	go func() {
-		errc <- bus.Consume(ctx, cons, bus.PoolConfig{Name: CommandsConsumer, Workers: 4, Key: func(d *bus.Delivery) string {
+	x.log.Info().Msg("rollout executor starting")
+	err := bus.Serve(ctx, x.js, x.fold, resume, bus.Endpoint{
+		Stream:   events.CommandsStream,
+		Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.RolloutCommands}},
+		Pool: bus.PoolConfig{Workers: 4, Key: func(d *bus.Delivery) string {
 			if d.Message != nil && d.Message.Data != nil {
 				return d.Message.Data.Key()
 			}
 			return ""
-		}, DeadLetters: x.dl, Logger: x.log}, x.handleCommand)
-	}()
-	x.log.Info().Msg("rollout executor running")
-	var first error
-	for range 2 {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
+		}, DeadLetters: x.dl, Logger: x.log},
+		Handle: x.handleCommand,
+	})
+	if err != nil {
+		return fmt.Errorf("rollout: %w", err)
 	}
-	return first
+	return nil
 }
 
 // startDriving runs a rollout's driver unless one runs; caller holds mu.

@@ -237,36 +237,12 @@ func clip(s string) string {
 	return s[:cut] + mark
 }
 
-// pctDecodeLenient undoes the NATS binding's percent-encoding, leaving bad
-// escapes as they are: this is for recording what a malformed message said.
+// pctDecodeLenient undoes the NATS binding's percent-encoding; a value
+// with a bad escape is kept as it is: this records what a malformed
+// message said.
 func pctDecodeLenient(s string) string {
-	if !strings.Contains(s, "%") {
-		return s
+	if v, err := events.UnescapeHeader(s); err == nil {
+		return v
 	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) {
-			if hi, ok1 := unhex(s[i+1]); ok1 {
-				if lo, ok2 := unhex(s[i+2]); ok2 {
-					b.WriteByte(hi<<4 | lo)
-					i += 2
-					continue
-				}
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	return s
 }

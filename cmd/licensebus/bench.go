@@ -16,7 +16,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny bool
-	var fleet, cpuprofile, memprofile, fleetprofile string
+	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on an embedded server",
@@ -49,6 +49,14 @@ on 2 cores; --quick about 15 seconds.`,
 				defer f.Close()
 				cfg.FleetCPUProfile = f
 			}
+			if rebuildprofile != "" {
+				f, err := os.Create(rebuildprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.RebuildCPUProfile = f
+			}
 			if memprofile != "" {
 				f, err := os.Create(memprofile)
 				if err != nil {
@@ -80,6 +88,7 @@ on 2 cores; --quick about 15 seconds.`,
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")
 	f.StringVar(&fleetprofile, "fleet-cpuprofile", "", "write a CPU profile of the fleet rollout to this file")
+	f.StringVar(&rebuildprofile, "rebuild-cpuprofile", "", "write a CPU profile of the projections rebuild to this file")
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -477,11 +478,33 @@ func (b *run) replay(ctx context.Context) error {
 	}
 	b.r.ReplayEvents, b.r.RawReplay = n, rate
 	b.progress("projections rebuild over %d events", n)
+	if b.cfg.RebuildCPUProfile != nil {
+		if err := pprof.StartCPUProfile(b.cfg.RebuildCPUProfile); err != nil {
+			return err
+		}
+	}
+	before, err := messagesWritten(cctx, b.js)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	if err := b.p.Projections.Rebuild(cctx); err != nil {
+	err = b.p.Projections.Rebuild(cctx)
+	elapsed := time.Since(start)
+	if b.cfg.RebuildCPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	b.r.Rebuild = float64(n) / time.Since(start).Seconds()
+	if err := b.settle(cctx); err != nil {
+		return err
+	}
+	after, err := messagesWritten(cctx, b.js)
+	if err != nil {
+		return err
+	}
+	b.progress("rebuild took %s and wrote %d view entries and checkpoints", elapsed.Round(time.Millisecond), after-before)
+	b.r.Rebuild = float64(n) / elapsed.Seconds()
 	b.r.RebuildRatio = b.r.Rebuild / b.r.RawReplay
 	return nil
 }

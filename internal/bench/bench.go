@@ -54,6 +54,8 @@ type Config struct {
 	CPUProfile io.Writer
 	// FleetCPUProfile, if set, receives a CPU profile of the fleet rollout.
 	FleetCPUProfile io.Writer
+	// RebuildCPUProfile, if set, receives a CPU profile of the rebuild.
+	RebuildCPUProfile io.Writer
 	// MemProfile, if set, receives a heap profile taken after the fleet.
 	MemProfile io.Writer
 	// Progress, if set, receives one line per phase.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Canonical returns the RFC 8785 JSON Canonicalization Scheme form of the
@@ -126,12 +127,33 @@ func hasHighRunes(s string) bool {
 }
 
 // writeString escapes as JCS does: \" \\ \b \f \n \r \t, other control
-// characters as \u00xx, everything else as UTF-8.
+// characters as \u00xx, everything else as UTF-8 (invalid UTF-8 as
+// U+FFFD, as encoding/json decodes it). Runs that need no escape are
+// copied whole: this is the auditor's inner loop.
 func writeString(b *bytes.Buffer, s string) {
 	const hex = "0123456789abcdef"
 	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			b.WriteString(s[start:i])
+			b.WriteString("\uFFFD") // as encoding/json decodes an invalid byte
+			i++
+			start = i
+			continue
+		}
+		b.WriteString(s[start:i])
+		switch c {
 		case '"':
 			b.WriteString(`\"`)
 		case '\\':
@@ -147,15 +169,14 @@ func writeString(b *bytes.Buffer, s string) {
 		case '\t':
 			b.WriteString(`\t`)
 		default:
-			if r < 0x20 {
-				b.WriteString(`\u00`)
-				b.WriteByte(hex[r>>4])
-				b.WriteByte(hex[r&15])
-				continue
-			}
-			b.WriteRune(r) // invalid UTF-8 was already replaced by U+FFFD when decoding
+			b.WriteString(`\u00`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
 		}
+		i++
+		start = i
 	}
+	b.WriteString(s[start:])
 	b.WriteByte('"')
 }
 

@@ -158,7 +158,7 @@ func setData(e *Entry, data []byte) {
 		return
 	}
 	if len(canon) <= MaxData {
-		e.Data = canon
+		e.Data, e.canonical = canon, true
 	} else {
 		e.DataTruncated = true
 	}

@@ -114,6 +114,8 @@ type Entry struct {
 	Cursor   Cursor `json:"cursor"`         // last sequence of each source stream the trail includes up to this entry
 	PrevHash string `json:"prev_hash"`      // hash of the entry before (64 zeros for entry 1)
 	Hash     string `json:"hash,omitempty"` // hex SHA-256 of prev_hash followed by the JCS form of the entry without hash
+
+	canonical bool // Data is in canonical form already (Derive made it)
 }
 
 // StreamConfig is the audit stream: file storage, deny delete and purge,

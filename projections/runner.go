@@ -211,17 +211,32 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	}
 	defer msgs.Stop()
 
+	// The reader goroutine decodes, so decoding one event overlaps with
+	// applying the one before (on another core); the buffer lets it run
+	// ahead a little instead of handing over one event at a time.
 	type item struct {
-		msg jetstream.Msg
-		err error
+		seq, pending uint64
+		m            *events.Message // nil when the event does not decode
+		err          error
 	}
-	next := make(chan item)
+	next := make(chan item, 256)
 	go func() {
 		defer close(next)
 		for {
 			msg, err := msgs.Next()
+			var it item
+			if err != nil {
+				it.err = err
+			} else if md, merr := msg.Metadata(); merr != nil {
+				continue
+			} else {
+				it.seq, it.pending = md.Sequence.Stream, md.NumPending
+				if m, derr := events.Decode(msg.Headers(), msg.Data()); derr == nil {
+					it.m = m
+				}
+			}
 			select {
-			case next <- item{msg, err}:
+			case next <- it:
 			case <-cctx.Done():
 				return
 			}
@@ -243,8 +258,12 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 
 	// Under load, flush at most once per window (a batch of up to maxBatch
 	// events); when the stream goes quiet, flush at once so readers see
-	// their writes within a window at worst.
+	// their writes within a window at worst. While far behind the stream (a
+	// restart or a rebuild), flush once per catch-up window instead: a key
+	// changed a hundred times in it is written once, and readers of the
+	// in-memory models are not waiting on the buckets.
 	const maxBatch, window = 4096, 5 * time.Millisecond
+	const catchUpBatch, catchUpWindow = 1 << 18, time.Second
 	dirty, last := 0, start
 	quiet := true // nothing was pending after the last event applied
 	lastFlush := time.Now()
@@ -287,25 +306,30 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 				}
 				return nil, fmt.Errorf("projections: next: %v", it.err)
 			}
-			md, err := it.msg.Metadata()
-			if err != nil {
-				continue
-			}
-			seq := md.Sequence.Stream
-			if m, derr := events.Decode(it.msg.Headers(), it.msg.Data()); derr == nil {
+			seq := it.seq
+			if it.m != nil {
 				for i, model := range r.models {
 					if seq > gate[i] {
-						model.Apply(seq, m)
+						model.Apply(seq, it.m)
 					}
 				}
 			}
-			last, quiet = seq, md.NumPending == 0
+			last, quiet = seq, it.pending == 0
 			dirty++
-			r.advance(seq)
+			behind := it.pending > maxBatch
+			// Waiters are told once per event near the head, once per
+			// thousand while catching up.
+			if !behind || dirty%1024 == 0 {
+				r.advance(seq)
+			}
+			var err error
 			switch {
+			case behind && (dirty >= catchUpBatch || time.Since(lastFlush) >= catchUpWindow):
+				err = flush(false)
+			case behind:
 			case dirty >= maxBatch:
 				err = flush(false)
-			case md.NumPending == 0 && time.Since(lastFlush) >= window:
+			case it.pending == 0 && time.Since(lastFlush) >= window:
 				err = flush(false)
 			case !armed:
 				timer.Reset(max(0, window-time.Since(lastFlush)))

@@ -63,13 +63,23 @@ func (m *Message) CausationID() string { return m.ext(ExtCausationID) }
 func (m *Message) Actor() string { return m.ext(ExtActor) }
 
 func (m *Message) ext(name string) string {
-	if v, ok := m.Event.Extensions()[name]; ok {
-		if s, ok := v.(string); ok {
-			return s
-		}
+	// Read the context's map in place: Event.Extensions() copies it, and
+	// handlers ask for these three on every message.
+	var v any
+	switch c := m.Event.Context.(type) {
+	case *event.EventContextV1:
+		v = c.Extensions[name]
+	default:
+		v = m.Event.Extensions()[name]
+	}
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
 		return fmt.Sprint(v)
 	}
-	return ""
 }
 
 // Next returns the Meta of a message caused by m: same correlation, caused
@@ -198,25 +208,56 @@ func Decode(h nats.Header, body []byte) (*Message, error) {
 }
 
 func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
+	// One pass over the headers into the attributes they carry: no map of
+	// them, and the extensions licensebus sets go straight into the
+	// context (they are valid names with string values), since the
+	// setters' checks cost more than the rest of the decoding.
 	var structured bool
-	ce := make(map[string]string, 12)
+	var spec, id, source, typ, subject, schema, dct, ct, tm string
+	var has uint8 // which of id, source, type were present, even if empty
+	var exts map[string]any
+	var other [][2]string
 	for k, vs := range h {
 		if len(vs) == 0 {
 			continue
 		}
-		lk := strings.ToLower(k)
-		switch {
-		case strings.HasPrefix(lk, "ce-"):
+		if len(k) >= 3 && (k[0] == 'c' || k[0] == 'C') && (k[1] == 'e' || k[1] == 'E') && k[2] == '-' {
 			v, err := pctDecode(vs[0])
 			if err != nil {
 				return event.Event{}, Reject(ReasonMalformed, "header %s: %v", k, err)
 			}
-			ce[lk[3:]] = v
-		case lk == "content-type":
+			switch name := lowerASCII(k[3:]); name {
+			case "specversion":
+				spec = v
+			case "id":
+				id, has = v, has|1
+			case "source":
+				source, has = v, has|2
+			case "type":
+				typ, has = v, has|4
+			case "subject":
+				subject = v
+			case "dataschema":
+				schema = v
+			case "datacontenttype":
+				dct = v
+			case "time":
+				tm = v
+			case ExtCorrelationID, ExtCausationID, ExtActor:
+				if exts == nil {
+					exts = make(map[string]any, 3)
+				}
+				exts[name] = v
+			default:
+				other = append(other, [2]string{name, v})
+			}
+			continue
+		}
+		if strings.EqualFold(k, "content-type") {
 			if strings.HasPrefix(strings.ToLower(vs[0]), "application/cloudevents") {
 				structured = true
 			} else {
-				ce["content-type"] = vs[0]
+				ct = vs[0]
 			}
 		}
 	}
@@ -229,38 +270,51 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", e.SpecVersion())
 		}
 	} else {
-		if ce["specversion"] == "" {
+		if spec == "" {
 			return event.Event{}, Reject(ReasonMalformed, "not a CloudEvent: no ce-specversion header and no application/cloudevents content type")
 		}
-		if ce["specversion"] != event.CloudEventsVersionV1 {
-			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", ce["specversion"])
+		if spec != event.CloudEventsVersionV1 {
+			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", spec)
 		}
-		for k, v := range ce {
-			switch k {
-			case "specversion":
-			case "id":
-				e.SetID(v)
-			case "source":
-				e.SetSource(v)
-			case "type":
-				e.SetType(v)
-			case "subject":
-				e.SetSubject(v)
-			case "dataschema":
-				e.SetDataSchema(v)
-			case "datacontenttype", "content-type":
-				if e.DataContentType() == "" || k == "datacontenttype" {
-					e.SetDataContentType(v)
-				}
-			case "time":
-				t, err := time.Parse(time.RFC3339Nano, v)
-				if err != nil || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
-					return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not an RFC 3339 time in years 0001-9999", v)
-				}
-				e.SetTime(t)
-			default:
+		// Setters only for attributes that were sent, as before: an absent
+		// one is left for Validate to name.
+		if has&1 != 0 {
+			e.SetID(id)
+		}
+		if has&2 != 0 {
+			e.SetSource(source)
+		}
+		if has&4 != 0 {
+			e.SetType(typ)
+		}
+		if subject != "" {
+			e.SetSubject(subject)
+		}
+		if schema != "" {
+			e.SetDataSchema(schema)
+		}
+		if dct == "" {
+			dct = ct
+		}
+		if dct != "" {
+			e.SetDataContentType(dct)
+		}
+		if tm != "" {
+			t, err := time.Parse(time.RFC3339Nano, tm)
+			if err != nil || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
+				return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not an RFC 3339 time in years 0001-9999", tm)
+			}
+			e.SetTime(t)
+		}
+		if c, ok := e.Context.(*event.EventContextV1); ok && exts != nil {
+			c.Extensions = exts
+		} else {
+			for k, v := range exts {
 				e.SetExtension(k, v)
 			}
+		}
+		for _, kv := range other {
+			e.SetExtension(kv[0], kv[1])
 		}
 		e.DataEncoded = body
 	}
@@ -271,6 +325,16 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 		return event.Event{}, Reject(ReasonMalformed, "time %s is outside years 0001-9999", e.Time())
 	}
 	return e, nil
+}
+
+// lowerASCII lowercases s, without allocating when it is lowercase already.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
 
 // unmarshalStructured guards sdk-go's structured decoder, which panics on

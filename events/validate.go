@@ -1,16 +1,12 @@
 package events
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 )
-
-// installCodeRE keeps install codes usable as one NATS subject token.
-var installCodeRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // ValidUUID reports whether s is a UUID in its canonical 36-character form.
 func ValidUUID(s string) bool {
@@ -21,8 +17,21 @@ func ValidUUID(s string) bool {
 	return err == nil
 }
 
-// ValidInstallCode reports whether s can be an install code.
-func ValidInstallCode(s string) bool { return installCodeRE.MatchString(s) }
+// ValidInstallCode reports whether s can be an install code: 1-64 of
+// [A-Za-z0-9_-], so it is always one NATS subject token. Written out rather
+// than a regexp, which was a tenth of decoding.
+func ValidInstallCode(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func checkUUID(field, v string) error {
 	if v == "" {

@@ -135,10 +135,6 @@ func reactionKey(d *bus.Delivery) string {
 	return commandKey(d)
 }
 
-func (h *Handler) logFor(m *events.Message) zerolog.Logger {
-	return h.log.With().Str("ce_id", m.ID()).Str("ce_type", string(m.Type())).Str("correlation_id", m.CorrelationID()).Logger()
-}
-
 func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 	ok, err := bus.Screen(ctx, h.app, h.dl, d, func(i events.Info) bool { return i.Command && i.Side == events.CloudSide }, events.CloudSource)
 	if !ok || err != nil {
@@ -161,7 +157,6 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 
 // finish logs the outcome and turns a rejection into a Rejected event.
 func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out *events.Message, err error) error {
-	log := h.logFor(m)
 	if rej := events.AsRejection(err); rej != nil {
 		agg, id := m.Info.Aggregate, ""
 		if m.Data != nil {
@@ -175,7 +170,7 @@ func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out
 			return rerr
 		}
 		h.apply(rseq, rm)
-		log.Info().Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
+		bus.LogMsg(h.log.Info(), m).Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
 		return nil
 	}
 	if err != nil {
@@ -183,7 +178,9 @@ func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out
 	}
 	if out != nil {
 		h.apply(seq, out)
-		log.Info().Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
+		// One line per event only at debug: the audit trail records
+		// every event; at fleet rates an info line each is a firehose.
+		bus.LogMsg(h.log.Debug(), m).Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
 	}
 	return nil
 }

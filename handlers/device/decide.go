@@ -215,8 +215,7 @@ func (h *Handler) handleReaction(ctx context.Context, d *bus.Delivery) error {
 	seq, out, err := h.app.Execute(ctx, h.fold, func() (bus.Decision, error) {
 		ss, ok := h.server(ctx, ic)
 		if !ok {
-			l := h.logFor(m)
-			l.Warn().Str("install_code", ic).Msg("cloud answered for an unknown SmartServer; ignored")
+			bus.LogMsg(h.log.Warn(), m).Str("install_code", ic).Msg("cloud answered for an unknown SmartServer; ignored")
 			return bus.Decision{}, nil
 		}
 		return decide(ss)

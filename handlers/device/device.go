@@ -123,10 +123,6 @@ func (h *Handler) Run(ctx context.Context) error {
 	return nil
 }
 
-func (h *Handler) logFor(m *events.Message) zerolog.Logger {
-	return h.log.With().Str("ce_id", m.ID()).Str("ce_type", string(m.Type())).Str("correlation_id", m.CorrelationID()).Logger()
-}
-
 func (h *Handler) handled(id string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -172,7 +168,6 @@ func (h *Handler) customerKnown(ctx context.Context, cid string) bool {
 
 // finish logs the outcome and turns a rejection into a Rejected event.
 func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out *events.Message, err error) error {
-	log := h.logFor(m)
 	if rej := events.AsRejection(err); rej != nil {
 		id := ""
 		if m.Data != nil {
@@ -183,7 +178,7 @@ func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out
 			return rerr
 		}
 		h.apply(rseq, rm)
-		log.Info().Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
+		bus.LogMsg(h.log.Info(), m).Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
 		return nil
 	}
 	if err != nil {
@@ -191,7 +186,9 @@ func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out
 	}
 	if out != nil {
 		h.apply(seq, out)
-		log.Info().Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
+		// One line per event only at debug: the audit trail records
+		// every event; at fleet rates an info line each is a firehose.
+		bus.LogMsg(h.log.Debug(), m).Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
 	}
 	return nil
 }

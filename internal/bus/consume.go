@@ -114,15 +114,17 @@ func settle(ctx context.Context, cfg PoolConfig, d *Delivery, err error) {
 	if errors.Is(err, ErrDeferAck) {
 		return
 	}
+	if err == nil {
+		if aerr := d.Msg.Ack(); aerr != nil {
+			cfg.Logger.Warn().Err(aerr).Str("consumer", cfg.Name).Uint64("seq", d.Seq).
+				Msg("ack failed; the message will be redelivered and handled idempotently")
+		}
+		return
+	}
+	// The logger with the message's ids is built only on this rare path.
 	log := cfg.Logger.With().Str("consumer", cfg.Name).Uint64("seq", d.Seq).Logger()
 	if d.Message != nil {
 		log = log.With().Str("ce_id", d.Message.ID()).Str("correlation_id", d.Message.CorrelationID()).Logger()
-	}
-	if err == nil {
-		if aerr := d.Msg.Ack(); aerr != nil {
-			log.Warn().Err(aerr).Msg("ack failed; the message will be redelivered and handled idempotently")
-		}
-		return
 	}
 	if d.Deliveries >= cfg.MaxDeliveries && cfg.DeadLetters != nil {
 		log.Error().Err(err).Uint64("deliveries", d.Deliveries).Msg("giving up: dead-lettering message")

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
@@ -60,14 +61,34 @@ type Runner struct {
 	ckpt    []uint64 // per model: last sequence persisted
 	rebuild chan chan error
 	opened  bool
+
+	// Owned by the goroutine that restores and follows:
+	seed   maphash.Seed
+	stored []map[string]uint64 // per model: hash of each entry in its bucket
+	// seen is, per model replaying from the first event, the keys it has
+	// written since; once it reaches the head, entries of its bucket it
+	// did not write are stale and deleted. nil when not replaying.
+	seen []map[string]struct{}
+	// wrote is, per model, the last sequence of its bucket's stream this
+	// runner read or wrote: if the stream has moved past it, someone else
+	// wrote to the bucket and stored is no longer to be trusted.
+	wrote   []uint64
+	streams map[string]int // bucket stream name → model
 }
 
 // NewRunner returns a Runner for models. Models are flushed in the order
 // given, so a model listed later (outcomes) never runs ahead of one listed
 // earlier in what readers see.
 func NewRunner(js jetstream.JetStream, log zerolog.Logger, models ...Model) *Runner {
-	return &Runner{js: js, models: models, log: log.With().Str("component", "projections").Logger(),
-		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error)}
+	r := &Runner{js: js, models: models, log: log.With().Str("component", "projections").Logger(),
+		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error),
+		seed: maphash.MakeSeed(), stored: make([]map[string]uint64, len(models)), seen: make([]map[string]struct{}, len(models)),
+		wrote: make([]uint64, len(models)), streams: map[string]int{}}
+	for i, m := range models {
+		r.stored[i] = map[string]uint64{}
+		r.streams["KV_"+Bucket(m)] = i
+	}
+	return r
 }
 
 // Open creates the models' buckets and restores the models from them. Run
@@ -117,9 +138,18 @@ func (r *Runner) Run(ctx context.Context) error {
 // restore loads every model from its bucket.
 func (r *Runner) restore(ctx context.Context) error {
 	for i, m := range r.models {
-		ck, err := r.load(ctx, m)
+		ck, err := r.load(ctx, i, m, true)
 		if err != nil {
 			return fmt.Errorf("projection %s: restore: %w", m.Name(), err)
+		}
+		if ck == 0 {
+			// Nothing is known to be applied (a new bucket, a rebuild that
+			// was cut short, or entries written without their checkpoint):
+			// start empty and replay, keeping what the bucket holds only
+			// to compare with.
+			m.Reset()
+			m.Changes()
+			r.seen[i] = map[string]struct{}{}
 		}
 		r.mu.Lock()
 		r.ckpt[i] = ck
@@ -129,7 +159,9 @@ func (r *Runner) restore(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runner) load(ctx context.Context, m Model) (uint64, error) {
+// load reads a model's bucket: the hash of every entry into stored, the
+// entries into the model if restore, and the checkpoint.
+func (r *Runner) load(ctx context.Context, i int, m Model, restore bool) (uint64, error) {
 	stream := "KV_" + Bucket(m)
 	s, err := r.js.Stream(ctx, stream)
 	if err != nil {
@@ -139,6 +171,8 @@ func (r *Runner) load(ctx context.Context, m Model) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	r.stored[i] = map[string]uint64{}
+	r.wrote[i] = info.State.LastSeq
 	if info.State.Msgs == 0 {
 		return 0, nil
 	}
@@ -168,6 +202,10 @@ func (r *Runner) load(ctx context.Context, m Model) (uint64, error) {
 			}
 			if key == CheckpointKey {
 				ck, _ = strconv.ParseUint(string(msg.Data()), 10, 64)
+				continue
+			}
+			r.stored[i][key] = maphash.Bytes(r.seed, msg.Data())
+			if !restore {
 				continue
 			}
 			if err := m.Restore(key, msg.Data()); err != nil && ferr == nil {
@@ -278,7 +316,7 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 		if dirty == 0 {
 			return nil
 		}
-		b := r.batch(last, quiet || final, sent)
+		b := r.batch(last, quiet, final, sent)
 		dirty, lastFlush = 0, time.Now()
 		return w.send(b)
 	}
@@ -351,7 +389,13 @@ type batch struct {
 
 // batch collects the models' changes up to last. A model without changes
 // skips its checkpoint while the stream is busy, unless it lags too far.
-func (r *Runner) batch(last uint64, quiet bool, sent []uint64) batch {
+// An entry whose bucket already holds the same value is not written again
+// (a replay recomputes every entry, and most come out as they were); a
+// model replaying from the first event deletes, once it is at the head,
+// the entries it no longer has.
+//
+// quiet says last is the head of the stream; final, that the runner stops.
+func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 	b := batch{last: last}
 	for i, m := range r.models {
 		if last <= sent[i] {
@@ -359,19 +403,47 @@ func (r *Runner) batch(last uint64, quiet bool, sent []uint64) batch {
 		}
 		prefix := "$KV." + Bucket(m) + "."
 		changes := m.Changes()
-		if len(changes) == 0 && !quiet && last-sent[i] < checkpointLag {
+		stored, seen := r.stored[i], r.seen[i]
+		if len(changes) == 0 && !quiet && !final && last-sent[i] < checkpointLag {
 			continue // busy and nothing to write: the checkpoint may lag a little
 		}
 		for k, v := range changes {
-			msg := &nats.Msg{Subject: prefix + k, Data: v}
 			if v == nil {
-				msg.Header = nats.Header{"KV-Operation": []string{"DEL"}}
+				if _, ok := stored[k]; !ok {
+					continue
+				}
+				delete(stored, k)
+				b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Header: nats.Header{"KV-Operation": []string{"DEL"}}})
+				continue
 			}
-			b.msgs = append(b.msgs, msg)
+			if seen != nil {
+				seen[k] = struct{}{}
+			}
+			h := maphash.Bytes(r.seed, v)
+			if old, ok := stored[k]; ok && old == h {
+				continue
+			}
+			stored[k] = h
+			b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Data: v})
+		}
+		sent[i] = last
+		if seen != nil {
+			if !quiet {
+				// Replaying: the bucket still holds entries from before
+				// that are newer than last, so no checkpoint until the
+				// head; a stop before it replays again.
+				continue
+			}
+			for k := range stored {
+				if _, ok := seen[k]; !ok {
+					delete(stored, k)
+					b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Header: nats.Header{"KV-Operation": []string{"DEL"}}})
+				}
+			}
+			r.seen[i] = nil
 		}
 		b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + CheckpointKey, Data: []byte(strconv.FormatUint(last, 10))})
 		b.models = append(b.models, i)
-		sent[i] = last
 	}
 	return b
 }
@@ -438,7 +510,8 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	}
 	for _, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			r.noteWrite(ack)
 		case err := <-f.Err():
 			return fmt.Errorf("projections: write: %w", err)
 		case <-wctx.Done():
@@ -453,16 +526,38 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	return nil
 }
 
+// reset starts a rebuild: each model's checkpoint goes to 0 first (so a
+// stop half way replays again rather than trusting half-written entries),
+// then the model is emptied. The buckets keep their entries while the
+// models replay: outsiders watching them see no gap, and entries that come
+// out the same are not written again.
 func (r *Runner) reset(ctx context.Context) error {
 	for i, m := range r.models {
 		s, err := r.js.Stream(ctx, "KV_"+Bucket(m))
-		if err == nil {
-			err = s.Purge(ctx)
-		}
 		if err != nil {
-			return fmt.Errorf("projection %s: purge: %w", m.Name(), err)
+			return fmt.Errorf("projection %s: %w", m.Name(), err)
 		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("projection %s: %w", m.Name(), err)
+		}
+		r.mu.Lock()
+		moved := info.State.LastSeq != r.wrote[i]
+		r.mu.Unlock()
+		if moved {
+			// Written behind this runner's back: read what it holds now.
+			if _, err := r.load(ctx, i, m, false); err != nil {
+				return fmt.Errorf("projection %s: %w", m.Name(), err)
+			}
+		}
+		ack, err := r.js.Publish(ctx, "$KV."+Bucket(m)+"."+CheckpointKey, []byte("0"))
+		if err != nil {
+			return fmt.Errorf("projection %s: reset checkpoint: %w", m.Name(), err)
+		}
+		r.noteWrite(ack)
 		m.Reset()
+		m.Changes() // nothing pending from before
+		r.seen[i] = map[string]struct{}{}
 		r.mu.Lock()
 		r.ckpt[i] = 0
 		r.mu.Unlock()
@@ -472,6 +567,17 @@ func (r *Runner) reset(ctx context.Context) error {
 	r.mu.Unlock()
 	r.log.Info().Msg("projections reset for rebuild")
 	return nil
+}
+
+func (r *Runner) noteWrite(ack *jetstream.PubAck) {
+	if ack == nil {
+		return
+	}
+	r.mu.Lock()
+	if i, ok := r.streams[ack.Stream]; ok && ack.Sequence > r.wrote[i] {
+		r.wrote[i] = ack.Sequence
+	}
+	r.mu.Unlock()
 }
 
 func (r *Runner) advance(seq uint64) {

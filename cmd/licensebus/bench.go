@@ -15,8 +15,8 @@ import (
 )
 
 func (a *app) benchCmd() *cobra.Command {
-	var quick, tiny bool
-	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile string
+	var quick, tiny, shared bool
+	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile, serveNATS string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on an embedded server",
@@ -27,6 +27,9 @@ to stderr; the figures to stdout. The default run takes about a minute and a hal
 on 2 cores; --quick about 15 seconds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if serveNATS != "" {
+				return bench.ServeChild(cmd.Context(), serveNATS, a.stdin, a.stdout)
+			}
 			cfg := bench.Full()
 			switch {
 			case tiny:
@@ -73,6 +76,13 @@ on 2 cores; --quick about 15 seconds.`,
 				defer f.Close()
 				cfg.CPUProfile = f
 			}
+			if !shared {
+				server, err := a.natsChild()
+				if err != nil {
+					return err
+				}
+				cfg.Server = server
+			}
 			r, err := bench.Run(cmd.Context(), cfg, startBenchProduct)
 			if err != nil {
 				return err
@@ -84,12 +94,35 @@ on 2 cores; --quick about 15 seconds.`,
 	f.BoolVar(&quick, "quick", false, "small sizes: the whole run in under a minute")
 	f.BoolVar(&tiny, "tiny", false, "smallest sizes, for tests; the figures mean nothing")
 	_ = f.MarkHidden("tiny")
+	f.BoolVar(&shared, "shared-process", false, "run the NATS server inside the bench process, as serve without --nats does (memory figures then cover both)")
+	f.StringVar(&serveNATS, "serve-nats", "", "run only the bench's NATS server, storing under this directory, until stdin closes")
+	_ = f.MarkHidden("serve-nats")
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")
 	f.StringVar(&fleetprofile, "fleet-cpuprofile", "", "write a CPU profile of the fleet rollout to this file")
 	f.StringVar(&rebuildprofile, "rebuild-cpuprofile", "", "write a CPU profile of the projections rebuild to this file")
 	return cmd
+}
+
+// childEnv marks the bench's NATS server process, so that a test binary
+// standing in for licensebus runs the CLI rather than its tests.
+const childEnv = "LICENSEBUS_BENCH_CHILD"
+
+// natsChild runs the bench's NATS server in a process of its own: this
+// program again, with the hidden --serve-nats flag.
+func (a *app) natsChild() (bench.ServerFunc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: cannot find this program to run the NATS server: %w", err)
+	}
+	env := []string{childEnv + "=1"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return bench.ChildProcess([]string{exe, "bench", "--serve-nats"}, env), nil
 }
 
 // startBenchProduct runs licensebus joined to the bench's NATS server, as
@@ -139,11 +172,20 @@ func benchRows(r *bench.Result) []table.Row {
 		{"ratio", "rebuild ÷ raw replay", f3(r.RebuildRatio), ""},
 		{"fleet", fmt.Sprintf("rollout of %d SmartServers × %d devices: to green", r.FleetTargets, r.FleetDevices), f3(r.FleetSecondsToGreen), "s"},
 		{"fleet", "rollout rate", rate(r.FleetTargetsPerMin), "SmartServers/min"},
-		{"memory", "peak RSS", f1(r.PeakRSSMB), "MB"},
-		{"memory", "RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
+		{"memory", "licensebus process: peak RSS" + sharedNote(r), f1(r.PeakRSSMB), "MB"},
+		{"memory", "licensebus process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
+		{"memory", "NATS server process: peak RSS" + sharedNote(r), f1(r.NATSPeakRSSMB), "MB"},
+		{"memory", "NATS server process: RSS after fleet", f1(r.NATSRSSAfterFleetMB), "MB"},
 		{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS), f1(r.TotalSeconds), "s"},
 		{"run", "stored bytes per raw message / per product event", fmt.Sprintf("%.0f / %.0f", r.RawMsgBytes, r.EventMsgBytes), "B"},
 	}
+}
+
+func sharedNote(r *bench.Result) string {
+	if r.NATSProcess == "shared" {
+		return " (one process: NATS inside)"
+	}
+	return ""
 }
 
 // thousands formats v rounded, with thousands separators.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"runtime"
 	"testing"
 )
 
@@ -34,6 +35,14 @@ func TestBenchTiny(t *testing.T) {
 		if v, ok := got[k].(float64); !ok || v < 0 {
 			t.Errorf("%s=%v, want a number >= 0", k, got[k])
 		}
+	}
+	// The NATS server ran in a process of its own (this test binary again),
+	// whose memory is reported apart.
+	if got["nats_process"] != "own" {
+		t.Errorf("nats_process=%v, want own", got["nats_process"])
+	}
+	if v, _ := got["nats_peak_rss_mb"].(float64); runtime.GOOS == "linux" && v <= 0 {
+		t.Errorf("nats_peak_rss_mb=%v, want > 0", got["nats_peak_rss_mb"])
 	}
 	for _, k := range []string{"go_version", "server_version"} {
 		if v, ok := got[k].(string); !ok || v == "" {

@@ -22,15 +22,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 )
 
 // Config sizes one run.
@@ -60,6 +57,8 @@ type Config struct {
 	MemProfile io.Writer
 	// Progress, if set, receives one line per phase.
 	Progress io.Writer
+	// Server starts the NATS server; nil runs it in this process.
+	Server ServerFunc
 }
 
 // Full is the default run: the baseline's raw sizes; about a minute and a
@@ -146,8 +145,15 @@ type Result struct {
 	FleetSecondsToGreen float64 `json:"fleet_seconds_to_green"`
 	FleetTargetsPerMin  float64 `json:"fleet_targets_per_min"`
 
+	// Memory of the licensebus process (product and bench harness; the
+	// NATS server too when NATSProcess is "shared").
 	PeakRSSMB       float64 `json:"peak_rss_mb"`
 	RSSAfterFleetMB float64 `json:"rss_after_fleet_mb"`
+	// NATSProcess is "own" when the NATS server ran in a process of its
+	// own (its memory below), "shared" when in the licensebus process.
+	NATSProcess         string  `json:"nats_process"`
+	NATSPeakRSSMB       float64 `json:"nats_peak_rss_mb"`
+	NATSRSSAfterFleetMB float64 `json:"nats_rss_after_fleet_mb"`
 }
 
 // Run measures one run of cfg. start starts the product; it is called once,
@@ -160,16 +166,17 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: dir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	startServer := cfg.Server
+	if startServer == nil {
+		startServer = InProcess
+	}
+	ns, err := startServer(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
+	defer ns.Stop()
 	// Like the baseline, the bench talks to the server over loopback TCP.
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("licensebus bench"))
+	nc, err := nats.Connect(ns.URL, nats.Name("licensebus bench"))
 	if err != nil {
 		return nil, err
 	}
@@ -178,10 +185,10 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Mode: cfg.Mode, GoVersion: runtime.Version(), ServerVersion: server.VERSION, Cores: runtime.NumCPU(),
-		PayloadBytes: PayloadBytes, Messages: cfg.RawMessages}
-	if jc := ns.JetStreamConfig(); jc != nil {
-		r.SyncIntervalS = jc.SyncInterval.Seconds()
+	r := &Result{Mode: cfg.Mode, GoVersion: runtime.Version(), ServerVersion: ns.Version, Cores: runtime.NumCPU(),
+		PayloadBytes: PayloadBytes, Messages: cfg.RawMessages, SyncIntervalS: ns.SyncInterval.Seconds(), NATSProcess: "shared"}
+	if ns.PID != 0 {
+		r.NATSProcess = "own"
 	}
 	b := &run{cfg: cfg, r: r, nc: nc, js: js}
 	if err := b.raw(ctx); err != nil {
@@ -191,7 +198,7 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 		return nil, err
 	}
 	b.progress("starting licensebus on the same server (catching up %d events)", cfg.Appends)
-	p, err := start(ctx, ns.ClientURL())
+	p, err := start(ctx, ns.URL)
 	if err != nil {
 		return nil, fmt.Errorf("start licensebus: %w", err)
 	}
@@ -204,6 +211,9 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 		return nil, err
 	}
 	r.PeakRSSMB, r.RSSAfterFleetMB = peakRSSMB(), currentRSSMB()
+	if ns.PID != 0 {
+		r.NATSPeakRSSMB, r.NATSRSSAfterFleetMB = processRSSMB(ns.PID)
+	}
 	r.TotalSeconds = time.Since(begin).Seconds()
 	r.round()
 	return r, nil
@@ -223,7 +233,7 @@ func (r *Result) round() {
 	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen} {
 		to(v, 3)
 	}
-	for _, v := range []*float64{&r.MsgsPerAct, &r.TotalSeconds, &r.PeakRSSMB, &r.RSSAfterFleetMB} {
+	for _, v := range []*float64{&r.MsgsPerAct, &r.TotalSeconds, &r.PeakRSSMB, &r.RSSAfterFleetMB, &r.NATSPeakRSSMB, &r.NATSRSSAfterFleetMB} {
 		to(v, 1)
 	}
 }

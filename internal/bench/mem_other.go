@@ -6,3 +6,5 @@ package bench
 // elsewhere they read 0.
 func peakRSSMB() float64    { return 0 }
 func currentRSSMB() float64 { return 0 }
+
+func processRSSMB(int) (peak, now float64) { return 0, 0 }

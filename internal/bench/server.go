@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+)
+
+// NATS is the server a run measures on.
+type NATS struct {
+	URL          string        `json:"url"`
+	Version      string        `json:"version"`
+	SyncInterval time.Duration `json:"sync_interval"`
+	// PID is the server's process when it has one of its own, else 0.
+	PID  int    `json:"-"`
+	Stop func() `json:"-"`
+}
+
+// ServerFunc starts the NATS server of a run, storing under dir.
+type ServerFunc func(ctx context.Context, dir string) (*NATS, error)
+
+// InProcess runs the embedded server in this process, as `serve` without
+// --nats does: the memory figures then cover server and product together.
+func InProcess(_ context.Context, dir string) (*NATS, error) {
+	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: dir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	if err != nil {
+		return nil, err
+	}
+	n := &NATS{URL: ns.ClientURL(), Version: server.VERSION, Stop: func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}}
+	if jc := ns.JetStreamConfig(); jc != nil {
+		n.SyncInterval = jc.SyncInterval
+	}
+	return n, nil
+}
+
+// ChildProcess runs the embedded server in a process of its own — argv
+// with the store directory appended, a program that calls ServeChild — so
+// that the product's memory is told apart from JetStream's, as when
+// licensebus joins a NATS cluster with --nats.
+func ChildProcess(argv []string, env []string) ServerFunc {
+	return func(ctx context.Context, dir string) (*NATS, error) {
+		cmd := exec.Command(argv[0], append(argv[1:], dir)...)
+		cmd.Env = env
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start NATS server process: %w", err)
+		}
+		stop := func() {
+			stdin.Close() // the child stops when its stdin closes
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		}
+		line := make(chan []byte, 1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			if sc.Scan() {
+				line <- sc.Bytes()
+			}
+			close(line)
+			_, _ = io.Copy(io.Discard, stdout)
+		}()
+		var n NATS
+		select {
+		case b, ok := <-line:
+			if !ok {
+				stop()
+				return nil, errors.New("NATS server process exited before it was ready")
+			}
+			if err := json.Unmarshal(b, &n); err != nil {
+				stop()
+				return nil, fmt.Errorf("NATS server process: %w in %q", err, b)
+			}
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		}
+		n.PID, n.Stop = cmd.Process.Pid, stop
+		return &n, nil
+	}
+}
+
+// ServeChild is the server process of ChildProcess: it runs the embedded
+// server storing under dir, writes one JSON line describing it to stdout,
+// and serves until stdin reaches its end (the parent closed it, or died).
+func ServeChild(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error {
+	n, err := InProcess(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer n.Stop()
+	if err := json.NewEncoder(stdout).Encode(n); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, stdin); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}

@@ -77,8 +77,22 @@ func (t *DeviceTable) Add(id, name, protocol string) []Device {
 	if t.Index(id) >= 0 {
 		return nil
 	}
-	t.Devices = append(t.Devices, Device{ID: id, Name: name, Protocol: protocol})
+	t.Devices = append(t.Devices, Device{ID: id, Name: name, Protocol: internProtocol(protocol)})
 	return t.derive()
+}
+
+// internProtocol returns the package's own string for a known protocol, so
+// that a fleet's tables do not each hold a decoded copy of "lon".
+func internProtocol(p string) string {
+	switch p {
+	case LON:
+		return LON
+	case BACnet:
+		return BACnet
+	case Modbus:
+		return Modbus
+	}
+	return p
 }
 
 // Remove drops a device, freeing its slot for the next one.
@@ -161,11 +175,14 @@ func (t *DeviceTable) Clone() DeviceTable {
 // decide on colours only (handlers) pass idsOnly and keep no names: at
 // fleet scale that is tens of MB per fold.
 func (t *DeviceTable) AddMany(ds []NewDevice, idsOnly bool) []Device {
+	// Room for the batch at once: growing by appends would leave up to
+	// half the array spare in each of a fleet's tables.
+	t.Devices = slices.Grow(t.Devices, len(ds))
 	for _, d := range ds {
 		if t.Index(d.DeviceID) < 0 {
 			dev := Device{ID: d.DeviceID}
 			if !idsOnly {
-				dev.Name, dev.Protocol = d.Name, d.Protocol
+				dev.Name, dev.Protocol = d.Name, internProtocol(d.Protocol)
 			}
 			t.Devices = append(t.Devices, dev)
 		}

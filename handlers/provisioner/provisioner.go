@@ -106,8 +106,7 @@ func New(cfg Config) (*Provisioner, error) {
 func (p *Provisioner) get(ic string) *server {
 	s := p.servers[ic]
 	if s == nil {
-		s = &server{eligibleBy: map[string]string{}, sent: map[string]bool{},
-			limiter: rate.NewLimiter(rate.Limit(p.cfg.Rate), p.cfg.Burst)}
+		s = &server{limiter: rate.NewLimiter(rate.Limit(p.cfg.Rate), p.cfg.Burst)}
 		p.servers[ic] = s
 	}
 	return s
@@ -128,10 +127,21 @@ func (p *Provisioner) apply(_ uint64, m *events.Message) {
 	for _, d := range changed {
 		delete(s.sent, d.ID)
 		if d.State == events.Unprovisioned {
+			if s.eligibleBy == nil {
+				s.eligibleBy = map[string]string{}
+			}
 			s.eligibleBy[d.ID] = m.ID()
 		} else {
 			delete(s.eligibleBy, d.ID)
 		}
+	}
+	// Maps keep their size once grown: drop them when a SmartServer has
+	// no blue device left, as a provisioned fleet mostly has.
+	if len(s.eligibleBy) == 0 {
+		s.eligibleBy = nil
+	}
+	if len(s.sent) == 0 {
+		s.sent = nil
 	}
 }
 
@@ -218,6 +228,9 @@ func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
 	}
 	var wg sync.WaitGroup
 	wg.Add(len(devices))
+	if s.sent == nil {
+		s.sent = map[string]bool{}
+	}
 	for _, id := range devices {
 		s.sent[id] = true
 		s.queue = append(s.queue, item{device: id, cause: m.ID(), done: wg.Done})

@@ -16,7 +16,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny, shared bool
-	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile, serveNATS string
+	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on an embedded server",
@@ -29,6 +29,10 @@ on 2 cores; --quick about 15 seconds.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serveNATS != "" {
 				return bench.ServeChild(cmd.Context(), serveNATS, a.stdin, a.stdout)
+			}
+			limit, err := setMemoryLimit(memLimit)
+			if err != nil {
+				return err
 			}
 			cfg := bench.Full()
 			switch {
@@ -77,7 +81,7 @@ on 2 cores; --quick about 15 seconds.`,
 				cfg.CPUProfile = f
 			}
 			if !shared {
-				server, err := a.natsChild()
+				server, err := a.natsChild(limit)
 				if err != nil {
 					return err
 				}
@@ -87,6 +91,7 @@ on 2 cores; --quick about 15 seconds.`,
 			if err != nil {
 				return err
 			}
+			r.MemoryLimitMB = float64(limit) / (1 << 20)
 			return a.emit(r, table.Row{"Side", "Figure", "Value", "Unit"}, benchRows(r))
 		},
 	}
@@ -94,6 +99,7 @@ on 2 cores; --quick about 15 seconds.`,
 	f.BoolVar(&quick, "quick", false, "small sizes: the whole run in under a minute")
 	f.BoolVar(&tiny, "tiny", false, "smallest sizes, for tests; the figures mean nothing")
 	_ = f.MarkHidden("tiny")
+	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of each process, as serve --memory-limit (default: GOMEMLIMIT, else none)")
 	f.BoolVar(&shared, "shared-process", false, "run the NATS server inside the bench process, as serve without --nats does (memory figures then cover both)")
 	f.StringVar(&serveNATS, "serve-nats", "", "run only the bench's NATS server, storing under this directory, until stdin closes")
 	_ = f.MarkHidden("serve-nats")
@@ -111,14 +117,17 @@ const childEnv = "LICENSEBUS_BENCH_CHILD"
 
 // natsChild runs the bench's NATS server in a process of its own: this
 // program again, with the hidden --serve-nats flag.
-func (a *app) natsChild() (bench.ServerFunc, error) {
+func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("bench: cannot find this program to run the NATS server: %w", err)
 	}
 	env := []string{childEnv + "=1"}
+	if memLimit > 0 {
+		env = append(env, fmt.Sprintf("GOMEMLIMIT=%dB", memLimit))
+	}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") {
+		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") && (memLimit == 0 || !strings.HasPrefix(kv, "GOMEMLIMIT=")) {
 			env = append(env, kv)
 		}
 	}
@@ -176,9 +185,16 @@ func benchRows(r *bench.Result) []table.Row {
 		{"memory", "licensebus process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
 		{"memory", "NATS server process: peak RSS" + sharedNote(r), f1(r.NATSPeakRSSMB), "MB"},
 		{"memory", "NATS server process: RSS after fleet", f1(r.NATSRSSAfterFleetMB), "MB"},
-		{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS), f1(r.TotalSeconds), "s"},
+		{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs, memory limit %s", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS, limitText(r.MemoryLimitMB)), f1(r.TotalSeconds), "s"},
 		{"run", "stored bytes per raw message / per product event", fmt.Sprintf("%.0f / %.0f", r.RawMsgBytes, r.EventMsgBytes), "B"},
 	}
+}
+
+func limitText(mb float64) string {
+	if mb == 0 {
+		return "none"
+	}
+	return strconv.FormatFloat(mb, 'f', 0, 64) + " MiB"
 }
 
 func sharedNote(r *bench.Result) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -48,5 +49,13 @@ func TestBenchTiny(t *testing.T) {
 		if v, ok := got[k].(string); !ok || v == "" {
 			t.Errorf("%s=%v, want a version", k, got[k])
 		}
+	}
+}
+
+// Ensure a memory limit that is not a size is refused before anything runs.
+func TestBenchMemoryLimitRefused(t *testing.T) {
+	r := cli(t, "", "bench", "--tiny", "--memory-limit", "lots")
+	if r.code != exitUsage || !strings.Contains(r.err, "--memory-limit") {
+		t.Fatalf("exit %d, stderr %q; want %d and a reason naming --memory-limit", r.code, r.err, exitUsage)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var cfg ServeConfig
-	var level string
+	var level, memLimit string
 	var joinNATS bool
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -27,6 +27,13 @@ func (a *app) serveCmd() *cobra.Command {
 				w = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly})
 			}
 			cfg.Logger = w.Level(lvl).With().Timestamp().Logger()
+			limit, err := setMemoryLimit(memLimit)
+			if err != nil {
+				return err
+			}
+			if limit > 0 {
+				cfg.Logger.Info().Int64("bytes", limit).Msg("soft memory limit")
+			}
 			// --nats joins an existing NATS; without it we embed one.
 			if joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != ""; joinNATS {
 				cfg.NatsURL = a.natsURL
@@ -53,5 +60,6 @@ func (a *app) serveCmd() *cobra.Command {
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")
 	return cmd
 }

@@ -188,8 +188,7 @@ func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out
 func (h *Handler) handled(id string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	_, ok := h.st.handled[id]
-	return ok
+	return h.st.handled.Has(id)
 }
 
 // ensureKnown catches up with the stream before a "not found" answer, so a

@@ -33,14 +33,13 @@ type state struct {
 	licenses  map[string]*license
 	// handled holds the ids of the commands and events that caused an event
 	// already: a redelivery of one of them gets no second effect.
-	handled map[string]struct{}
+	handled events.IDSet
 }
 
 func newState() *state {
 	return &state{
 		customers: make(map[string]*customer),
 		licenses:  make(map[string]*license),
-		handled:   make(map[string]struct{}),
 	}
 }
 
@@ -48,7 +47,7 @@ func newState() *state {
 // below the aggregate's last sequence was applied already.
 func (s *state) apply(seq uint64, m *events.Message) {
 	if c := m.CausationID(); c != "" {
-		s.handled[c] = struct{}{}
+		s.handled.Add(c)
 	}
 	switch d := m.Data.(type) {
 	case *events.CustomerCreated:

@@ -126,8 +126,7 @@ func (h *Handler) Run(ctx context.Context) error {
 func (h *Handler) handled(id string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	_, ok := h.st.handled[id]
-	return ok
+	return h.st.handled.Has(id)
 }
 
 // server returns a copy of a SmartServer's state, catching up with the

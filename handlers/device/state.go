@@ -40,21 +40,21 @@ type smartserver struct {
 type state struct {
 	servers   map[string]*smartserver
 	customers map[string]bool
-	handled   map[string]struct{}
+	handled   events.IDSet
 	// owners maps a device id to the SmartServer it is on.
 	owners map[string]string
 }
 
 func newState() *state {
 	return &state{servers: make(map[string]*smartserver), customers: make(map[string]bool),
-		handled: make(map[string]struct{}), owners: make(map[string]string)}
+		owners: make(map[string]string)}
 }
 
 // apply folds one event; events at or below a SmartServer's sequence were
 // applied already.
 func (s *state) apply(seq uint64, m *events.Message) {
 	if c := m.CausationID(); c != "" {
-		s.handled[c] = struct{}{}
+		s.handled.Add(c)
 	}
 	switch d := m.Data.(type) {
 	case *events.CustomerCreated:

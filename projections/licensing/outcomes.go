@@ -27,7 +27,7 @@ type Outcome struct {
 // in its bucket so a caller can watch the one key it waits for.
 type Outcomes struct {
 	mu      sync.Mutex
-	seen    map[string]struct{}
+	seen    events.IDSet
 	changed map[string][]byte
 }
 
@@ -47,7 +47,7 @@ func (o *Outcomes) Name() string { return "outcomes" }
 func (o *Outcomes) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen, o.changed = make(map[string]struct{}), make(map[string][]byte)
+	o.seen, o.changed = events.IDSet{}, make(map[string][]byte)
 }
 
 // Apply implements projections.Model.
@@ -61,10 +61,10 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, ok := o.seen[corr]; ok {
+	if o.seen.Has(corr) {
 		return
 	}
-	o.seen[corr] = struct{}{}
+	o.seen.Add(corr)
 	out := Outcome{CorrelationID: corr, Status: "accepted", EventID: m.ID(), EventType: string(m.Type()),
 		Time: m.Event.Time(), Seq: seq, Data: json.RawMessage(m.Event.Data())}
 	if r, ok := m.Data.(*events.Rejected); ok {
@@ -86,7 +86,7 @@ func (o *Outcomes) Changes() map[string][]byte {
 func (o *Outcomes) Restore(key string, _ []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen[key] = struct{}{}
+	o.seen.Add(key)
 	return nil
 }
 

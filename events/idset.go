@@ -1,0 +1,72 @@
+package events
+
+// IDSet is a set of message ids. Handlers and the outcomes view remember
+// every id they have seen, hundreds of thousands at fleet scale, so ids in
+// the lowercase canonical UUID form licensebus and its clients generate are
+// kept as 16 bytes in a map that holds no pointers, which the garbage
+// collector never scans; any other id is kept as a string.
+type IDSet struct {
+	uuids map[[16]byte]struct{}
+	other map[string]struct{}
+}
+
+// Add puts id in the set.
+func (s *IDSet) Add(id string) {
+	if u, ok := compactUUID(id); ok {
+		if s.uuids == nil {
+			s.uuids = make(map[[16]byte]struct{})
+		}
+		s.uuids[u] = struct{}{}
+		return
+	}
+	if s.other == nil {
+		s.other = make(map[string]struct{})
+	}
+	s.other[id] = struct{}{}
+}
+
+// Has reports whether id is in the set.
+func (s *IDSet) Has(id string) bool {
+	if u, ok := compactUUID(id); ok {
+		_, found := s.uuids[u]
+		return found
+	}
+	_, found := s.other[id]
+	return found
+}
+
+// Len is the number of ids in the set.
+func (s *IDSet) Len() int { return len(s.uuids) + len(s.other) }
+
+// compactUUID returns the 16 bytes of an id in lowercase canonical UUID
+// form (8-4-4-4-12 hex digits). Only that form is compacted, so two ids
+// that differ as strings never share an entry.
+func compactUUID(s string) ([16]byte, bool) {
+	var u [16]byte
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	for i, j := 0, 0; j < 16; j++ {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++ // the hyphen
+		}
+		hi, ok1 := lowerHex(s[i])
+		lo, ok2 := lowerHex(s[i+1])
+		if !ok1 || !ok2 {
+			return u, false
+		}
+		u[j] = hi<<4 | lo
+		i += 2
+	}
+	return u, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}

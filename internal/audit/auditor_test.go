@@ -11,33 +11,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/audit"
-	"github.com/licensebus/licensebus/internal/bus"
-	"github.com/nats-io/nats.go"
+	"github.com/licensebus/licensebus/internal/bustest"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
 
 // mustJetStream starts an embedded server with the licensebus streams.
-func mustJetStream(tb testing.TB) jetstream.JetStream {
-	tb.Helper()
-	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: tb.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := bus.EnsureStreams(context.Background(), js); err != nil {
-		tb.Fatal(err)
-	}
-	return js
-}
+func mustJetStream(tb testing.TB) jetstream.JetStream { return bustest.JetStream(tb) }
 
 func logger(tb testing.TB) zerolog.Logger {
 	if testing.Verbose() {

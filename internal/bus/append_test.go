@@ -10,33 +10,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
-	"github.com/nats-io/nats.go"
+	"github.com/licensebus/licensebus/internal/bustest"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 )
 
-// mustJetStream starts an embedded server on a random port with a temp store
-// and the licensebus streams.
-func mustJetStream(tb testing.TB) jetstream.JetStream {
-	tb.Helper()
-	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: tb.TempDir(), Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { nc.Close(); ns.Shutdown(); ns.WaitForShutdown() })
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := bus.EnsureStreams(context.Background(), js); err != nil {
-		tb.Fatal(err)
-	}
-	return js
-}
+// mustJetStream starts an embedded server with the licensebus streams.
+func mustJetStream(tb testing.TB) jetstream.JetStream { return bustest.JetStream(tb) }
 
 func bound(tb testing.TB, lid, ic string) *events.Message {
 	tb.Helper()

@@ -129,6 +129,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.NewOutcomes()
 	// Outcomes last: a caller that sees its outcome finds every view updated.
 	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
+	// The runner follows the handlers' feed once it has caught up, so the
+	// process reads and decodes the event stream once.
+	feed.Tap(s.runner.Offer)
 	if err := s.runner.Open(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -25,6 +25,7 @@ type Feed struct {
 
 	mu      sync.Mutex
 	subs    []ApplyFunc
+	taps    []TapFunc
 	started bool
 	last    uint64
 	notify  chan struct{} // closed and replaced whenever last moves
@@ -50,6 +51,22 @@ func (f *Feed) Fold(apply ApplyFunc) *Fold {
 	return &Fold{feed: f}
 }
 
+// TapFunc receives every event of a Feed after its folds, with how many
+// events the stream held after it when it was read. It must not block.
+type TapFunc func(seq, pending uint64, m *events.Message)
+
+// Tap registers tap, for readers that keep their own pace (the projections
+// runner) and would otherwise read and decode the stream a second time.
+// Like Fold, it panics after the feed started.
+func (f *Feed) Tap(tap TapFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		panic("bus: Tap registered on a running Feed")
+	}
+	f.taps = append(f.taps, tap)
+}
+
 // start runs the feed once, in the background, until ctx ends.
 func (f *Feed) start(ctx context.Context) {
 	f.mu.Lock()
@@ -58,10 +75,10 @@ func (f *Feed) start(ctx context.Context) {
 		return
 	}
 	f.started = true
-	subs := f.subs
+	subs, taps := f.subs, f.taps
 	f.mu.Unlock()
 	go func() {
-		err := f.run(ctx, subs)
+		err := f.run(ctx, subs, taps)
 		f.mu.Lock()
 		f.err = err
 		close(f.done)
@@ -69,7 +86,7 @@ func (f *Feed) start(ctx context.Context) {
 	}()
 }
 
-func (f *Feed) run(ctx context.Context, subs []ApplyFunc) error {
+func (f *Feed) run(ctx context.Context, subs []ApplyFunc, taps []TapFunc) error {
 	cons, err := f.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{events.AllEvents},
 	})
@@ -89,6 +106,9 @@ func (f *Feed) run(ctx context.Context, subs []ApplyFunc) error {
 			apply(md.Sequence.Stream, m)
 		}
 		f.advance(md.Sequence.Stream)
+		for _, tap := range taps {
+			tap(md.Sequence.Stream, md.NumPending, m)
+		}
 	}, jetstream.PullMaxMessages(2048), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		f.log.Debug().Err(err).Msg("feed consumer")
 	}))

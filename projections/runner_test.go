@@ -1,0 +1,142 @@
+package projections_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bustest"
+	"github.com/licensebus/licensebus/projections"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// recorder is a model that remembers the sequences applied to it.
+type recorder struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (r *recorder) Name() string { return "recorder" }
+func (r *recorder) Apply(seq uint64, _ *events.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seqs = append(r.seqs, seq)
+}
+func (r *recorder) Changes() map[string][]byte   { return nil }
+func (r *recorder) Restore(string, []byte) error { return nil }
+func (r *recorder) Reset()                       { r.mu.Lock(); r.seqs = nil; r.mu.Unlock() }
+func (r *recorder) applied() []uint64            { r.mu.Lock(); defer r.mu.Unlock(); return slices.Clone(r.seqs) }
+func (r *recorder) count() int                   { r.mu.Lock(); defer r.mu.Unlock(); return len(r.seqs) }
+
+var _ projections.Model = (*recorder)(nil)
+
+// Ensure the runner applies every event exactly once and in order whatever
+// the feed offers it: nothing, every event, every event twice, or more
+// than the tap holds (so it drops some) before the runner even runs; and
+// again after a rebuild.
+func TestRunnerTapAppliesEachEventOnce(t *testing.T) {
+	tests := []struct {
+		name   string
+		n      int
+		offers int  // how many times the feed offers each event
+		early  bool // the feed offers everything before the runner runs
+	}{
+		{"no feed", 300, 0, false},
+		{"every event", 300, 1, false},
+		{"every event twice", 300, 2, false},
+		{"more than the tap holds", 10000, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			js := bustest.JetStream(t)
+			rec := &recorder{}
+			r := projections.NewRunner(js, zerolog.Nop(), rec)
+			last := uint64(0)
+			// publish appends k events and has the feed offer them, as it
+			// would after reading them.
+			publish := func(k int) {
+				msgs := make([]*events.Message, k)
+				futures := make([]jetstream.PubAckFuture, k)
+				for i := range msgs {
+					m, err := events.New(events.RegisteredType, &events.Registered{InstallCode: "IC-TAP", Name: "SC", Version: "3.4"},
+						events.Meta{ID: uuid.NewString(), Source: "/test"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if futures[i], err = js.PublishMsgAsync(m.NATS()); err != nil {
+						t.Fatal(err)
+					}
+					msgs[i] = m
+				}
+				for i, f := range futures {
+					select {
+					case ack := <-f.Ok():
+						if ack.Sequence != last+uint64(i)+1 {
+							t.Fatalf("event %d stored at %d", last+uint64(i)+1, ack.Sequence)
+						}
+					case err := <-f.Err():
+						t.Fatal(err)
+					case <-ctx.Done():
+						t.Fatal(ctx.Err())
+					}
+				}
+				end := last + uint64(k)
+				for i, m := range msgs {
+					seq := last + uint64(i) + 1
+					for range tt.offers {
+						r.Offer(seq, end-seq, m)
+					}
+				}
+				last = end
+			}
+			run := func() {
+				done := make(chan error, 1)
+				go func() { done <- r.Run(ctx) }()
+				t.Cleanup(func() {
+					cancel()
+					if err := <-done; err != nil {
+						t.Errorf("Run: %v", err)
+					}
+				})
+			}
+			check := func(when string) {
+				t.Helper()
+				if err := r.CatchUp(ctx); err != nil {
+					t.Fatalf("%s: %v (applied %d of %d)", when, err, rec.count(), last)
+				}
+				got := rec.applied()
+				for i, seq := range got {
+					if seq != uint64(i+1) {
+						t.Fatalf("%s: event %d applied is seq %d: want 1..%d once each, in order", when, i+1, seq, last)
+					}
+				}
+				if uint64(len(got)) != last {
+					t.Fatalf("%s: applied %d events, want %d", when, len(got), last)
+				}
+			}
+
+			if tt.early {
+				publish(tt.n)
+				run()
+			} else {
+				run()
+				publish(tt.n / 2)
+				check("first half")
+				publish(tt.n - tt.n/2)
+			}
+			check("all")
+			if err := r.Rebuild(ctx); err != nil {
+				t.Fatal(err)
+			}
+			publish(50)
+			check("after rebuild")
+		})
+	}
+}

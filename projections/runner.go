@@ -14,10 +14,10 @@ import (
 	"hash/maphash"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -62,9 +62,7 @@ type Runner struct {
 	ckpt    []uint64 // per model: last sequence persisted
 	rebuild chan chan error
 	opened  bool
-	tap     chan item // events offered by the process's feed
-	dropCh  chan struct{}
-	dropped atomic.Uint64 // the last event Offer had to drop
+	tap     *bus.Tap // the process's feed, if it has one
 
 	// Owned by the goroutine that restores and follows:
 	seed   maphash.Seed
@@ -85,7 +83,7 @@ type Runner struct {
 // earlier in what readers see.
 func NewRunner(js jetstream.JetStream, log zerolog.Logger, models ...Model) *Runner {
 	r := &Runner{js: js, models: models, log: log.With().Str("component", "projections").Logger(),
-		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error), tap: make(chan item, tapBuffer), dropCh: make(chan struct{}, 1),
+		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error),
 		seed: maphash.MakeSeed(), stored: make([]map[string]uint64, len(models)), seen: make([]map[string]struct{}, len(models)),
 		wrote: make([]uint64, len(models)), streams: map[string]int{}}
 	for i, m := range models {
@@ -238,30 +236,10 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	r.applied = start
 	r.mu.Unlock()
 
-	// Events come from the runner's own ordered consumer until the feed
-	// tap (if the process has one) delivers the very next event; from
-	// then on from the tap, so the stream is read and decoded once per
-	// process. An event the tap had to drop (the runner was too far
-	// behind) sends the runner back to its own consumer until it has
-	// applied that event.
-	var own <-chan item
-	var stopOwn func()
-	// needOwn is the last event the tap dropped (learnt from dropCh): until
-	// it is applied, the runner reads its own consumer.
-	var needOwn uint64
-	readOwn := func(after uint64) error {
-		var err error
-		own, stopOwn, err = r.read(ctx, after)
-		return err
-	}
-	defer func() {
-		if stopOwn != nil {
-			stopOwn()
-		}
-	}()
-	if err := readOwn(start); err != nil {
-		return nil, err
-	}
+	// Events come from the process's feed when it has one (bus.Follow
+	// reads the stream itself only until it has caught up with the feed).
+	evs, stopFollow := bus.Follow(ctx, r.js, r.tap, start)
+	defer stopFollow()
 
 	// Writes go to a writer goroutine, so applying never waits for acks:
 	// readers see an event as soon as it is applied, and a rebuild overlaps
@@ -299,18 +277,18 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 		dirty, lastFlush = 0, time.Now()
 		return w.send(b)
 	}
-	apply := func(it item) error {
-		seq := it.seq
-		if it.m != nil {
+	apply := func(ev bus.FeedEvent) error {
+		seq := ev.Seq
+		if ev.Message != nil {
 			for i, model := range r.models {
 				if seq > gate[i] {
-					model.Apply(seq, it.m)
+					model.Apply(seq, ev.Message)
 				}
 			}
 		}
-		last, quiet = seq, it.pending == 0
+		last, quiet = seq, ev.Pending == 0
 		dirty++
-		behind := it.pending > maxBatch
+		behind := ev.Pending > maxBatch
 		// Waiters are told once per event near the head, once per
 		// thousand while catching up.
 		if !behind || dirty%1024 == 0 {
@@ -322,7 +300,7 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 		case behind:
 		case dirty >= maxBatch:
 			return flush(false)
-		case it.pending == 0 && time.Since(lastFlush) >= window:
+		case ev.Pending == 0 && time.Since(lastFlush) >= window:
 			return flush(false)
 		case !armed:
 			timer.Reset(max(0, window-time.Since(lastFlush)))
@@ -347,127 +325,24 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 			if err := flush(false); err != nil {
 				return nil, err
 			}
-		case <-r.dropCh:
-			needOwn = max(needOwn, r.dropped.Load())
-			if own == nil && last < needOwn {
-				if err := readOwn(last); err != nil {
-					return nil, err
-				}
-			}
-		case it := <-r.tap:
-			switch {
-			case it.seq <= last:
-				continue // the own consumer got here first
-			case own != nil && it.seq == last+1 && last >= needOwn:
-				stopOwn() // caught up with the feed: follow it
-				own, stopOwn = nil, nil
-			case own == nil && it.seq > last+1:
-				// The tap dropped events: read them ourselves.
-				if err := readOwn(last); err != nil {
-					return nil, err
-				}
-				continue
-			case own != nil:
-				continue // ahead of the own consumer, which will get there
-			}
-			if err := apply(it); err != nil {
-				return nil, err
-			}
-		case it, ok := <-own:
-			if !ok || it.err != nil {
+		case ev := <-evs:
+			if ev.Err != nil {
 				if ctx.Err() != nil {
 					continue
 				}
-				return nil, fmt.Errorf("projections: next: %v", it.err)
+				return nil, fmt.Errorf("projections: %w", ev.Err)
 			}
-			if it.seq <= last {
-				continue
-			}
-			if err := apply(it); err != nil {
+			if err := apply(ev); err != nil {
 				return nil, err
 			}
 		}
 	}
 }
 
-// item is one event for the models.
-type item struct {
-	seq, pending uint64
-	m            *events.Message // nil when the event does not decode
-	err          error
-}
-
-// Offer hands the runner an event the process's feed has read and decoded
-// (register it with bus.Feed.Tap). It never blocks: when the runner is
-// behind, the event is dropped and the runner reads it from the stream.
-func (r *Runner) Offer(seq, pending uint64, m *events.Message) {
-	select {
-	case r.tap <- item{seq: seq, pending: pending, m: m}:
-		return
-	default:
-	}
-	for {
-		old := r.dropped.Load()
-		if seq <= old || r.dropped.CompareAndSwap(old, seq) {
-			break
-		}
-	}
-	select {
-	case r.dropCh <- struct{}{}:
-	default:
-	}
-}
-
-// tapBuffer is how many offered events may wait for the runner.
-const tapBuffer = 8192
-
-// read follows the event stream after sequence after with an ordered
-// consumer of the runner's own. A goroutine decodes, so decoding one event
-// overlaps with applying the one before (on another core); the buffer
-// lets it run ahead a little instead of handing over one event at a time.
-func (r *Runner) read(ctx context.Context, after uint64) (<-chan item, func(), error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.AllEvents}}
-	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	cons, err := r.js.OrderedConsumer(cctx, events.EventsStream, cfg)
-	if err != nil {
-		cancel()
-		return nil, nil, fmt.Errorf("projections: consumer: %w", err)
-	}
-	msgs, err := cons.Messages(jetstream.PullMaxMessages(4096))
-	if err != nil {
-		cancel()
-		return nil, nil, fmt.Errorf("projections: messages: %w", err)
-	}
-	next := make(chan item, 256)
-	go func() {
-		for {
-			msg, err := msgs.Next()
-			var it item
-			if err != nil {
-				it.err = err
-			} else if md, merr := msg.Metadata(); merr != nil {
-				continue
-			} else {
-				it.seq, it.pending = md.Sequence.Stream, md.NumPending
-				if m, derr := events.Decode(msg.Headers(), msg.Data()); derr == nil {
-					it.m = m
-				}
-			}
-			select {
-			case next <- it:
-			case <-cctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return next, func() { cancel(); msgs.Stop() }, nil
-}
+// UseTap makes the runner follow the process's feed (bus.Feed.Tap) once it
+// has caught up with it, instead of reading the stream a second time. Call
+// it before Run.
+func (r *Runner) UseTap(t *bus.Tap) { r.tap = t }
 
 // batch is one flush: each model's changes, then its checkpoint.
 type batch struct {

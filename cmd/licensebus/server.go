@@ -131,7 +131,8 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
 	// The runner follows the handlers' feed once it has caught up, so the
 	// process reads and decodes the event stream once.
-	feed.Tap(s.runner.Offer)
+	s.runner.UseTap(feed.Tap(8192))
+	auditTap := feed.Tap(8192)
 	if err := s.runner.Open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -142,7 +143,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
-	s.run(rctx, "audit", audit.New(audit.Config{JS: s.js, Logger: cfg.Logger}).Run)
+	s.run(rctx, "audit", audit.New(audit.Config{JS: s.js, Logger: cfg.Logger, Tap: auditTap}).Run)
 	s.run(rctx, "rollouts", s.exec.Run)
 	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)

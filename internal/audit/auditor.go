@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -27,6 +28,9 @@ type Config struct {
 	// Standby is how often an auditor that lost the race to another one
 	// checks whether the other is still writing. Default 1s.
 	Standby time.Duration
+	// Tap, if set, is a tap on the process's feed: the auditor reads the
+	// event stream from it once caught up, instead of a second time.
+	Tap *bus.Tap
 }
 
 // Auditor writes the audit trail. Run one per licensebus process; several
@@ -322,6 +326,9 @@ type feed struct {
 }
 
 func (a *Auditor) startFeed(ctx context.Context, wg *sync.WaitGroup, stream string, after uint64) (*feed, error) {
+	if stream == events.EventsStream && a.cfg.Tap != nil {
+		return a.startTap(ctx, wg, after), nil
+	}
 	cfg := jetstream.OrderedConsumerConfig{}
 	if after > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
@@ -360,6 +367,38 @@ func (a *Auditor) startFeed(ctx context.Context, wg *sync.WaitGroup, stream stri
 		}
 	}()
 	return f, nil
+}
+
+// startTap follows the event stream through the feed's tap, with the
+// events as the feed decoded them.
+func (a *Auditor) startTap(ctx context.Context, wg *sync.WaitGroup, after uint64) *feed {
+	evs, stop := bus.Follow(ctx, a.cfg.JS, a.cfg.Tap, after)
+	f := &feed{ch: make(chan *SourceMsg, 1024), err: make(chan error, 1)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer stop()
+		for {
+			select {
+			case ev := <-evs:
+				if ev.Err != nil {
+					if ctx.Err() == nil {
+						f.err <- fmt.Errorf("audit: %w", ev.Err)
+					}
+					return
+				}
+				m := &SourceMsg{Stream: events.EventsStream, Seq: ev.Seq, Subject: ev.Subject, Time: ev.Time, Header: ev.Header, Data: ev.Data, Message: ev.Message}
+				select {
+				case f.ch <- m:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return f
 }
 
 // snapshot reads both source streams' last sequences; the cutoff is the

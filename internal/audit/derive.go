@@ -32,6 +32,9 @@ type SourceMsg struct {
 	Time    time.Time // when the server stored it
 	Header  nats.Header
 	Data    []byte
+	// Message is the message as decoded already, if it was and decoded
+	// without error; Derive decodes it otherwise.
+	Message *events.Message
 }
 
 // Derive returns the entry that records m, without Seq, Cursor and the
@@ -49,7 +52,10 @@ func Derive(m SourceMsg) Entry {
 	if m.Stream == events.CommandsStream {
 		e.Kind = KindCommand
 	}
-	msg, err := events.Decode(m.Header, m.Data)
+	msg, err := m.Message, error(nil)
+	if msg == nil {
+		msg, err = events.Decode(m.Header, m.Data)
+	}
 	env := envelopeOf(msg, m.Header, m.Data)
 	if err != nil {
 		e.Invalid = clip(err.Error())

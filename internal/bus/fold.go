@@ -25,7 +25,7 @@ type Feed struct {
 
 	mu      sync.Mutex
 	subs    []ApplyFunc
-	taps    []TapFunc
+	taps    []*Tap
 	started bool
 	last    uint64
 	notify  chan struct{} // closed and replaced whenever last moves
@@ -51,20 +51,20 @@ func (f *Feed) Fold(apply ApplyFunc) *Fold {
 	return &Fold{feed: f}
 }
 
-// TapFunc receives every event of a Feed after its folds, with how many
-// events the stream held after it when it was read. It must not block.
-type TapFunc func(seq, pending uint64, m *events.Message)
-
-// Tap registers tap, for readers that keep their own pace (the projections
-// runner) and would otherwise read and decode the stream a second time.
-// Like Fold, it panics after the feed started.
-func (f *Feed) Tap(tap TapFunc) {
+// Tap returns a tap on the feed for a reader that keeps its own pace (the
+// projections runner, the auditor) and would otherwise read and decode the
+// stream a second time: read it with Follow. The feed never waits for a
+// tap; one that is full drops events and says so. Like Fold, it panics
+// after the feed started.
+func (f *Feed) Tap(buffer int) *Tap {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.started {
 		panic("bus: Tap registered on a running Feed")
 	}
-	f.taps = append(f.taps, tap)
+	t := newTap(buffer)
+	f.taps = append(f.taps, t)
+	return t
 }
 
 // start runs the feed once, in the background, until ctx ends.
@@ -86,7 +86,7 @@ func (f *Feed) start(ctx context.Context) {
 	}()
 }
 
-func (f *Feed) run(ctx context.Context, subs []ApplyFunc, taps []TapFunc) error {
+func (f *Feed) run(ctx context.Context, subs []ApplyFunc, taps []*Tap) error {
 	cons, err := f.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{events.AllEvents},
 	})
@@ -106,8 +106,12 @@ func (f *Feed) run(ctx context.Context, subs []ApplyFunc, taps []TapFunc) error 
 			apply(md.Sequence.Stream, m)
 		}
 		f.advance(md.Sequence.Stream)
-		for _, tap := range taps {
-			tap(md.Sequence.Stream, md.NumPending, m)
+		if len(taps) > 0 {
+			ev := FeedEvent{Seq: md.Sequence.Stream, Pending: md.NumPending, Time: md.Timestamp, Subject: msg.Subject(),
+				Header: msg.Headers(), Data: msg.Data(), Message: m}
+			for _, t := range taps {
+				t.Offer(ev)
+			}
 		}
 	}, jetstream.PullMaxMessages(2048), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		f.log.Debug().Err(err).Msg("feed consumer")

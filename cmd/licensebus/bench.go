@@ -19,12 +19,13 @@ func (a *app) benchCmd() *cobra.Command {
 	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure raw JetStream and licensebus side by side on an embedded server",
+		Short: "Measure raw JetStream and licensebus side by side on one NATS server",
 		Long: `Starts an embedded NATS server with a file store in a temporary directory, measures raw
 JetStream on a stream of its own, then runs licensebus on the same server and measures
-appends, activations end to end, latency at half load, replay and rebuild. Progress goes
-to stderr; the figures to stdout. The default run takes about a minute and a half
-on 2 cores; --quick about 15 seconds.`,
+appends, activations end to end, latency at half load, replay, rebuild and a fleet
+rollout. The NATS server runs in a process of its own (--shared-process: in this one),
+so the memory of each is reported apart. Progress goes to stderr; the figures to
+stdout. The default run takes about a minute on 2 cores; --quick about 15 seconds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serveNATS != "" {

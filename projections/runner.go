@@ -600,8 +600,9 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	return r.WaitFor(ctx, info.State.LastSeq)
 }
 
-// Rebuild empties every model and its bucket and replays the whole event
-// stream; it returns once the models have caught up with the stream.
+// Rebuild empties every model and replays the whole event stream; it
+// returns once the models have caught up with the stream as it was when
+// the replay began and their buckets hold it, checkpoints included.
 func (r *Runner) Rebuild(ctx context.Context) error {
 	done := make(chan error, 1)
 	select {
@@ -617,7 +618,34 @@ func (r *Runner) Rebuild(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return r.CatchUp(ctx)
+	s, err := r.js.Stream(ctx, events.EventsStream)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return err
+	}
+	head := info.State.LastSeq
+	if err := r.WaitFor(ctx, head); err != nil {
+		return err
+	}
+	// The writer stores what was applied within a flush window; a rebuild
+	// is rare enough to poll for it.
+	for {
+		persisted := true
+		for _, ck := range r.Checkpoints() {
+			persisted = persisted && ck >= head
+		}
+		if persisted {
+			return nil
+		}
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // MarshalEntry encodes a model entry; models use JSON so outsiders can read

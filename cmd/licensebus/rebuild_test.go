@@ -49,7 +49,15 @@ func TestRebuildEqualsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mustCLI(t, s.URL(), "projections", "rebuild")
+	// When the rebuild answers, the buckets hold it: every checkpoint is
+	// at the head again.
+	var st client.Status
+	mustJSON(t, s.URL(), &st, "projections", "rebuild")
+	for name, ck := range st.Checkpoints {
+		if ck != st.EventsLastSeq {
+			t.Errorf("after rebuild checkpoint of %s=%d, want the head %d", name, ck, st.EventsLastSeq)
+		}
+	}
 	caughtUp(t, c)
 	diff(t, "view", views(t, c), liveViews)
 	diff(t, "entry", anyMap(buckets(t, js)), anyMap(liveKV))

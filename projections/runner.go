@@ -589,15 +589,24 @@ func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
 
 // CatchUp waits until the models include everything in the event stream now.
 func (r *Runner) CatchUp(ctx context.Context) error {
-	s, err := r.js.Stream(ctx, events.EventsStream)
+	head, err := r.head(ctx)
 	if err != nil {
 		return err
+	}
+	return r.WaitFor(ctx, head)
+}
+
+// head is the last sequence of the event stream now.
+func (r *Runner) head(ctx context.Context) (uint64, error) {
+	s, err := r.js.Stream(ctx, events.EventsStream)
+	if err != nil {
+		return 0, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return r.WaitFor(ctx, info.State.LastSeq)
+	return info.State.LastSeq, nil
 }
 
 // Rebuild empties every model and replays the whole event stream; it
@@ -618,15 +627,10 @@ func (r *Runner) Rebuild(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s, err := r.js.Stream(ctx, events.EventsStream)
+	head, err := r.head(ctx)
 	if err != nil {
 		return err
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return err
-	}
-	head := info.State.LastSeq
 	if err := r.WaitFor(ctx, head); err != nil {
 		return err
 	}

@@ -49,37 +49,19 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 				}
 			}
 			cfg.Progress = a.stderr
-			if fleetprofile != "" {
-				f, err := os.Create(fleetprofile)
+			for _, p := range []struct {
+				path string
+				dst  *io.Writer
+			}{{cpuprofile, &cfg.CPUProfile}, {fleetprofile, &cfg.FleetCPUProfile}, {rebuildprofile, &cfg.RebuildCPUProfile}, {memprofile, &cfg.MemProfile}} {
+				if p.path == "" {
+					continue
+				}
+				f, err := os.Create(p.path)
 				if err != nil {
 					return err
 				}
 				defer f.Close()
-				cfg.FleetCPUProfile = f
-			}
-			if rebuildprofile != "" {
-				f, err := os.Create(rebuildprofile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				cfg.RebuildCPUProfile = f
-			}
-			if memprofile != "" {
-				f, err := os.Create(memprofile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				cfg.MemProfile = f
-			}
-			if cpuprofile != "" {
-				f, err := os.Create(cpuprofile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				cfg.CPUProfile = f
+				*p.dst = f
 			}
 			if !shared {
 				server, err := a.natsChild(limit)

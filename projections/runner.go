@@ -383,6 +383,8 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 			if seen != nil {
 				seen[k] = struct{}{}
 			}
+			// 64-bit hashes: the odds of two values of one key colliding
+			// (and a write being skipped) are one in 2^64.
 			h := maphash.Bytes(r.seed, v)
 			if old, ok := stored[k]; ok && old == h {
 				continue

@@ -16,6 +16,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny, shared bool
+	var gcPercent int
 	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -32,6 +33,10 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 				return bench.ServeChild(cmd.Context(), serveNATS, a.stdin, a.stdout)
 			}
 			limit, err := setMemoryLimit(memLimit)
+			if err != nil {
+				return err
+			}
+			gc, err := setGCPercent(gcPercent)
 			if err != nil {
 				return err
 			}
@@ -74,7 +79,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			if err != nil {
 				return err
 			}
-			r.MemoryLimitMB = float64(limit) / (1 << 20)
+			r.MemoryLimitMB, r.GCPercent = float64(limit)/(1<<20), gc
 			return a.emit(r, table.Row{"Side", "Figure", "Value", "Unit"}, benchRows(r))
 		},
 	}
@@ -83,6 +88,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.BoolVar(&tiny, "tiny", false, "smallest sizes, for tests; the figures mean nothing")
 	_ = f.MarkHidden("tiny")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of each process, as serve --memory-limit (default: GOMEMLIMIT, else none)")
+	f.IntVar(&gcPercent, "gc-percent", 0, "GOGC of the licensebus process, as serve --gc-percent (the NATS server process keeps Go's default)")
 	f.BoolVar(&shared, "shared-process", false, "run the NATS server inside the bench process, as serve without --nats does (memory figures then cover both)")
 	f.StringVar(&serveNATS, "serve-nats", "", "run only the bench's NATS server, storing under this directory, until stdin closes")
 	_ = f.MarkHidden("serve-nats")
@@ -109,8 +115,11 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 	if memLimit > 0 {
 		env = append(env, fmt.Sprintf("GOMEMLIMIT=%dB", memLimit))
 	}
+	// The server is raw JetStream: it runs with Go's default GOGC, and
+	// with the bench's memory limit when one is given.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") && (memLimit == 0 || !strings.HasPrefix(kv, "GOMEMLIMIT=")) {
+		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") && !strings.HasPrefix(kv, "GOGC=") &&
+			(memLimit == 0 || !strings.HasPrefix(kv, "GOMEMLIMIT=")) {
 			env = append(env, kv)
 		}
 	}
@@ -168,7 +177,7 @@ func benchRows(r *bench.Result) []table.Row {
 		{"memory", "licensebus process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
 		{"memory", "NATS server process: peak RSS" + sharedNote(r), f1(r.NATSPeakRSSMB), "MB"},
 		{"memory", "NATS server process: RSS after fleet", f1(r.NATSRSSAfterFleetMB), "MB"},
-		{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs, memory limit %s", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS, limitText(r.MemoryLimitMB)), f1(r.TotalSeconds), "s"},
+		{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs, memory limit %s, GOGC %d", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS, limitText(r.MemoryLimitMB), r.GCPercent), f1(r.TotalSeconds), "s"},
 		{"run", "stored bytes per raw message / per product event", fmt.Sprintf("%.0f / %.0f", r.RawMsgBytes, r.EventMsgBytes), "B"},
 	}
 }

@@ -52,10 +52,15 @@ func TestBenchTiny(t *testing.T) {
 	}
 }
 
-// Ensure a memory limit that is not a size is refused before anything runs.
-func TestBenchMemoryLimitRefused(t *testing.T) {
-	r := cli(t, "", "bench", "--tiny", "--memory-limit", "lots")
-	if r.code != exitUsage || !strings.Contains(r.err, "--memory-limit") {
-		t.Fatalf("exit %d, stderr %q; want %d and a reason naming --memory-limit", r.code, r.err, exitUsage)
+// Ensure runtime settings that make no sense are refused before anything
+// runs, with a reason naming the flag.
+func TestBenchRuntimeFlagsRefused(t *testing.T) {
+	for _, args := range [][]string{{"--memory-limit", "lots"}, {"--gc-percent", "-5"}} {
+		t.Run(args[0], func(t *testing.T) {
+			r := cli(t, "", append([]string{"bench", "--tiny"}, args...)...)
+			if r.code != exitUsage || !strings.Contains(r.err, args[0]) {
+				t.Fatalf("exit %d, stderr %q; want %d and a reason naming %s", r.code, r.err, exitUsage, args[0])
+			}
+		})
 	}
 }

@@ -8,6 +8,21 @@ import (
 	"github.com/dustin/go-humanize"
 )
 
+// setGCPercent sets the collector's target heap growth (Go's GOGC); 0
+// leaves the runtime's setting. With a memory limit, a high percentage
+// makes the collector run mostly when the heap nears the limit.
+func setGCPercent(p int) (int, error) {
+	if p < 0 {
+		return 0, usageError{fmt.Errorf("--gc-percent %d: want a positive percentage, or 0 for GOGC's", p)}
+	}
+	if p > 0 {
+		debug.SetGCPercent(p)
+	}
+	cur := debug.SetGCPercent(100)
+	debug.SetGCPercent(cur)
+	return cur, nil
+}
+
 // setMemoryLimit sets this process's soft memory limit (Go's GOMEMLIMIT)
 // from a size such as 900MiB or 1GB; "" leaves the runtime's setting. It
 // returns the limit in bytes now in force, 0 for none.

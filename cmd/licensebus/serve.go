@@ -12,6 +12,7 @@ import (
 func (a *app) serveCmd() *cobra.Command {
 	var cfg ServeConfig
 	var level, memLimit string
+	var gcPercent int
 	var joinNATS bool
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -31,9 +32,11 @@ func (a *app) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if limit > 0 {
-				cfg.Logger.Info().Int64("bytes", limit).Msg("soft memory limit")
+			gc, err := setGCPercent(gcPercent)
+			if err != nil {
+				return err
 			}
+			cfg.Logger.Info().Int64("memory_limit_bytes", limit).Int("gc_percent", gc).Msg("runtime")
 			// --nats joins an existing NATS; without it we embed one.
 			if joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != ""; joinNATS {
 				cfg.NatsURL = a.natsURL
@@ -61,5 +64,6 @@ func (a *app) serveCmd() *cobra.Command {
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")
+	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
 	return cmd
 }

@@ -62,7 +62,10 @@ func (t *Tap) Offer(ev FeedEvent) {
 // the tap (nil: none) hands it the very next event, and from the tap from
 // then on, so a process reads and decodes the stream once however many
 // readers follow it. An event the tap drops sends it back to its own
-// consumer until that event has been passed on. stop ends the following
+// consumer until that event has been passed on. The event stream's
+// sequences have no gaps (it holds only lb.evt.> and denies deletes), so a
+// gap in what the tap hands over means an event was missed there.
+// stop ends the following
 // and returns once it has stopped taking from the tap, so the next Follow
 // on the same tap misses nothing.
 func Follow(ctx context.Context, js jetstream.JetStream, tap *Tap, after uint64) (evs <-chan FeedEvent, stop func()) {

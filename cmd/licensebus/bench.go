@@ -32,11 +32,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			if serveNATS != "" {
 				return bench.ServeChild(cmd.Context(), serveNATS, a.stdin, a.stdout)
 			}
-			limit, err := setMemoryLimit(memLimit)
-			if err != nil {
-				return err
-			}
-			gc, err := setGCPercent(gcPercent)
+			limit, gc, err := setRuntime(memLimit, gcPercent)
 			if err != nil {
 				return err
 			}

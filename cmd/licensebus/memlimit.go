@@ -8,6 +8,16 @@ import (
 	"github.com/dustin/go-humanize"
 )
 
+// setRuntime applies --memory-limit and --gc-percent, as serve and bench
+// take them, and returns the settings now in force.
+func setRuntime(memLimit string, gcPercent int) (limit int64, gc int, err error) {
+	if limit, err = setMemoryLimit(memLimit); err != nil {
+		return 0, 0, err
+	}
+	gc, err = setGCPercent(gcPercent)
+	return limit, gc, err
+}
+
 // setGCPercent sets the collector's target heap growth (Go's GOGC); 0
 // leaves the runtime's setting. With a memory limit, a high percentage
 // makes the collector run mostly when the heap nears the limit.

@@ -28,11 +28,7 @@ func (a *app) serveCmd() *cobra.Command {
 				w = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly})
 			}
 			cfg.Logger = w.Level(lvl).With().Timestamp().Logger()
-			limit, err := setMemoryLimit(memLimit)
-			if err != nil {
-				return err
-			}
-			gc, err := setGCPercent(gcPercent)
+			limit, gc, err := setRuntime(memLimit, gcPercent)
 			if err != nil {
 				return err
 			}

@@ -499,16 +499,12 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 // out the same are not written again.
 func (r *Runner) reset(ctx context.Context) error {
 	for i, m := range r.models {
-		s, err := r.js.Stream(ctx, "KV_"+Bucket(m))
-		if err != nil {
-			return fmt.Errorf("projection %s: %w", m.Name(), err)
-		}
-		info, err := s.Info(ctx)
+		last, err := bus.LastSeq(ctx, r.js, "KV_"+Bucket(m))
 		if err != nil {
 			return fmt.Errorf("projection %s: %w", m.Name(), err)
 		}
 		r.mu.Lock()
-		moved := info.State.LastSeq != r.wrote[i]
+		moved := last != r.wrote[i]
 		r.mu.Unlock()
 		if moved {
 			// Written behind this runner's back: read what it holds now.
@@ -591,25 +587,13 @@ func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
 
 // CatchUp waits until the models include everything in the event stream now.
 func (r *Runner) CatchUp(ctx context.Context) error {
-	head, err := r.head(ctx)
+	head, err := bus.LastSeq(ctx, r.js, events.EventsStream)
 	if err != nil {
 		return err
 	}
 	return r.WaitFor(ctx, head)
 }
 
-// head is the last sequence of the event stream now.
-func (r *Runner) head(ctx context.Context) (uint64, error) {
-	s, err := r.js.Stream(ctx, events.EventsStream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.LastSeq, nil
-}
 
 // Rebuild empties every model and replays the whole event stream; it
 // returns once the models have caught up with the stream as it was when
@@ -629,7 +613,7 @@ func (r *Runner) Rebuild(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	head, err := r.head(ctx)
+	head, err := bus.LastSeq(ctx, r.js, events.EventsStream)
 	if err != nil {
 		return err
 	}

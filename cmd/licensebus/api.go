@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
@@ -102,16 +103,9 @@ func (s *Server) query(ctx context.Context, q string, p client.Params) (any, err
 
 func (s *Server) status(ctx context.Context) (client.Status, error) {
 	st := client.Status{Applied: s.runner.Applied(), Checkpoints: s.runner.Checkpoints()}
-	str, err := s.js.Stream(ctx, events.EventsStream)
-	if err != nil {
-		return st, err
-	}
-	info, err := str.Info(ctx)
-	if err != nil {
-		return st, err
-	}
-	st.EventsLastSeq = info.State.LastSeq
-	return st, nil
+	var err error
+	st.EventsLastSeq, err = bus.LastSeq(ctx, s.js, events.EventsStream)
+	return st, err
 }
 
 func (s *Server) respond(msg *nats.Msg, data any, apiErr *client.APIError) {

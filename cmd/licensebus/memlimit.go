@@ -27,8 +27,9 @@ func setGCPercent(p int) (int, error) {
 	}
 	if p > 0 {
 		debug.SetGCPercent(p)
+		return p, nil
 	}
-	cur := debug.SetGCPercent(100)
+	cur := debug.SetGCPercent(100) // the runtime has no getter: read it and put it back
 	debug.SetGCPercent(cur)
 	return cur, nil
 }

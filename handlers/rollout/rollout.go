@@ -177,7 +177,7 @@ func (x *Executor) handleCommand(ctx context.Context, d *bus.Delivery) error {
 		x.startDriving(ctx, r.id)
 	}
 	x.mu.Unlock()
-	x.log.Info().Str("ce_id", m.ID()).Str("correlation_id", m.CorrelationID()).Str("event", string(ev.Type())).Str("rollout_id", ev.Data.Key()).Msg("appended")
+	bus.LogMsg(x.log.Info(), m).Str("event", string(ev.Type())).Str("rollout_id", ev.Data.Key()).Msg("appended")
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go"
@@ -394,7 +395,7 @@ func (w *watcher) wait(ctx context.Context) error {
 func (b *run) settle(ctx context.Context) error {
 	var prev uint64
 	return poll(ctx, func() bool {
-		last, err := lastSeq(ctx, b.js, events.EventsStream)
+		last, err := bus.LastSeq(ctx, b.js, events.EventsStream)
 		if err != nil || last != prev {
 			prev = last
 			return false // not settled while events still arrive
@@ -407,18 +408,6 @@ func (b *run) settle(ctx context.Context) error {
 		idle, err := durablesIdle(ctx, b.js)
 		return err == nil && idle
 	})
-}
-
-func lastSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.LastSeq, nil
 }
 
 // durablesIdle reports whether every durable consumer of the command and

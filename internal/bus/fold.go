@@ -189,13 +189,9 @@ func (fo *Fold) WaitFor(ctx context.Context, seq uint64) error {
 // CatchUp was called. Handlers call it before answering "not found", so a
 // fact appended a moment ago elsewhere is not missed.
 func (fo *Fold) CatchUp(ctx context.Context) error {
-	s, err := fo.feed.js.Stream(ctx, events.EventsStream)
+	last, err := LastSeq(ctx, fo.feed.js, events.EventsStream)
 	if err != nil {
 		return fmt.Errorf("catch up: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("catch up: %w", err)
-	}
-	return fo.WaitFor(ctx, info.State.LastSeq)
+	return fo.WaitFor(ctx, last)
 }

@@ -85,3 +85,16 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.Strea
 	_, err = js.UpdateStream(ctx, c)
 	return err
 }
+
+// LastSeq is the last sequence stream holds now.
+func LastSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}

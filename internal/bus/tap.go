@@ -64,10 +64,9 @@ func (t *Tap) Offer(ev FeedEvent) {
 // readers follow it. An event the tap drops sends it back to its own
 // consumer until that event has been passed on. The event stream's
 // sequences have no gaps (it holds only lb.evt.> and denies deletes), so a
-// gap in what the tap hands over means an event was missed there.
-// stop ends the following
-// and returns once it has stopped taking from the tap, so the next Follow
-// on the same tap misses nothing.
+// gap in what the tap hands over means an event was missed there. stop
+// ends the following and returns once it no longer takes from the tap, so
+// the next Follow on the same tap misses nothing.
 func Follow(ctx context.Context, js jetstream.JetStream, tap *Tap, after uint64) (evs <-chan FeedEvent, stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

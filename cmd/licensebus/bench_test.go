@@ -55,8 +55,8 @@ func TestBenchTiny(t *testing.T) {
 // Ensure runtime settings that make no sense are refused before anything
 // runs, with a reason naming the flag.
 func TestBenchRuntimeFlagsRefused(t *testing.T) {
-	for _, args := range [][]string{{"--memory-limit", "lots"}, {"--gc-percent", "-5"}} {
-		t.Run(args[0], func(t *testing.T) {
+	for _, args := range [][]string{{"--memory-limit", "lots"}, {"--memory-limit", "12"}, {"--gc-percent", "-5"}} {
+		t.Run(args[0]+"="+args[1], func(t *testing.T) {
 			r := cli(t, "", append([]string{"bench", "--tiny"}, args...)...)
 			if r.code != exitUsage || !strings.Contains(r.err, args[0]) {
 				t.Fatalf("exit %d, stderr %q; want %d and a reason naming %s", r.code, r.err, exitUsage, args[0])

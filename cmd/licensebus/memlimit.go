@@ -34,14 +34,22 @@ func setGCPercent(p int) (int, error) {
 	return cur, nil
 }
 
+// minMemoryLimit is the smallest --memory-limit taken.
+const minMemoryLimit = 64 << 20
+
 // setMemoryLimit sets this process's soft memory limit (Go's GOMEMLIMIT)
 // from a size such as 900MiB or 1GB; "" leaves the runtime's setting. It
 // returns the limit in bytes now in force, 0 for none.
 func setMemoryLimit(s string) (int64, error) {
 	if s != "" {
 		n, err := humanize.ParseBytes(s)
-		if err != nil || n == 0 || n > math.MaxInt64 {
+		if err != nil || n > math.MaxInt64 {
 			return 0, usageError{fmt.Errorf("--memory-limit %q is not a size such as 900MiB or 2GB", s)}
+		}
+		// A limit below what the process needs to start makes the
+		// collector run without pause: a typo (12 for 12GiB), not a choice.
+		if n < minMemoryLimit {
+			return 0, usageError{fmt.Errorf("--memory-limit %s is below %s (sizes are bytes unless they say MiB, GiB, ...)", s, humanize.IBytes(minMemoryLimit))}
 		}
 		debug.SetMemoryLimit(int64(n))
 	}

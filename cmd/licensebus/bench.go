@@ -152,7 +152,7 @@ func benchRows(r *bench.Result) []table.Row {
 	rate := func(v float64) string { return thousands(v) }
 	f3 := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
-	return []table.Row{
+	rows := []table.Row{
 		{"raw", fmt.Sprintf("async append (%s × %d B, msg id, window 4096)", thousands(float64(r.Messages)), r.PayloadBytes), rate(r.RawAppend), "msgs/s"},
 		{"raw", "sync publish p50", f3(r.RawSyncP50), "ms"},
 		{"raw", "sync publish p99", f3(r.RawSyncP99), "ms"},
@@ -169,13 +169,24 @@ func benchRows(r *bench.Result) []table.Row {
 		{"ratio", "rebuild ÷ raw replay", f3(r.RebuildRatio), ""},
 		{"fleet", fmt.Sprintf("rollout of %d SmartServers × %d devices: to green", r.FleetTargets, r.FleetDevices), f3(r.FleetSecondsToGreen), "s"},
 		{"fleet", "rollout rate", rate(r.FleetTargetsPerMin), "SmartServers/min"},
-		{"memory", "licensebus process: peak RSS" + sharedNote(r), f1(r.PeakRSSMB), "MB"},
-		{"memory", "licensebus process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
-		{"memory", "NATS server process: peak RSS" + sharedNote(r), f1(r.NATSPeakRSSMB), "MB"},
-		{"memory", "NATS server process: RSS after fleet", f1(r.NATSRSSAfterFleetMB), "MB"},
-		{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs, memory limit %s, GOGC %d", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS, limitText(r.MemoryLimitMB), r.GCPercent), f1(r.TotalSeconds), "s"},
-		{"run", "stored bytes per raw message / per product event", fmt.Sprintf("%.0f / %.0f", r.RawMsgBytes, r.EventMsgBytes), "B"},
 	}
+	memory := []table.Row{
+		{"memory", "licensebus + NATS server, one process: peak RSS", f1(r.PeakRSSMB), "MB"},
+		{"memory", "licensebus + NATS server, one process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
+	}
+	if r.NATSProcess != "shared" {
+		memory = []table.Row{
+			{"memory", "licensebus process: peak RSS", f1(r.PeakRSSMB), "MB"},
+			{"memory", "licensebus process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
+			{"memory", "NATS server process: peak RSS", f1(r.NATSPeakRSSMB), "MB"},
+			{"memory", "NATS server process: RSS after fleet", f1(r.NATSRSSAfterFleetMB), "MB"},
+		}
+	}
+	rows = append(rows, memory...)
+	return append(rows,
+		table.Row{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs, memory limit %s, GOGC %d", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS, limitText(r.MemoryLimitMB), r.GCPercent), f1(r.TotalSeconds), "s"},
+		table.Row{"run", "stored bytes per raw message / per product event", fmt.Sprintf("%.0f / %.0f", r.RawMsgBytes, r.EventMsgBytes), "B"},
+	)
 }
 
 func limitText(mb float64) string {
@@ -183,13 +194,6 @@ func limitText(mb float64) string {
 		return "none"
 	}
 	return strconv.FormatFloat(mb, 'f', 0, 64) + " MiB"
-}
-
-func sharedNote(r *bench.Result) string {
-	if r.NATSProcess == "shared" {
-		return " (one process: NATS inside)"
-	}
-	return ""
 }
 
 // thousands formats v rounded, with thousands separators.

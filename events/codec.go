@@ -1,13 +1,13 @@
 package events
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
+	"github.com/segmentio/encoding/json"
 )
 
 // CloudEvent extension attributes licensebus sets. Extension names must be

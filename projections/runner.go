@@ -8,7 +8,6 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -21,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"github.com/segmentio/encoding/json"
 )
 
 // checkpointLag is how far a model's checkpoint may trail the events it
@@ -593,7 +593,6 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	}
 	return r.WaitFor(ctx, head)
 }
-
 
 // Rebuild empties every model and replays the whole event stream; it
 // returns once the models have caught up with the stream as it was when

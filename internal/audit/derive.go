@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
+	"github.com/segmentio/encoding/json"
 )
 
 // Size limits of an entry, so that no message, however large or hostile,

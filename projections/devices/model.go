@@ -5,7 +5,6 @@ package devices
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/projections"
+	"github.com/segmentio/encoding/json"
 )
 
 // Row is one device as the widget shows it. The rows of one SmartServer are

@@ -5,7 +5,6 @@
 package licensing
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/projections"
+	"github.com/segmentio/encoding/json"
 )
 
 // License states in the inventory.

@@ -1,7 +1,7 @@
 package licensing
 
 import (
-	"encoding/json"
+	"github.com/segmentio/encoding/json"
 	"sync"
 	"time"
 

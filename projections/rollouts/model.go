@@ -5,7 +5,6 @@ package rollouts
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/projections"
+	"github.com/segmentio/encoding/json"
 )
 
 // Counts are targets per state.

@@ -27,6 +27,11 @@ import (
 // has seen when none of them changed it: a restart replays at most that.
 const checkpointLag = 10000
 
+// replayHold is how many events a model replaying from the first event
+// may hold its changes for before writing them anyway, which bounds the
+// memory they take.
+const replayHold = 1 << 20
+
 // CheckpointKey is the key of a model's checkpoint in its bucket.
 const CheckpointKey = "_checkpoint"
 
@@ -365,9 +370,16 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 		if last <= sent[i] {
 			continue
 		}
+		stored, seen := r.stored[i], r.seen[i]
+		if seen != nil && !quiet && last-sent[i] < replayHold {
+			// Replaying from the first event: the bucket keeps the values
+			// it has until the head, where the model's changes since the
+			// reset are its final values. Values in between would be
+			// written only to be overwritten (and seen half-made).
+			continue
+		}
 		prefix := "$KV." + Bucket(m) + "."
 		changes := m.Changes()
-		stored, seen := r.stored[i], r.seen[i]
 		if len(changes) == 0 && !quiet && !final && last-sent[i] < checkpointLag {
 			continue // busy and nothing to write: the checkpoint may lag a little
 		}
@@ -395,9 +407,8 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 		sent[i] = last
 		if seen != nil {
 			if !quiet {
-				// Replaying: the bucket still holds entries from before
-				// that are newer than last, so no checkpoint until the
-				// head; a stop before it replays again.
+				// Held too long: written, but no checkpoint and no deletes
+				// until the head (a stop before it replays again).
 				continue
 			}
 			for k := range stored {

@@ -45,8 +45,9 @@ type ServeConfig struct {
 // one), both handler sides, the projections and the query API.
 type Server struct {
 	ns       *server.Server
-	nc       *nats.Conn
+	nc       *nats.Conn // the API's and the streams' setup
 	js       jetstream.JetStream
+	conns    []*nats.Conn // every connection, nc first
 	lic      *licensing.Model
 	dev      *devices.Model
 	ro       *rollouts.Model
@@ -84,15 +85,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.nc, err = nats.Connect("", nats.InProcessServer(s.ns), nats.Name("licensebus serve"), nats.MaxReconnects(-1))
-	} else {
-		s.nc, err = nats.Connect(cfg.NatsURL, nats.Name("licensebus serve"), nats.MaxReconnects(-1))
 	}
+	s.nc, s.js, err = s.connect(cfg.NatsURL, "")
 	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	if s.js, err = jetstream.New(s.nc); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -100,20 +95,31 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	// Each component has a connection of its own. A connection is one
+	// ordered pipe each way, read by one loop in the server and one in
+	// nats.go: shared, a handler's append and its ack would queue behind
+	// the auditor's and the projections' writes and the feed's deliveries.
+	js := map[string]jetstream.JetStream{}
+	for _, role := range []string{"feed", "cloud", "device", "rollouts", "provisioner", "projections", "audit"} {
+		if _, js[role], err = s.connect(cfg.NatsURL, role); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	dl := bus.NewDeadLetters(s.js)
 	// One read of the event stream for every handler of this process.
-	feed := bus.NewFeed(s.js, cfg.Logger)
-	ch, err := cloud.New(ctx, cloud.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
+	feed := bus.NewFeed(js["feed"], cfg.Logger)
+	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: s.js, Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = rollout.New(ctx, rollout.Config{JS: s.js, Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
+	s.exec, err = rollout.New(ctx, rollout.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -121,14 +127,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// Every fold registers on the feed before anything runs.
 	var prov *provisioner.Provisioner
 	if !cfg.NoProvisioner {
-		if prov, err = provisioner.New(provisioner.Config{JS: s.js, Logger: cfg.Logger, Rate: cfg.ProvisionRate, Feed: feed}); err != nil {
+		if prov, err = provisioner.New(provisioner.Config{JS: js["provisioner"], Logger: cfg.Logger, Rate: cfg.ProvisionRate, Feed: feed}); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
 	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.NewOutcomes()
 	// Outcomes last: a caller that sees its outcome finds every view updated.
-	s.runner = projections.NewRunner(s.js, cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
+	s.runner = projections.NewRunner(js["projections"], cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
 	// The runner follows the handlers' feed once it has caught up, so the
 	// process reads and decodes the event stream once.
 	s.runner.UseTap(feed.Tap(8192))
@@ -143,7 +149,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
-	s.run(rctx, "audit", audit.New(audit.Config{JS: s.js, Logger: cfg.Logger, Tap: auditTap}).Run)
+	s.run(rctx, "audit", audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap}).Run)
 	s.run(rctx, "rollouts", s.exec.Run)
 	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)
@@ -154,6 +160,30 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 	s.log.Info().Str("nats", s.URL()).Msg("licensebus serving")
 	return s, nil
+}
+
+// connect opens one connection of the process: in process to the
+// embedded server, else to url. role names it ("licensebus serve/audit").
+func (s *Server) connect(url, role string) (*nats.Conn, jetstream.JetStream, error) {
+	name := "licensebus serve"
+	if role != "" {
+		name += "/" + role
+	}
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
+	if s.ns != nil {
+		url = ""
+		opts = append(opts, nats.InProcessServer(s.ns))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", name, err)
+	}
+	s.conns = append(s.conns, nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 func (s *Server) run(ctx context.Context, name string, f func(context.Context) error) {
@@ -196,9 +226,9 @@ func (s *Server) Close() {
 		s.cancel()
 		s.wg.Wait()
 	}
-	if s.nc != nil {
-		_ = s.nc.Drain()
-		s.nc.Close()
+	for _, nc := range s.conns {
+		_ = nc.Drain()
+		nc.Close()
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()

@@ -1,12 +1,12 @@
 package licensing
 
 import (
-	"github.com/segmentio/encoding/json"
 	"sync"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/projections"
+	"github.com/segmentio/encoding/json"
 )
 
 // Outcome is how a command ended: the first terminal event of its

@@ -164,12 +164,17 @@ func benchRows(r *bench.Result) []table.Row {
 		{"product", "JetStream messages written", rate(r.ProductMsgs), "msgs/s"},
 		{"product", fmt.Sprintf("e2e latency p50 at %s/s", thousands(r.E2EOffered)), f3(r.E2EP50), "ms"},
 		{"product", "e2e latency p99", f3(r.E2EP99), "ms"},
+	}
+	for _, h := range r.E2EHops {
+		rows = append(rows, table.Row{"by hop", h.Name + ": p50 / p99", f3(h.P50MS) + " / " + f3(h.P99MS), "ms"})
+	}
+	rows = append(rows, []table.Row{
 		{"product", "projections rebuild", rate(r.Rebuild), "events/s"},
 		{"ratio", "efficiency: product msgs/s ÷ raw async", f3(r.Efficiency), ""},
 		{"ratio", "rebuild ÷ raw replay", f3(r.RebuildRatio), ""},
 		{"fleet", fmt.Sprintf("rollout of %d SmartServers × %d devices: to green", r.FleetTargets, r.FleetDevices), f3(r.FleetSecondsToGreen), "s"},
 		{"fleet", "rollout rate", rate(r.FleetTargetsPerMin), "SmartServers/min"},
-	}
+	}...)
 	memory := []table.Row{
 		{"memory", "licensebus + NATS server, one process: peak RSS", f1(r.PeakRSSMB), "MB"},
 		{"memory", "licensebus + NATS server, one process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},

@@ -45,6 +45,20 @@ func TestBenchTiny(t *testing.T) {
 	if v, _ := got["nats_peak_rss_mb"].(float64); runtime.GOOS == "linux" && v <= 0 {
 		t.Errorf("nats_peak_rss_mb=%v, want > 0", got["nats_peak_rss_mb"])
 	}
+	// The latency split into the five steps of an activation, each timed.
+	hops, _ := got["e2e_hops"].([]any)
+	if len(hops) != 5 {
+		t.Errorf("e2e_hops=%v, want 5 steps", got["e2e_hops"])
+	}
+	for _, h := range hops {
+		h, _ := h.(map[string]any)
+		if name, _ := h["hop"].(string); name == "" {
+			t.Errorf("e2e hop %v without a name", h)
+		}
+		if p99, ok := h["p99_ms"].(float64); !ok || p99 < 0 {
+			t.Errorf("e2e hop %v: p99_ms want a number >= 0", h)
+		}
+	}
 	for _, k := range []string{"go_version", "server_version"} {
 		if v, ok := got[k].(string); !ok || v == "" {
 			t.Errorf("%s=%v, want a version", k, got[k])

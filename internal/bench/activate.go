@@ -24,6 +24,7 @@ type target struct {
 	ic, lid    string
 	msg        *nats.Msg
 	sent, seen time.Time
+	activated  time.Time // when JetStream stored its license_activated event
 }
 
 // activations measures activations end to end: N as fast as possible, then
@@ -83,7 +84,69 @@ func (b *run) activations(ctx context.Context) error {
 	}
 	r.LatencySamples = len(lat)
 	r.E2EP50, r.E2EP99 = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99))
-	return nil
+	r.E2EHops, err = b.hops(cctx, ts[n:])
+	return err
+}
+
+// Hop is one step of an activation on its way to the view, timed by when
+// JetStream stored what the step produced: where a slow tail comes from.
+type Hop struct {
+	Name  string  `json:"hop"`
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+}
+
+// hops splits the latency of the targets into the steps of an activation,
+// from the store times of the command and of the events between. The
+// server runs on this machine, so its clock is the bench's.
+func (b *run) hops(ctx context.Context, ts []*target) ([]Hop, error) {
+	cmds, err := b.js.Stream(ctx, events.CommandsStream)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := b.js.Stream(ctx, events.EventsStream)
+	if err != nil {
+		return nil, err
+	}
+	requested, _ := events.Lookup(events.ActivationRequestedType)
+	bound, _ := events.Lookup(events.LicenseBoundType)
+	at := make([][3]time.Time, len(ts)) // command, activation_requested, license bound stored
+	err = parallel(ctx, len(ts), func(i int) error {
+		t := ts[i]
+		for j, q := range []struct {
+			s    jetstream.Stream
+			subj string
+		}{
+			{cmds, t.msg.Subject},
+			{evs, events.EventSubject(requested, &events.ActivationRequested{InstallCode: t.ic})},
+			{evs, events.EventSubject(bound, &events.LicenseBound{LicenseID: t.lid})},
+		} {
+			m, err := q.s.GetLastMsgForSubject(ctx, q.subj)
+			if err != nil {
+				return fmt.Errorf("latency by hop: %s: %w", q.subj, err)
+			}
+			at[i][j] = m.Time
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	names := []string{"command stored", "device handler: activation_requested stored", "cloud handler: license bound stored",
+		"device handler: license_activated stored", "projections: visible"}
+	steps := make([][]time.Duration, len(names))
+	for i, t := range ts {
+		times := []time.Time{t.sent, at[i][0], at[i][1], at[i][2], t.activated, t.seen}
+		for j := range names {
+			steps[j] = append(steps[j], times[j+1].Sub(times[j]))
+		}
+	}
+	out := make([]Hop, len(names))
+	for j, d := range steps {
+		out[j] = Hop{Name: names[j], P50MS: ms(percentile(d, 0.50)), P99MS: ms(percentile(d, 0.99)), MaxMS: ms(percentile(d, 1))}
+	}
+	return out, nil
 }
 
 // prepare creates a customer, n SmartServers with the Customer ID set and
@@ -340,6 +403,7 @@ func (b *run) watch(ctx context.Context, ts []*target) (*watcher, error) {
 		}
 		if t := byIC[tokens[3]]; t != nil {
 			w.mu.Lock()
+			t.activated = md.Timestamp
 			w.queue = append(w.queue, stored{t, md.Sequence.Stream})
 			w.mu.Unlock()
 		}

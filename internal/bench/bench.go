@@ -137,6 +137,7 @@ type Result struct {
 	E2EOffered     float64 `json:"e2e_offered_per_s"`
 	E2EP50         float64 `json:"e2e_p50_ms"`
 	E2EP99         float64 `json:"e2e_p99_ms"`
+	E2EHops        []Hop   `json:"e2e_hops"` // the e2e latency step by step
 	Rebuild        float64 `json:"rebuild_events_per_s"`
 	RebuildRatio   float64 `json:"rebuild_ratio"`
 

@@ -163,11 +163,36 @@ func (m *Message) NATS() *nats.Msg {
 	if ds := e.DataSchema(); ds != "" {
 		h["ce-dataschema"] = []string{pctEncode(ds)}
 	}
-	for k, v := range e.Extensions() {
-		h["ce-"+k] = []string{pctEncode(fmt.Sprint(v))}
+	// The context's own map: Event.Extensions copies it.
+	exts := map[string]any(nil)
+	if c, ok := e.Context.(*event.EventContextV1); ok {
+		exts = c.Extensions
+	} else {
+		exts = e.Extensions()
+	}
+	for k, v := range exts {
+		s, ok := v.(string)
+		if !ok {
+			s = fmt.Sprint(v)
+		}
+		h[extHeader(k)] = []string{pctEncode(s)}
 	}
 	h[nats.MsgIdHdr] = []string{e.ID()}
 	return &nats.Msg{Subject: m.Subject(), Header: h, Data: e.DataEncoded}
+}
+
+// extHeader is the header of extension k, without building the names
+// licensebus sets on every event.
+func extHeader(k string) string {
+	switch k {
+	case ExtCorrelationID:
+		return "ce-" + ExtCorrelationID
+	case ExtCausationID:
+		return "ce-" + ExtCausationID
+	case ExtActor:
+		return "ce-" + ExtActor
+	}
+	return "ce-" + k
 }
 
 // Decode reads a NATS message as a CloudEvent, binary mode (ce-* headers,

@@ -212,21 +212,50 @@ func strs(v any) []string {
 // delivery and a direct get), sorted, then the payload.
 func digest(h nats.Header, body []byte) string {
 	keys := make([]string, 0, len(h))
-	for k := range h {
-		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
-			keys = append(keys, k)
+	size := 2 + len(body)
+	for k, vs := range h {
+		if natsHeader(k) {
+			continue
+		}
+		keys = append(keys, k)
+		for _, v := range vs {
+			size += len(k) + len(v) + 4
 		}
 	}
 	slices.Sort(keys)
-	s := sha256.New()
+	// One buffer, hashed once: the header lines, a blank line, the body.
+	b := make([]byte, 0, size)
 	for _, k := range keys {
 		for _, v := range h[k] {
-			s.Write([]byte(k + ": " + v + "\r\n"))
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
-	s.Write([]byte("\r\n"))
-	s.Write(body)
-	return hex.EncodeToString(s.Sum(nil))
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// natsHeader says k starts with "nats-" in any case of its ASCII letters
+// (as strings.ToLower(k) would, without building the lower-case copy).
+func natsHeader(k string) bool {
+	const p = "nats-"
+	if len(k) < len(p) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != p[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // clip makes s valid UTF-8 of at most MaxField bytes.

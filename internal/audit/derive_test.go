@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -145,5 +147,30 @@ func TestSealOpen(t *testing.T) {
 		if _, _, err := Open([]byte(junk)); err == nil {
 			t.Errorf("Open(%s) accepted", junk)
 		}
+	}
+}
+
+// Ensure the digest hashes exactly the bytes it always did (entries in
+// existing trails are verified against it): the non-Nats headers sorted,
+// one "key: value" line each, a blank line, the payload.
+func TestDigestBytes(t *testing.T) {
+	tests := []struct {
+		name string
+		h    nats.Header
+		body string
+		want string // what is hashed
+	}{
+		{"no headers", nats.Header{}, "{}", "\r\n{}"},
+		{"sorted, Nats-* left out in any case", nats.Header{"ce-type": {"t"}, "Nats-Msg-Id": {"x"}, "NATS-Expected-Stream": {"s"},
+			"ce-id": {"1"}, "natsx": {"kept"}}, "body", "ce-id: 1\r\nce-type: t\r\nnatsx: kept\r\n\r\nbody"},
+		{"every value of a key", nats.Header{"k": {"a", "b"}}, "", "k: a\r\nk: b\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sum := sha256.Sum256([]byte(tt.want))
+			if got, want := digest(tt.h, []byte(tt.body)), hex.EncodeToString(sum[:]); got != want {
+				t.Fatalf("digest = %s, want the SHA-256 of %q = %s", got, tt.want, want)
+			}
+		})
 	}
 }

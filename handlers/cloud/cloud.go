@@ -23,10 +23,18 @@ import (
 )
 
 // Durable consumer names. WARNING: renaming one makes the new consumer start
-// from the beginning of its stream; handling is idempotent, but it is work.
+// from the beginning of its stream, unless its endpoint lists the old name
+// in Replaces.
 const (
-	CommandsConsumer  = "cloud-commands"
-	ReactionsConsumer = "cloud-reactions"
+	CommandsConsumer = "cloud-commands"
+	// One durable per filter subject: a durable with several filters on
+	// the event stream has the server walk the whole subject index each
+	// time it crosses into a block without matches, under the store's
+	// lock, which held appends up by tens of ms at 10^5 subjects.
+	ActivationsConsumer = "cloud-activation-requests"
+	TransfersConsumer   = "cloud-transfer-requests"
+	// reactionsConsumer is the durable both replace.
+	reactionsConsumer = "cloud-reactions"
 )
 
 // Config holds a Handler's dependencies.
@@ -100,19 +108,23 @@ func (h *Handler) Run(ctx context.Context) error {
 			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.dl, Logger: h.log},
 			Handle:   h.handleCommand,
 		},
-		bus.Endpoint{
-			Stream: events.EventsStream,
-			Consumer: jetstream.ConsumerConfig{Durable: ReactionsConsumer, FilterSubjects: []string{
-				"lb.evt.smartserver.*.activation_requested",
-				"lb.evt.smartserver.*.transfer_requested",
-			}},
-			Pool:   bus.PoolConfig{Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log},
-			Handle: h.handleReaction,
-		})
+		h.reactions(ActivationsConsumer, "lb.evt.smartserver.*.activation_requested"),
+		h.reactions(TransfersConsumer, "lb.evt.smartserver.*.transfer_requested"))
 	if err != nil {
 		return fmt.Errorf("cloud: %w", err)
 	}
 	return nil
+}
+
+// reactions is the endpoint of one kind of request from the device side.
+func (h *Handler) reactions(durable, filter string) bus.Endpoint {
+	return bus.Endpoint{
+		Stream:   events.EventsStream,
+		Consumer: jetstream.ConsumerConfig{Durable: durable, FilterSubjects: []string{filter}},
+		Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log},
+		Handle:   h.handleReaction,
+		Replaces: []string{reactionsConsumer},
+	}
 }
 
 func commandKey(d *bus.Delivery) string {

@@ -22,10 +22,16 @@ import (
 )
 
 // Durable consumer names. WARNING: renaming one makes the new consumer start
-// from the beginning of its stream.
+// from the beginning of its stream, unless its endpoint lists the old name
+// in Replaces.
 const (
-	CommandsConsumer  = "device-commands"
-	ReactionsConsumer = "device-reactions"
+	CommandsConsumer = "device-commands"
+	// One durable per filter subject on the event stream, as in the cloud
+	// handler (see cloud.ActivationsConsumer).
+	BoundConsumer    = "device-license-bound"
+	ReleasedConsumer = "device-license-released"
+	// reactionsConsumer is the durable both replace.
+	reactionsConsumer = "device-reactions"
 )
 
 // Config holds a Handler's dependencies.
@@ -91,18 +97,6 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 // Run folds the event stream, waits until it has caught up, then handles
 // SmartServer commands and cloud answers until ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
-	key := func(d *bus.Delivery) string {
-		if d.Message == nil || d.Message.Data == nil {
-			return ""
-		}
-		switch e := d.Message.Data.(type) {
-		case *events.LicenseBound:
-			return e.InstallCode
-		case *events.LicenseReleased:
-			return e.InstallCode
-		}
-		return d.Message.Data.Key()
-	}
 	h.log.Info().Msg("device handler starting")
 	err := bus.Serve(ctx, h.js, h.fold, nil,
 		bus.Endpoint{
@@ -111,16 +105,37 @@ func (h *Handler) Run(ctx context.Context) error {
 			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log},
 			Handle:   h.handleCommand,
 		},
-		bus.Endpoint{
-			Stream:   events.EventsStream,
-			Consumer: jetstream.ConsumerConfig{Durable: ReactionsConsumer, FilterSubjects: []string{"lb.evt.license.*.bound", "lb.evt.license.*.released"}},
-			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log},
-			Handle:   h.handleReaction,
-		})
+		h.reactions(BoundConsumer, "lb.evt.license.*.bound"),
+		h.reactions(ReleasedConsumer, "lb.evt.license.*.released"))
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
 	return nil
+}
+
+// key partitions deliveries by SmartServer.
+func key(d *bus.Delivery) string {
+	if d.Message == nil || d.Message.Data == nil {
+		return ""
+	}
+	switch e := d.Message.Data.(type) {
+	case *events.LicenseBound:
+		return e.InstallCode
+	case *events.LicenseReleased:
+		return e.InstallCode
+	}
+	return d.Message.Data.Key()
+}
+
+// reactions is the endpoint of one kind of answer from the cloud.
+func (h *Handler) reactions(durable, filter string) bus.Endpoint {
+	return bus.Endpoint{
+		Stream:   events.EventsStream,
+		Consumer: jetstream.ConsumerConfig{Durable: durable, FilterSubjects: []string{filter}},
+		Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log},
+		Handle:   h.handleReaction,
+		Replaces: []string{reactionsConsumer},
+	}
 }
 
 func (h *Handler) handled(id string) bool {

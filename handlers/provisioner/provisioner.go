@@ -28,8 +28,15 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Consumer is the provisioner's durable consumer name.
-const Consumer = "provisioner"
+// triggers are the events that can make devices blue, each read by a
+// durable of its own named "provisioner-" and the event's verb: one durable
+// with several filters on the event stream has the server walk the whole
+// subject index each time it crosses into a block without matches, under
+// the store's lock (see cloud.ActivationsConsumer).
+var triggers = []string{"license_activated", "device_added", "device_removed", "registered", "devices_added", "auto_provision_set"}
+
+// replacedConsumer is the one durable the trigger durables replace.
+const replacedConsumer = "provisioner"
 
 // Source is the CloudEvent source and actor of the commands it sends.
 const Source = "/licensebus/provisioner"
@@ -148,24 +155,24 @@ func (p *Provisioner) apply(_ uint64, m *events.Message) {
 // Run folds the stream and provisions until ctx ends.
 func (p *Provisioner) Run(ctx context.Context) error {
 	p.log.Info().Float64("rate_per_smartserver", p.cfg.Rate).Msg("provisioner starting")
-	err := bus.Serve(ctx, p.js, p.fold, func() { go p.keepAlive(ctx) }, bus.Endpoint{
-		Stream: events.EventsStream,
-		Consumer: jetstream.ConsumerConfig{
-			Durable: Consumer,
-			FilterSubjects: []string{
-				"lb.evt.smartserver.*.license_activated", "lb.evt.smartserver.*.device_added",
-				"lb.evt.smartserver.*.device_removed", "lb.evt.smartserver.*.registered",
-				"lb.evt.smartserver.*.devices_added",
-				"lb.evt.smartserver.*.auto_provision_set",
+	eps := make([]bus.Endpoint, len(triggers))
+	for i, verb := range triggers {
+		eps[i] = bus.Endpoint{
+			Stream: events.EventsStream,
+			Consumer: jetstream.ConsumerConfig{
+				Durable:        "provisioner-" + verb,
+				FilterSubjects: []string{"lb.evt.smartserver.*." + verb},
+				// A trigger is acked once all its commands are stored, which
+				// the rate limit can stretch: keepAlive extends it meanwhile,
+				// and a crashed provisioner's triggers come back after AckWait.
+				AckWait: 30 * time.Second, MaxAckPending: 100000,
 			},
-			// A trigger is acked once all its commands are stored, which the
-			// rate limit can stretch: keepAlive extends it meanwhile, and a
-			// crashed provisioner's triggers come back after AckWait.
-			AckWait: 30 * time.Second, MaxAckPending: 100000,
-		},
-		Pool:   bus.PoolConfig{Workers: 1, Logger: p.log},
-		Handle: p.trigger,
-	})
+			Pool:     bus.PoolConfig{Workers: 1, Logger: p.log},
+			Handle:   p.trigger,
+			Replaces: []string{replacedConsumer},
+		}
+	}
+	err := bus.Serve(ctx, p.js, p.fold, func() { go p.keepAlive(ctx) }, eps...)
 	// Hand unfinished triggers back at once, so the next provisioner need
 	// not wait for AckWait.
 	p.mu.Lock()

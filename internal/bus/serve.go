@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,6 +18,13 @@ type Endpoint struct {
 	Consumer jetstream.ConsumerConfig
 	Pool     PoolConfig // Name defaults to the durable's name
 	Handle   HandleFunc
+	// Replaces names durables this endpoint's consumer takes over from,
+	// when one was split up or renamed. A consumer created to replace
+	// them starts after the lowest of their ack floors (what they had not
+	// yet settled is delivered again, and handled idempotently) instead
+	// of at the start of the stream; Serve deletes them once every
+	// endpoint's consumer exists.
+	Replaces []string
 }
 
 // Serve is how every handler runs: it starts fold, waits until the fold has
@@ -29,21 +37,9 @@ func Serve(ctx context.Context, js jetstream.JetStream, fold *Fold, ready func()
 	if err := fold.CatchUp(ctx); err != nil {
 		return err
 	}
-	consumers := make([]jetstream.Consumer, len(eps))
-	for i, ep := range eps {
-		cfg := ep.Consumer
-		cfg.AckPolicy = jetstream.AckExplicitPolicy
-		if cfg.AckWait == 0 {
-			cfg.AckWait = 30 * time.Second
-		}
-		if cfg.MaxAckPending == 0 {
-			cfg.MaxAckPending = 4096
-		}
-		c, err := js.CreateOrUpdateConsumer(ctx, ep.Stream, cfg)
-		if err != nil {
-			return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
-		}
-		consumers[i] = c
+	consumers, err := ensureConsumers(ctx, js, eps)
+	if err != nil {
+		return err
 	}
 	if ready != nil {
 		ready()
@@ -62,4 +58,74 @@ func Serve(ctx context.Context, js jetstream.JetStream, fold *Fold, ready func()
 		}
 	}
 	return first
+}
+
+// ensureConsumers creates or updates the endpoints' durables, then deletes
+// the durables they replace.
+func ensureConsumers(ctx context.Context, js jetstream.JetStream, eps []Endpoint) ([]jetstream.Consumer, error) {
+	consumers := make([]jetstream.Consumer, len(eps))
+	for i, ep := range eps {
+		cfg := ep.Consumer
+		cfg.AckPolicy = jetstream.AckExplicitPolicy
+		if cfg.AckWait == 0 {
+			cfg.AckWait = 30 * time.Second
+		}
+		if cfg.MaxAckPending == 0 {
+			cfg.MaxAckPending = 4096
+		}
+		if err := startAfterReplaced(ctx, js, ep.Stream, &cfg, ep.Replaces); err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+		}
+		c, err := js.CreateOrUpdateConsumer(ctx, ep.Stream, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+		}
+		consumers[i] = c
+	}
+	for _, ep := range eps {
+		for _, old := range ep.Replaces {
+			err := js.DeleteConsumer(ctx, ep.Stream, old)
+			if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return nil, fmt.Errorf("retire consumer %s: %w", old, err)
+			}
+		}
+	}
+	return consumers, nil
+}
+
+// startAfterReplaced sets where a consumer that replaces others starts.
+// One that exists keeps where it was created to start (a durable's start
+// cannot change); a new one starts after the lowest ack floor of the
+// replaced durables that exist, or, with none, at the stream's start.
+func startAfterReplaced(ctx context.Context, js jetstream.JetStream, stream string, cfg *jetstream.ConsumerConfig, replaced []string) error {
+	if len(replaced) == 0 {
+		return nil
+	}
+	if c, err := js.Consumer(ctx, stream, cfg.Durable); err == nil {
+		cur := c.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq = cur.DeliverPolicy, cur.OptStartSeq
+		return nil
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	var floor uint64
+	found := false
+	for _, name := range replaced {
+		c, err := js.Consumer(ctx, stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		f := c.CachedInfo().AckFloor.Stream
+		if !found || f < floor {
+			floor = f
+		}
+		found = true
+	}
+	if found {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
+	}
+	return nil
 }

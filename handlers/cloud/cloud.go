@@ -118,13 +118,8 @@ func (h *Handler) Run(ctx context.Context) error {
 
 // reactions is the endpoint of one kind of request from the device side.
 func (h *Handler) reactions(durable, filter string) bus.Endpoint {
-	return bus.Endpoint{
-		Stream:   events.EventsStream,
-		Consumer: jetstream.ConsumerConfig{Durable: durable, FilterSubjects: []string{filter}},
-		Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log},
-		Handle:   h.handleReaction,
-		Replaces: []string{reactionsConsumer},
-	}
+	pool := bus.PoolConfig{Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log}
+	return bus.OnEvents(durable, filter, pool, h.handleReaction, reactionsConsumer)
 }
 
 func commandKey(d *bus.Delivery) string {

@@ -129,13 +129,8 @@ func key(d *bus.Delivery) string {
 
 // reactions is the endpoint of one kind of answer from the cloud.
 func (h *Handler) reactions(durable, filter string) bus.Endpoint {
-	return bus.Endpoint{
-		Stream:   events.EventsStream,
-		Consumer: jetstream.ConsumerConfig{Durable: durable, FilterSubjects: []string{filter}},
-		Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log},
-		Handle:   h.handleReaction,
-		Replaces: []string{reactionsConsumer},
-	}
+	pool := bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log}
+	return bus.OnEvents(durable, filter, pool, h.handleReaction, reactionsConsumer)
 }
 
 func (h *Handler) handled(id string) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -25,6 +26,18 @@ type Endpoint struct {
 	// of at the start of the stream; Serve deletes them once every
 	// endpoint's consumer exists.
 	Replaces []string
+}
+
+// OnEvents is the endpoint of a durable on one filter subject of the event
+// stream, replacing the durables named.
+func OnEvents(durable, filter string, pool PoolConfig, handle HandleFunc, replaces ...string) Endpoint {
+	return Endpoint{
+		Stream:   events.EventsStream,
+		Consumer: jetstream.ConsumerConfig{Durable: durable, FilterSubjects: []string{filter}},
+		Pool:     pool,
+		Handle:   handle,
+		Replaces: replaces,
+	}
 }
 
 // Serve is how every handler runs: it starts fold, waits until the fold has

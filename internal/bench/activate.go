@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections/licensing"
@@ -454,10 +455,12 @@ func (w *watcher) wait(ctx context.Context) error {
 }
 
 // settle waits until the product is idle: its durable consumers have
-// nothing pending or unacked, and the projections have persisted
-// everything in the event stream.
+// nothing pending or unacked, the projections have persisted everything
+// in the event stream, and the audit trail records every command and
+// event.
 func (b *run) settle(ctx context.Context) error {
 	var prev uint64
+	lastReport := time.Now()
 	return poll(ctx, func() bool {
 		last, err := bus.LastSeq(ctx, b.js, events.EventsStream)
 		if err != nil || last != prev {
@@ -470,7 +473,20 @@ func (b *run) settle(ctx context.Context) error {
 			}
 		}
 		idle, err := durablesIdle(ctx, b.js)
-		return err == nil && idle
+		if err != nil || !idle {
+			return false
+		}
+		// The auditor trails the handlers under load; a phase that
+		// starts while it catches up measures the catching up too.
+		st, err := audit.ReadStatus(ctx, b.js)
+		if err != nil || st.Behind() > 0 {
+			if err == nil && time.Since(lastReport) > time.Second {
+				b.progress("waiting for the auditor: %d messages not recorded yet", st.Behind())
+				lastReport = time.Now()
+			}
+			return false
+		}
+		return true
 	})
 }
 

@@ -284,8 +284,16 @@ func (b *run) raw(ctx context.Context) error {
 		return err
 	}
 	b.progress("raw expected-sequence sync appends, %d from %d goroutines", b.cfg.CASMessages, b.cfg.Workers)
-	b.r.RawCASSync, err = rawCASSync(cctx, b.js, b.cfg.CASMessages, b.cfg.Workers, b.cfg.Aggregates)
-	return err
+	if b.r.RawCASSync, err = rawCASSync(cctx, b.js, b.cfg.CASMessages, b.cfg.Workers, b.cfg.Aggregates); err != nil {
+		return err
+	}
+	// Measured: the stream goes, and with it the message ids of its dedupe
+	// window (hundreds of thousands, held in the server's memory for two
+	// minutes), which the product's phases should not carry.
+	if err := b.js.DeleteStream(cctx, rawStream); err != nil {
+		return fmt.Errorf("raw stream: %w", err)
+	}
+	return nil
 }
 
 // product measures licensebus once it runs.

@@ -170,17 +170,13 @@ func (r *Runner) restore(ctx context.Context) error {
 // entries into the model if restore, and the checkpoint.
 func (r *Runner) load(ctx context.Context, i int, m Model, restore bool) (uint64, error) {
 	stream := "KV_" + Bucket(m)
-	s, err := r.js.Stream(ctx, stream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
+	state, err := bus.State(ctx, r.js, stream)
 	if err != nil {
 		return 0, err
 	}
 	r.stored[i] = map[string]uint64{}
-	r.wrote[i] = info.State.LastSeq
-	if info.State.Msgs == 0 {
+	r.wrote[i] = state.LastSeq
+	if state.Msgs == 0 {
 		return 0, nil
 	}
 	cons, err := r.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})

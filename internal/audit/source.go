@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -26,15 +27,11 @@ type SourceChecker struct {
 func NewSourceChecker(ctx context.Context, js jetstream.JetStream) (*SourceChecker, error) {
 	c := &SourceChecker{ctx: ctx, js: js}
 	for i, name := range []string{events.CommandsStream, events.EventsStream} {
-		s, err := js.Stream(ctx, name)
+		last, err := bus.LastSeq(ctx, js, name)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", name, err)
 		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", name, err)
-		}
-		c.last[i] = info.State.LastSeq
+		c.last[i] = last
 	}
 	return c, nil
 }

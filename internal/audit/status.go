@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/encoding/json"
 )
@@ -29,18 +30,14 @@ func (s Status) Behind() uint64 {
 func ReadStatus(ctx context.Context, js jetstream.JetStream) (Status, error) {
 	var st Status
 	for i, name := range []string{events.CommandsStream, events.EventsStream} {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			return st, fmt.Errorf("source %s: %w", name, err)
-		}
-		info, err := s.Info(ctx)
+		last, err := bus.LastSeq(ctx, js, name)
 		if err != nil {
 			return st, fmt.Errorf("source %s: %w", name, err)
 		}
 		if i == srcCommands {
-			st.Sources.Commands = info.State.LastSeq
+			st.Sources.Commands = last
 		} else {
-			st.Sources.Events = info.State.LastSeq
+			st.Sources.Events = last
 		}
 	}
 	str, err := js.Stream(ctx, Stream)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -155,15 +156,11 @@ func share(n, workers, w int) int {
 // rebuild does, doing nothing with the messages, and returns their number
 // and msgs/s.
 func replay(ctx context.Context, js jetstream.JetStream, stream string) (int, float64, error) {
-	s, err := js.Stream(ctx, stream)
+	state, err := bus.State(ctx, js, stream)
 	if err != nil {
 		return 0, 0, err
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	total := info.State.Msgs
+	total := state.Msgs
 	if total == 0 {
 		return 0, 0, fmt.Errorf("replay: stream %s is empty", stream)
 	}
@@ -194,16 +191,12 @@ func replay(ctx context.Context, js jetstream.JetStream, stream string) (int, fl
 // bytesPerMsg is what the store holds per message of stream: subject,
 // headers, data and the store's own record.
 func bytesPerMsg(ctx context.Context, js jetstream.JetStream, stream string) (float64, error) {
-	s, err := js.Stream(ctx, stream)
+	state, err := bus.State(ctx, js, stream)
 	if err != nil {
 		return 0, err
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if info.State.Msgs == 0 {
+	if state.Msgs == 0 {
 		return 0, nil
 	}
-	return float64(info.State.Bytes) / float64(info.State.Msgs), nil
+	return float64(state.Bytes) / float64(state.Msgs), nil
 }

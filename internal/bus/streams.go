@@ -86,15 +86,21 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.Strea
 	return err
 }
 
-// LastSeq is the last sequence stream holds now.
-func LastSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+// State is what stream holds now: its message count, bytes, sequences.
+func State(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.StreamState, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		return 0, err
+		return jetstream.StreamState{}, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, err
+		return jetstream.StreamState{}, err
 	}
-	return info.State.LastSeq, nil
+	return info.State, nil
+}
+
+// LastSeq is the last sequence stream holds now.
+func LastSeq(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	st, err := State(ctx, js, stream)
+	return st.LastSeq, err
 }

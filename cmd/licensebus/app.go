@@ -28,6 +28,10 @@ type app struct {
 	actor   string
 	cmdID   string
 	timeout time.Duration
+	// started is set once the command line is parsed and checked; an
+	// error before that (an unknown command, say) is a usage error
+	// whatever cobra calls it.
+	started bool
 }
 
 const defaultNatsURL = "nats://127.0.0.1:4222"
@@ -39,9 +43,18 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Cobra checks required flags only after this hook, as plain
+			// errors; checked here they are usage errors like the rest.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return usageError{err}
+			}
+			if err := cmd.ValidateFlagGroups(); err != nil {
+				return usageError{err}
+			}
 			if a.output != "table" && a.output != "json" {
 				return usageError{fmt.Errorf("-o must be table or json, not %q", a.output)}
 			}
+			a.started = true
 			return nil
 		},
 	}
@@ -58,6 +71,19 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "how long to wait for an outcome")
 	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.benchCmd())
 	root.AddCommand(a.auditCmd())
+	// A noun without its verb prints its help; with a verb it does not
+	// know it is refused (cobra would print the help and exit 0).
+	for _, c := range root.Commands() {
+		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return cmd.Help()
+				}
+				return usageError{fmt.Errorf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+			}
+		}
+	}
 	return root
 }
 

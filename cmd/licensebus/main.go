@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintln(stderr, "Error:", err)
 	var ue usageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), !app.started:
 		return exitUsage
 	case events.AsRejection(err) != nil, isAPIRefusal(err):
 		return exitRefused

@@ -152,6 +152,7 @@ func benchRows(r *bench.Result) []table.Row {
 	rate := func(v float64) string { return thousands(v) }
 	f3 := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
 	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	rows := []table.Row{
 		{"raw", fmt.Sprintf("async append (%s × %d B, msg id, window 4096)", thousands(float64(r.Messages)), r.PayloadBytes), rate(r.RawAppend), "msgs/s"},
 		{"raw", "sync publish p50", f3(r.RawSyncP50), "ms"},
@@ -167,6 +168,15 @@ func benchRows(r *bench.Result) []table.Row {
 	}
 	for _, h := range r.E2EHops {
 		rows = append(rows, table.Row{"by hop", h.Name + ": p50 / p99", f3(h.P50MS) + " / " + f3(h.P99MS), "ms"})
+	}
+	if r.NATSProcess != "shared" && r.NATSActCPU > 0 {
+		rows = append(rows, []table.Row{
+			{"cpu", "raw async append: NATS server / publishing process, per message", f2(r.NATSRawCPU) + " / " + f2(r.RawCPU), "µs"},
+			{"cpu", "activation burst: NATS server / licensebus process, per activation", rate(r.NATSActCPU) + " / " + rate(r.ActCPU), "µs"},
+			{"cpu", "NATS server CPU per product message ÷ per raw message", f2(r.NATSMsgCost), ""},
+		}...)
+	} else if r.ActCPU > 0 {
+		rows = append(rows, table.Row{"cpu", "activation burst: licensebus + NATS server process, per activation", rate(r.ActCPU), "µs"})
 	}
 	rows = append(rows, []table.Row{
 		{"product", "projections rebuild", rate(r.Rebuild), "events/s"},

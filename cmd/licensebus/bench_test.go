@@ -45,6 +45,15 @@ func TestBenchTiny(t *testing.T) {
 	if v, _ := got["nats_peak_rss_mb"].(float64); runtime.GOOS == "linux" && v <= 0 {
 		t.Errorf("nats_peak_rss_mb=%v, want > 0", got["nats_peak_rss_mb"])
 	}
+	// CPU per unit of work, split by process: keys always there, numbers
+	// where measured (Linux; a tiny run may fall inside one 10 ms clock
+	// tick, so no figure must be positive; cpu_linux_test.go checks the
+	// clock).
+	for _, k := range []string{"raw_cpu_us_per_msg", "nats_cpu_us_per_raw_msg", "cpu_us_per_activation", "nats_cpu_us_per_activation", "nats_cost_per_msg_vs_raw"} {
+		if v, ok := got[k].(float64); !ok || v < 0 {
+			t.Errorf("%s=%v, want a number >= 0", k, got[k])
+		}
+	}
 	// The latency split into the five steps of an activation, each timed.
 	hops, _ := got["e2e_hops"].([]any)
 	if len(hops) != 5 {

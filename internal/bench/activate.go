@@ -49,6 +49,7 @@ func (b *run) activations(ctx context.Context) error {
 
 	b.progress("activating %d licenses as fast as possible", n)
 	var elapsed time.Duration
+	cpu := b.cpuNow()
 	err = b.profile(func() error {
 		start := time.Now()
 		if err := b.publish(cctx, ts[:n]); err != nil {
@@ -63,19 +64,25 @@ func (b *run) activations(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Until settled: the auditor's and the views' share of the burst
+	// counts too, as its messages do.
 	if err := b.settle(cctx); err != nil {
 		return err
 	}
+	r := b.r
+	r.ActCPU, r.NATSActCPU = cpu.perUnit(b.cpuNow(), n)
 	after, err := messagesWritten(cctx, b.js)
 	if err != nil {
 		return err
 	}
-	r := b.r
 	r.Activations = n
 	r.ActivationRate = float64(n) / elapsed.Seconds()
 	r.MsgsPerAct = float64(after-before) / float64(n)
 	r.ProductMsgs = r.ActivationRate * r.MsgsPerAct
 	r.Efficiency = r.ProductMsgs / r.RawAppend
+	if r.NATSRawCPU > 0 && r.MsgsPerAct > 0 {
+		r.NATSMsgCost = r.NATSActCPU / r.MsgsPerAct / r.NATSRawCPU
+	}
 
 	r.E2EOffered = r.ActivationRate / 2
 	b.progress("activating %d licenses at %.0f/s for latency", m, r.E2EOffered)

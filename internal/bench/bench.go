@@ -141,6 +141,20 @@ type Result struct {
 	Rebuild        float64 `json:"rebuild_events_per_s"`
 	RebuildRatio   float64 `json:"rebuild_ratio"`
 
+	// CPU time per unit of work in µs, during the raw async append and the
+	// activation burst: of the licensebus process (the product and the
+	// bench driving it, and the NATS server too when it shares the
+	// process) and of the NATS server's own process; 0 where not measured
+	// (not Linux, or the server shares the process).
+	RawCPU     float64 `json:"raw_cpu_us_per_msg"` // the publishing process
+	NATSRawCPU float64 `json:"nats_cpu_us_per_raw_msg"`
+	ActCPU     float64 `json:"cpu_us_per_activation"`
+	NATSActCPU float64 `json:"nats_cpu_us_per_activation"`
+	// NATSMsgCost is the server's CPU per message the product writes, in
+	// units of its CPU per raw async message: what the product's way of
+	// writing (expected sequences, deliveries, acks, KV) costs the server.
+	NATSMsgCost float64 `json:"nats_cost_per_msg_vs_raw"`
+
 	FleetTargets        int     `json:"fleet_targets"`
 	FleetDevices        int     `json:"fleet_devices"`
 	FleetSecondsToGreen float64 `json:"fleet_seconds_to_green"`
@@ -193,7 +207,7 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if ns.PID != 0 {
 		r.NATSProcess = "own"
 	}
-	b := &run{cfg: cfg, r: r, nc: nc, js: js}
+	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID}
 	if err := b.raw(ctx); err != nil {
 		return nil, err
 	}
@@ -230,8 +244,11 @@ func (r *Result) round() {
 	}
 	for _, v := range []*float64{&r.RawAppend, &r.RawCASSync, &r.RawReplay, &r.AppendRate, &r.ActivationRate, &r.ProductMsgs,
 		&r.FleetTargetsPerMin,
-		&r.E2EOffered, &r.Rebuild, &r.RawMsgBytes, &r.EventMsgBytes} {
+		&r.E2EOffered, &r.Rebuild, &r.RawMsgBytes, &r.EventMsgBytes, &r.ActCPU, &r.NATSActCPU} {
 		to(v, 0)
+	}
+	for _, v := range []*float64{&r.RawCPU, &r.NATSRawCPU, &r.NATSMsgCost} {
+		to(v, 2)
 	}
 	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen} {
 		to(v, 3)
@@ -243,10 +260,11 @@ func (r *Result) round() {
 
 // run is the state of one Run.
 type run struct {
-	cfg Config
-	r   *Result
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	cfg     Config
+	r       *Result
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	natsPID int // the NATS server's process, 0 when it is this one
 
 	// Once the product runs:
 	p      *Product
@@ -271,11 +289,13 @@ func (b *run) raw(ctx context.Context) error {
 		return fmt.Errorf("raw stream: %w", err)
 	}
 	b.progress("raw async append of %d messages", b.cfg.RawMessages)
+	cpu := b.cpuNow()
 	rate, err := rawAsync(cctx, b.nc, b.cfg.RawMessages)
 	if err != nil {
 		return err
 	}
 	b.r.RawAppend = rate
+	b.r.RawCPU, b.r.NATSRawCPU = cpu.perUnit(b.cpuNow(), b.cfg.RawMessages)
 	if b.r.RawMsgBytes, err = bytesPerMsg(cctx, b.js, rawStream); err != nil {
 		return err
 	}

@@ -233,9 +233,9 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	for _, c := range r.ckpt {
 		start = min(start, c)
 	}
-	r.mu.Lock()
-	r.applied = start
-	r.mu.Unlock()
+	// Restored up to start: waiters for it are done (with no new event
+	// after a restart, nothing else would wake them).
+	r.advance(start)
 
 	// Events come from the process's feed when it has one (bus.Follow
 	// reads the stream itself only until it has caught up with the feed).

@@ -146,3 +146,38 @@ func TestRunnerTapAppliesEachEventOnce(t *testing.T) {
 		})
 	}
 }
+
+// Ensure a runner restarted on a stream with nothing new since its
+// checkpoint says it has caught up: waiters for the restored sequence must
+// be woken even though no event will come to wake them.
+func TestRunnerRestartCatchesUpWithNothingNew(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	js := bustest.JetStream(t)
+	for range 5 {
+		m, err := events.New(events.RegisteredType, &events.Registered{InstallCode: "IC-IDLE", Name: "SC", Version: "3.4"},
+			events.Meta{ID: uuid.NewString(), Source: "/test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(ctx, m.NATS()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, run := range []string{"first start", "restart"} {
+		rctx, stop := context.WithCancel(ctx)
+		r := projections.NewRunner(js, zerolog.Nop(), &recorder{})
+		done := make(chan error, 1)
+		go func() { done <- r.Run(rctx) }()
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		err := r.CatchUp(wctx)
+		wcancel()
+		stop()
+		if rerr := <-done; rerr != nil {
+			t.Errorf("%s: Run: %v", run, rerr)
+		}
+		if err != nil {
+			t.Fatalf("%s: CatchUp: %v (applied %d)", run, err, r.Applied())
+		}
+	}
+}

@@ -35,6 +35,19 @@ func (s *IDSet) Has(id string) bool {
 	return found
 }
 
+// Grow makes room for n more ids in UUID form, so that adding them does not
+// rehash the set step by step.
+func (s *IDSet) Grow(n int) {
+	if n <= 0 {
+		return
+	}
+	m := make(map[[16]byte]struct{}, len(s.uuids)+n)
+	for u := range s.uuids {
+		m[u] = struct{}{}
+	}
+	s.uuids = m
+}
+
 // Len is the number of ids in the set.
 func (s *IDSet) Len() int { return len(s.uuids) + len(s.other) }
 

@@ -48,4 +48,15 @@ func TestIDSet(t *testing.T) {
 	if s.Len() != len(tests) {
 		t.Fatalf("Len=%d, want %d", s.Len(), len(tests))
 	}
+	// Making room keeps what the set holds.
+	s.Grow(100)
+	s.Grow(0)
+	if s.Len() != len(tests) {
+		t.Fatalf("after Grow: Len=%d, want %d", s.Len(), len(tests))
+	}
+	for _, tt := range tests {
+		if !s.Has(tt.id) {
+			t.Fatalf("after Grow: %q is not in the set", tt.id)
+		}
+	}
 }

@@ -52,6 +52,13 @@ type Model interface {
 	Reset()
 }
 
+// Grower is a Model that can make room for its entries before a replay
+// from the first event: the Runner passes how many its bucket holds. Maps
+// that grow step by step to 10^5 entries cost about a tenth of a rebuild.
+type Grower interface {
+	Grow(entries int)
+}
+
 // Bucket returns the KV bucket name of a model.
 func Bucket(m Model) string { return "licensebus_view_" + m.Name() }
 
@@ -156,7 +163,7 @@ func (r *Runner) restore(ctx context.Context) error {
 			// to compare with.
 			m.Reset()
 			m.Changes()
-			r.seen[i] = map[string]struct{}{}
+			r.replayFromStart(i, m)
 		}
 		r.mu.Lock()
 		r.ckpt[i] = ck
@@ -164,6 +171,16 @@ func (r *Runner) restore(ctx context.Context) error {
 		r.log.Info().Str("model", m.Name()).Uint64("checkpoint", ck).Msg("restored")
 	}
 	return nil
+}
+
+// replayFromStart readies model i, just reset, for a replay from the first
+// event, sized for what its bucket holds.
+func (r *Runner) replayFromStart(i int, m Model) {
+	n := len(r.stored[i])
+	if g, ok := m.(Grower); ok {
+		g.Grow(n)
+	}
+	r.seen[i] = make(map[string]struct{}, n)
 }
 
 // load reads a model's bucket: the hash of every entry into stored, the
@@ -526,7 +543,7 @@ func (r *Runner) reset(ctx context.Context) error {
 		r.noteWrite(ack)
 		m.Reset()
 		m.Changes() // nothing pending from before
-		r.seen[i] = map[string]struct{}{}
+		r.replayFromStart(i, m)
 		r.mu.Lock()
 		r.ckpt[i] = 0
 		r.mu.Unlock()

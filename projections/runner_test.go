@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -143,6 +144,101 @@ func TestRunnerTapAppliesEachEventOnce(t *testing.T) {
 			}
 			publish(50)
 			check("after rebuild")
+		})
+	}
+}
+
+// keyed is a model with one entry per event, which records how it was
+// asked to grow.
+type keyed struct {
+	mu      sync.Mutex
+	changed map[string][]byte
+	grown   []int
+}
+
+func (k *keyed) Name() string { return "keyed" }
+func (k *keyed) Apply(seq uint64, _ *events.Message) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.changed == nil {
+		k.changed = map[string][]byte{}
+	}
+	k.changed["e"+strconv.FormatUint(seq, 10)] = []byte("{}")
+}
+func (k *keyed) Changes() map[string][]byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c := k.changed
+	k.changed = nil
+	return c
+}
+func (k *keyed) Restore(string, []byte) error { return nil }
+func (k *keyed) Reset()                       {}
+func (k *keyed) Grow(n int)                   { k.mu.Lock(); k.grown = append(k.grown, n); k.mu.Unlock() }
+
+var _ projections.Grower = (*keyed)(nil)
+
+// Ensure a model that can grow is told, before a replay from the first
+// event, how many entries its bucket holds (the checkpoint not counted),
+// and that one followed from its checkpoint is not.
+func TestRunnerGrowsModelBeforeReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	js := bustest.JetStream(t)
+	const n = 40
+	for range n {
+		m, err := events.New(events.RegisteredType, &events.Registered{InstallCode: "IC-GROW", Name: "SC", Version: "3.4"},
+			events.Meta{ID: uuid.NewString(), Source: "/test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(ctx, m.NATS()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(t *testing.T, k *keyed) (*projections.Runner, func()) {
+		rctx, stop := context.WithCancel(ctx)
+		r := projections.NewRunner(js, zerolog.Nop(), k)
+		done := make(chan error, 1)
+		go func() { done <- r.Run(rctx) }()
+		if err := r.CatchUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return r, func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	tests := []struct {
+		name string
+		act  func(r *projections.Runner)
+		want []int
+	}{
+		{"new bucket: replay from the start, nothing held", func(*projections.Runner) {}, []int{0}},
+		// Nothing new since: CatchUp must still return at once.
+		{"restart from the checkpoint", func(*projections.Runner) {}, nil},
+		{"rebuild", func(r *projections.Runner) {
+			if err := r.Rebuild(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, []int{n}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &keyed{}
+			r, stop := start(t, k)
+			tt.act(r)
+			if err := r.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if !slices.Equal(k.grown, tt.want) {
+				t.Fatalf("Grow called with %v, want %v", k.grown, tt.want)
+			}
 		})
 	}
 }

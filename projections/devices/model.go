@@ -6,6 +6,7 @@ package devices
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -90,6 +91,18 @@ func (m *Model) Reset() {
 	defer m.mu.Unlock()
 	m.servers, m.changed = make(map[string]*server), make(map[string]struct{})
 	m.total = Counts{}
+}
+
+// Grow implements projections.Grower. Each SmartServer has two entries,
+// its server and its devices.
+func (m *Model) Grow(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	servers := make(map[string]*server, len(m.servers)+n/2)
+	maps.Copy(servers, m.servers)
+	changed := make(map[string]struct{}, len(m.changed)+n)
+	maps.Copy(changed, m.changed)
+	m.servers, m.changed = servers, changed
 }
 
 // Apply implements projections.Model.

@@ -1,6 +1,7 @@
 package licensing
 
 import (
+	"maps"
 	"sync"
 	"time"
 
@@ -71,6 +72,16 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 		out.Status, out.Reason, out.Message = "rejected", string(r.Reason), r.Message
 	}
 	o.changed[corr] = projections.MarshalEntry(out)
+}
+
+// Grow implements projections.Grower: one entry per command outcome.
+func (o *Outcomes) Grow(n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen.Grow(n)
+	changed := make(map[string][]byte, len(o.changed)+n)
+	maps.Copy(changed, o.changed)
+	o.changed = changed
 }
 
 // Changes implements projections.Model.

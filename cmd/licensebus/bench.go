@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +18,7 @@ import (
 func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny, shared bool
 	var gcPercent int
-	var fleet, cpuprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
+	var fleet, cpuprofile, natsprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on one NATS server",
@@ -31,6 +32,9 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serveNATS != "" {
 				return bench.ServeChild(cmd.Context(), serveNATS, a.stdin, a.stdout)
+			}
+			if shared && natsprofile != "" {
+				return usageError{errors.New("--nats-cpuprofile needs the NATS server in a process of its own; with --shared-process, --cpuprofile covers both")}
 			}
 			limit, gc, err := setRuntime(memLimit, gcPercent)
 			if err != nil {
@@ -50,6 +54,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 				}
 			}
 			cfg.Progress = a.stderr
+			cfg.NATSCPUProfile = natsprofile
 			for _, p := range []struct {
 				path string
 				dst  *io.Writer
@@ -90,6 +95,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	_ = f.MarkHidden("serve-nats")
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
+	f.StringVar(&natsprofile, "nats-cpuprofile", "", "write a CPU profile of the NATS server process over the activation phase to this file")
 	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")
 	f.StringVar(&fleetprofile, "fleet-cpuprofile", "", "write a CPU profile of the fleet rollout to this file")
 	f.StringVar(&rebuildprofile, "rebuild-cpuprofile", "", "write a CPU profile of the projections rebuild to this file")

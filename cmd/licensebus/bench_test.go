@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -11,7 +13,10 @@ import (
 // tiny sizes say nothing about speed, so no figure is compared with a
 // threshold; they only have to be there, and positive where measured.
 func TestBenchTiny(t *testing.T) {
-	out := mustCLI(t, "", "bench", "--tiny", "-o", "json")
+	// With a CPU profile of the NATS server's process, written by that
+	// process.
+	natsProf := filepath.Join(t.TempDir(), "nats.prof")
+	out := mustCLI(t, "", "bench", "--tiny", "-o", "json", "--nats-cpuprofile", natsProf)
 	var got map[string]any
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("bench -o json: %v in %q", err, out)
@@ -73,12 +78,17 @@ func TestBenchTiny(t *testing.T) {
 			t.Errorf("%s=%v, want a version", k, got[k])
 		}
 	}
+	// pprof writes gzip-compressed protocol buffers.
+	if b, err := os.ReadFile(natsProf); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("NATS server CPU profile: %d bytes, err %v; want a gzip-compressed profile", len(b), err)
+	}
 }
 
 // Ensure runtime settings that make no sense are refused before anything
 // runs, with a reason naming the flag.
 func TestBenchRuntimeFlagsRefused(t *testing.T) {
-	for _, args := range [][]string{{"--memory-limit", "lots"}, {"--memory-limit", "12"}, {"--gc-percent", "-5"}} {
+	for _, args := range [][]string{{"--memory-limit", "lots"}, {"--memory-limit", "12"}, {"--gc-percent", "-5"},
+		{"--nats-cpuprofile", "nats.prof", "--shared-process"}} {
 		t.Run(args[0]+"="+args[1], func(t *testing.T) {
 			r := cli(t, "", append([]string{"bench", "--tiny"}, args...)...)
 			if r.code != exitUsage || !strings.Contains(r.err, args[0]) {

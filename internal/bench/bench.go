@@ -13,6 +13,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -49,6 +50,9 @@ type Config struct {
 
 	// CPUProfile, if set, receives a CPU profile of the activation phase.
 	CPUProfile io.Writer
+	// NATSCPUProfile, if set, is the file that receives a CPU profile of
+	// the NATS server's own process over the same phase.
+	NATSCPUProfile string
 	// FleetCPUProfile, if set, receives a CPU profile of the fleet rollout.
 	FleetCPUProfile io.Writer
 	// RebuildCPUProfile, if set, receives a CPU profile of the rebuild.
@@ -207,7 +211,10 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if ns.PID != 0 {
 		r.NATSProcess = "own"
 	}
-	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID}
+	if cfg.NATSCPUProfile != "" && ns.CPUProfile == nil {
+		return nil, errors.New("a CPU profile of the NATS server needs it in a process of its own")
+	}
+	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile}
 	if err := b.raw(ctx); err != nil {
 		return nil, err
 	}
@@ -265,6 +272,8 @@ type run struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	natsPID int // the NATS server's process, 0 when it is this one
+	// natsProfile starts and stops a CPU profile of that process.
+	natsProfile func(path string) error
 
 	// Once the product runs:
 	p      *Product
@@ -352,8 +361,15 @@ func (b *run) product(ctx context.Context) error {
 	return nil
 }
 
-// profile runs f under the CPU profiler when one is asked for.
+// profile runs f under the CPU profilers asked for: this process's and
+// the NATS server process's.
 func (b *run) profile(f func() error) error {
+	if b.cfg.NATSCPUProfile != "" {
+		if err := b.natsProfile(b.cfg.NATSCPUProfile); err != nil {
+			return fmt.Errorf("NATS server CPU profile: %w", err)
+		}
+		defer func() { _ = b.natsProfile("") }()
+	}
 	if b.cfg.CPUProfile == nil {
 		return f()
 	}

@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/licensebus/licensebus/internal/bus"
@@ -24,6 +27,10 @@ type NATS struct {
 	// PID is the server's process when it has one of its own, else 0.
 	PID  int    `json:"-"`
 	Stop func() `json:"-"`
+	// CPUProfile starts a CPU profile of the server's own process into the
+	// file at path, or stops it for path ""; nil when the server runs in
+	// this process (whose profile then covers it).
+	CPUProfile func(path string) error `json:"-"`
 }
 
 // ServerFunc starts the NATS server of a run, storing under dir.
@@ -102,6 +109,18 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 			return nil, ctx.Err()
 		}
 		n.PID, n.Stop = cmd.Process.Pid, stop
+		n.CPUProfile = func(path string) error {
+			line := "cpuprofile stop\n"
+			if path != "" {
+				abs, err := filepath.Abs(path)
+				if err != nil {
+					return err
+				}
+				line = "cpuprofile start " + abs + "\n"
+			}
+			_, err := io.WriteString(stdin, line)
+			return err
+		}
 		return &n, nil
 	}
 }
@@ -109,6 +128,8 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 // ServeChild is the server process of ChildProcess: it runs the embedded
 // server storing under dir, writes one JSON line describing it to stdout,
 // and serves until stdin reaches its end (the parent closed it, or died).
+// Lines on stdin start and stop a CPU profile of this process:
+// "cpuprofile start PATH" and "cpuprofile stop".
 func ServeChild(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error {
 	n, err := InProcess(ctx, dir)
 	if err != nil {
@@ -119,10 +140,44 @@ func ServeChild(ctx context.Context, dir string, stdin io.Reader, stdout io.Writ
 		return err
 	}
 	done := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, stdin); close(done) }()
+	go func() { serveControl(stdin); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 	}
 	return nil
+}
+
+// serveControl carries out the parent's lines until stdin ends, then stops
+// a profile still running so that its file is complete.
+func serveControl(stdin io.Reader) {
+	var prof *os.File
+	stopProfile := func() {
+		if prof != nil {
+			pprof.StopCPUProfile()
+			_ = prof.Close()
+			prof = nil
+		}
+	}
+	defer stopProfile()
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case strings.HasPrefix(line, "cpuprofile start "):
+			stopProfile()
+			f, err := os.Create(strings.TrimPrefix(line, "cpuprofile start "))
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench NATS server: cpu profile: %v\n", err)
+				continue
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintf(os.Stderr, "bench NATS server: cpu profile: %v\n", err)
+				_ = f.Close()
+				continue
+			}
+			prof = f
+		case line == "cpuprofile stop":
+			stopProfile()
+		}
+	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go"
@@ -138,6 +140,30 @@ func waitIdle(tb testing.TB, js jetstream.JetStream, stream, consumer string) {
 		case <-ctx.Done():
 			tb.Fatalf("consumer %s never went idle", consumer)
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitReacted waits until a reactor's checkpoint covers the whole event
+// stream: everything in it has been reacted to.
+func waitReacted(tb testing.TB, js jetstream.JetStream, reactor string) {
+	tb.Helper()
+	ctx := ctxFor(tb, 30*time.Second)
+	for {
+		last, err := bus.LastSeq(ctx, js, events.EventsStream)
+		if err == nil {
+			if kv, err := js.KeyValue(ctx, bus.ReactorsBucket); err == nil {
+				if e, err := kv.Get(ctx, reactor); err == nil {
+					if ck, _ := strconv.ParseUint(string(e.Value()), 10, 64); ck >= last {
+						return
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("reactor %s never caught up with the event stream", reactor)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -67,7 +67,7 @@ func TestRepeatedCommandHasOneEffect(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitIdle(t, js, events.CommandsStream, device.CommandsConsumer)
-			waitIdle(t, js, events.EventsStream, device.BoundConsumer)
+			waitReacted(t, js, device.AnswersReactor)
 
 			if after := subjectCount(t, js, events.EventsStream, "lb.evt.>"); after != before {
 				t.Fatalf("events after repeats=%d, want %d (no second effect)", after, before)

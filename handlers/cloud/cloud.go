@@ -22,20 +22,19 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Durable consumer names. WARNING: renaming one makes the new consumer start
-// from the beginning of its stream, unless its endpoint lists the old name
-// in Replaces.
-const (
-	CommandsConsumer = "cloud-commands"
-	// One durable per filter subject: a durable with several filters on
-	// the event stream has the server walk the whole subject index each
-	// time it crosses into a block without matches, under the store's
-	// lock, which held appends up by tens of ms at 10^5 subjects.
-	ActivationsConsumer = "cloud-activation-requests"
-	TransfersConsumer   = "cloud-transfer-requests"
-	// reactionsConsumer is the durable both replace.
-	reactionsConsumer = "cloud-reactions"
-)
+// CommandsConsumer is the durable consumer of cloud commands. WARNING:
+// renaming it makes the new consumer start from the beginning of its
+// stream, unless its endpoint lists the old name in Replaces.
+const CommandsConsumer = "cloud-commands"
+
+// RequestsReactor names the reactions to the device side's requests (its
+// checkpoint in bus.ReactorsBucket). Like a durable's name, it must not
+// change.
+const RequestsReactor = "cloud-requests"
+
+// replacedConsumers did the reactor's work in earlier versions: one durable
+// per request type, and before them one with both filters.
+var replacedConsumers = []string{"cloud-activation-requests", "cloud-transfer-requests", "cloud-reactions"}
 
 // Config holds a Handler's dependencies.
 type Config struct {
@@ -52,14 +51,15 @@ type Config struct {
 
 // Handler is the cloud side. It is safe for concurrent use; run it with Run.
 type Handler struct {
-	js   jetstream.JetStream
-	app  *bus.Appender
-	dl   *bus.DeadLetters
-	fold *bus.Fold
-	log  zerolog.Logger
-	now  func() time.Time
-	n    int
-	b    int
+	js    jetstream.JetStream
+	app   *bus.Appender
+	dl    *bus.DeadLetters
+	fold  *bus.Fold
+	react *bus.Reactor
+	log   zerolog.Logger
+	now   func() time.Time
+	n     int
+	b     int
 
 	mu sync.RWMutex
 	st *state
@@ -85,6 +85,12 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.Feed = bus.NewFeed(cfg.JS, h.log)
 	}
 	h.fold = cfg.Feed.Fold(h.apply)
+	// Registered after the fold: a request is in the state before the
+	// reaction to it runs.
+	h.react = cfg.Feed.React(bus.ReactorConfig{
+		Name: RequestsReactor, Match: isRequest, Key: requestKey, Handle: h.handleReaction,
+		Workers: h.n, Replaces: replacedConsumers, DeadLetters: h.dl, Logger: h.log,
+	})
 	return h, nil
 }
 
@@ -101,25 +107,29 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 // commands and device requests until ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
 	h.log.Info().Msg("cloud handler starting")
-	err := bus.Serve(ctx, h.js, h.fold, nil,
-		bus.Endpoint{
+	err := bus.Serve(ctx, h.js, bus.Service{
+		Fold: h.fold,
+		Endpoints: []bus.Endpoint{{
 			Stream:   events.CommandsStream,
 			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.CloudCommands}},
 			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.dl, Logger: h.log},
 			Handle:   h.handleCommand,
-		},
-		h.reactions(ActivationsConsumer, "lb.evt.smartserver.*.activation_requested"),
-		h.reactions(TransfersConsumer, "lb.evt.smartserver.*.transfer_requested"))
+		}},
+		Reactors: []*bus.Reactor{h.react},
+	})
 	if err != nil {
 		return fmt.Errorf("cloud: %w", err)
 	}
 	return nil
 }
 
-// reactions is the endpoint of one kind of request from the device side.
-func (h *Handler) reactions(durable, filter string) bus.Endpoint {
-	pool := bus.PoolConfig{Workers: h.n, Batch: h.b, Key: reactionKey, DeadLetters: h.dl, Logger: h.log}
-	return bus.OnEvents(durable, filter, pool, h.handleReaction, reactionsConsumer)
+// isRequest picks the device side's requests from the event stream.
+func isRequest(m *events.Message) bool {
+	switch m.Data.(type) {
+	case *events.ActivationRequested, *events.TransferRequested:
+		return true
+	}
+	return false
 }
 
 func commandKey(d *bus.Delivery) string {
@@ -132,14 +142,13 @@ func commandKey(d *bus.Delivery) string {
 	return ""
 }
 
-func reactionKey(d *bus.Delivery) string {
-	if d.Message == nil {
-		return ""
-	}
-	if r, ok := d.Message.Data.(*events.ActivationRequested); ok {
+// requestKey partitions requests: an activation by its license, a transfer
+// by its SmartServer.
+func requestKey(m *events.Message) string {
+	if r, ok := m.Data.(*events.ActivationRequested); ok {
 		return r.LicenseID
 	}
-	return commandKey(d)
+	return m.Data.Key()
 }
 
 func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {

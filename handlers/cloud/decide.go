@@ -56,13 +56,9 @@ func (h *Handler) addLicense(ctx context.Context, m *events.Message, c *events.A
 	})
 }
 
-// handleReaction answers the device side's requests.
+// handleReaction answers the device side's requests, as the reactor hands
+// them over (decoded: what does not decode is no request).
 func (h *Handler) handleReaction(ctx context.Context, d *bus.Delivery) error {
-	if d.Err != nil {
-		// Our own event stream only holds what passed validation; anything
-		// else is kept aside rather than retried forever.
-		return h.dl.Put(ctx, d, d.Err)
-	}
 	m := d.Message
 	// The request must be in the fold before deciding on it, or a later
 	// redelivery check could miss our own answer.

@@ -166,11 +166,9 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 	return on, events.Reject(events.ReasonUnknownType, "%s is not a SmartServer command", m.Type())
 }
 
-// handleReaction records the cloud's answers on the SmartServer.
+// handleReaction records the cloud's answers on the SmartServer, as the
+// reactor hands them over (decoded: what does not decode is no answer).
 func (h *Handler) handleReaction(ctx context.Context, d *bus.Delivery) error {
-	if d.Err != nil {
-		return h.dl.Put(ctx, d, d.Err)
-	}
 	m := d.Message
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -21,18 +21,18 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Durable consumer names. WARNING: renaming one makes the new consumer start
-// from the beginning of its stream, unless its endpoint lists the old name
-// in Replaces.
-const (
-	CommandsConsumer = "device-commands"
-	// One durable per filter subject on the event stream, as in the cloud
-	// handler (see cloud.ActivationsConsumer).
-	BoundConsumer    = "device-license-bound"
-	ReleasedConsumer = "device-license-released"
-	// reactionsConsumer is the durable both replace.
-	reactionsConsumer = "device-reactions"
-)
+// CommandsConsumer is the durable consumer of SmartServer commands.
+// WARNING: renaming it makes the new consumer start from the beginning of
+// its stream, unless its endpoint lists the old name in Replaces.
+const CommandsConsumer = "device-commands"
+
+// AnswersReactor names the reactions to the cloud's answers (its checkpoint
+// in bus.ReactorsBucket). Like a durable's name, it must not change.
+const AnswersReactor = "device-answers"
+
+// replacedConsumers did the reactor's work in earlier versions: one durable
+// per answer type, and before them one with both filters.
+var replacedConsumers = []string{"device-license-bound", "device-license-released", "device-reactions"}
 
 // Config holds a Handler's dependencies.
 type Config struct {
@@ -49,14 +49,15 @@ type Config struct {
 
 // Handler is the device side. It is safe for concurrent use; run it with Run.
 type Handler struct {
-	js   jetstream.JetStream
-	app  *bus.Appender
-	dl   *bus.DeadLetters
-	fold *bus.Fold
-	log  zerolog.Logger
-	now  func() time.Time
-	n    int
-	b    int
+	js    jetstream.JetStream
+	app   *bus.Appender
+	dl    *bus.DeadLetters
+	fold  *bus.Fold
+	react *bus.Reactor
+	log   zerolog.Logger
+	now   func() time.Time
+	n     int
+	b     int
 
 	mu sync.RWMutex
 	st *state
@@ -82,6 +83,12 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		cfg.Feed = bus.NewFeed(cfg.JS, h.log)
 	}
 	h.fold = cfg.Feed.Fold(h.apply)
+	// Registered after the fold: an answer is in the state before the
+	// reaction to it runs.
+	h.react = cfg.Feed.React(bus.ReactorConfig{
+		Name: AnswersReactor, Match: isAnswer, Key: func(m *events.Message) string { return key(m) }, Handle: h.handleReaction,
+		Workers: h.n, Replaces: replacedConsumers, DeadLetters: h.dl, Logger: h.log,
+	})
 	return h, nil
 }
 
@@ -98,39 +105,44 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 // SmartServer commands and cloud answers until ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
 	h.log.Info().Msg("device handler starting")
-	err := bus.Serve(ctx, h.js, h.fold, nil,
-		bus.Endpoint{
+	err := bus.Serve(ctx, h.js, bus.Service{
+		Fold: h.fold,
+		Endpoints: []bus.Endpoint{{
 			Stream:   events.CommandsStream,
 			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.DeviceCommands}},
-			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log},
-			Handle:   h.handleCommand,
-		},
-		h.reactions(BoundConsumer, "lb.evt.license.*.bound"),
-		h.reactions(ReleasedConsumer, "lb.evt.license.*.released"))
+			Pool: bus.PoolConfig{Workers: h.n, Batch: h.b, DeadLetters: h.dl, Logger: h.log,
+				Key: func(d *bus.Delivery) string { return key(d.Message) }},
+			Handle: h.handleCommand,
+		}},
+		Reactors: []*bus.Reactor{h.react},
+	})
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
 	return nil
 }
 
-// key partitions deliveries by SmartServer.
-func key(d *bus.Delivery) string {
-	if d.Message == nil || d.Message.Data == nil {
+// key partitions commands and answers by SmartServer.
+func key(m *events.Message) string {
+	if m == nil || m.Data == nil {
 		return ""
 	}
-	switch e := d.Message.Data.(type) {
+	switch e := m.Data.(type) {
 	case *events.LicenseBound:
 		return e.InstallCode
 	case *events.LicenseReleased:
 		return e.InstallCode
 	}
-	return d.Message.Data.Key()
+	return m.Data.Key()
 }
 
-// reactions is the endpoint of one kind of answer from the cloud.
-func (h *Handler) reactions(durable, filter string) bus.Endpoint {
-	pool := bus.PoolConfig{Workers: h.n, Batch: h.b, Key: key, DeadLetters: h.dl, Logger: h.log}
-	return bus.OnEvents(durable, filter, pool, h.handleReaction, reactionsConsumer)
+// isAnswer picks the cloud's answers from the event stream.
+func isAnswer(m *events.Message) bool {
+	switch m.Data.(type) {
+	case *events.LicenseBound, *events.LicenseReleased:
+		return true
+	}
+	return false
 }
 
 func (h *Handler) handled(id string) bool {

@@ -32,7 +32,7 @@ import (
 // durable of its own named "provisioner-" and the event's verb: one durable
 // with several filters on the event stream has the server walk the whole
 // subject index each time it crosses into a block without matches, under
-// the store's lock (see cloud.ActivationsConsumer).
+// the store's lock (tens of ms of held-up appends at 10^5 subjects).
 var triggers = []string{"license_activated", "device_added", "device_removed", "registered", "devices_added", "auto_provision_set"}
 
 // replacedConsumer is the one durable the trigger durables replace.
@@ -172,7 +172,7 @@ func (p *Provisioner) Run(ctx context.Context) error {
 			Replaces: []string{replacedConsumer},
 		}
 	}
-	err := bus.Serve(ctx, p.js, p.fold, func() { go p.keepAlive(ctx) }, eps...)
+	err := bus.Serve(ctx, p.js, bus.Service{Fold: p.fold, Ready: func() { go p.keepAlive(ctx) }, Endpoints: eps})
 	// Hand unfinished triggers back at once, so the next provisioner need
 	// not wait for AckWait.
 	p.mu.Lock()

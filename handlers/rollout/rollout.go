@@ -120,7 +120,7 @@ func (x *Executor) Run(ctx context.Context) error {
 		}
 	}
 	x.log.Info().Msg("rollout executor starting")
-	err := bus.Serve(ctx, x.js, x.fold, resume, bus.Endpoint{
+	err := bus.Serve(ctx, x.js, bus.Service{Fold: x.fold, Ready: resume, Endpoints: []bus.Endpoint{{
 		Stream:   events.CommandsStream,
 		Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.RolloutCommands}},
 		Pool: bus.PoolConfig{Workers: 4, Key: func(d *bus.Delivery) string {
@@ -130,7 +130,7 @@ func (x *Executor) Run(ctx context.Context) error {
 			return ""
 		}, DeadLetters: x.dl, Logger: x.log},
 		Handle: x.handleCommand,
-	})
+	}}})
 	if err != nil {
 		return fmt.Errorf("rollout: %w", err)
 	}

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -483,6 +485,9 @@ func (b *run) settle(ctx context.Context) error {
 		if err != nil || !idle {
 			return false
 		}
+		if idle, err = reactorsIdle(ctx, b.js); err != nil || !idle {
+			return false
+		}
 		// The auditor trails the handlers under load; a phase that
 		// starts while it catches up measures the catching up too.
 		st, err := audit.ReadStatus(ctx, b.js)
@@ -520,6 +525,39 @@ func durablesIdle(ctx context.Context, js jetstream.JetStream) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// reactorsIdle reports whether every reactor's stored checkpoint covers the
+// event stream: all it was given has been handled (a reactor stores its
+// checkpoint a few times a second).
+func reactorsIdle(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	last, err := bus.LastSeq(ctx, js, events.EventsStream)
+	if err != nil {
+		return false, err
+	}
+	kv, err := js.KeyValue(ctx, bus.ReactorsBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = keys.Stop() }()
+	idle := true
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			return false, err
+		}
+		if ck, _ := strconv.ParseUint(string(e.Value()), 10, 64); ck < last {
+			idle = false
+		}
+	}
+	return idle, nil
 }
 
 // messagesWritten sums the last sequence of every stream but the raw one:

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -34,20 +35,31 @@ func (dl *DeadLetters) Put(ctx context.Context, d *Delivery, cause error) error 
 	if err != nil {
 		return fmt.Errorf("dead letter: %w", err)
 	}
+	return dl.put(ctx, md.Stream, md.Sequence.Stream, d.Msg.Subject(), d.Msg.Headers(), d.Msg.Data(), cause)
+}
+
+// PutEvent dead-letters the event stored at seq of the event stream, as
+// decoded (a reactor holds no raw message), with its error.
+func (dl *DeadLetters) PutEvent(ctx context.Context, seq uint64, m *events.Message, cause error) error {
+	msg := m.NATS()
+	return dl.put(ctx, events.EventsStream, seq, msg.Subject, msg.Header, msg.Data, cause)
+}
+
+func (dl *DeadLetters) put(ctx context.Context, stream string, seq uint64, subject string, hdr nats.Header, data []byte, cause error) error {
 	h := nats.Header{}
-	for k, v := range d.Msg.Headers() {
+	for k, v := range hdr {
 		if k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-Expected") {
 			continue
 		}
 		h[k] = v
 	}
 	h.Set(HdrDLQError, cause.Error())
-	h.Set(HdrDLQStream, md.Stream)
-	h.Set(HdrDLQSeq, strconv.FormatUint(md.Sequence.Stream, 10))
-	h.Set(HdrDLQSubject, d.Msg.Subject())
-	h.Set(nats.MsgIdHdr, "dlq-"+md.Stream+"-"+strconv.FormatUint(md.Sequence.Stream, 10))
-	subj := "lb.dlq." + strings.ToLower(strings.TrimPrefix(md.Stream, "LICENSEBUS_"))
-	if _, err := dl.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: d.Msg.Data()}); err != nil {
+	h.Set(HdrDLQStream, stream)
+	h.Set(HdrDLQSeq, strconv.FormatUint(seq, 10))
+	h.Set(HdrDLQSubject, subject)
+	h.Set(nats.MsgIdHdr, "dlq-"+stream+"-"+strconv.FormatUint(seq, 10))
+	subj := "lb.dlq." + strings.ToLower(strings.TrimPrefix(stream, "LICENSEBUS_"))
+	if _, err := dl.js.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: data}); err != nil {
 		return fmt.Errorf("dead letter: %w", err)
 	}
 	return nil

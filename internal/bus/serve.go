@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/licensebus/licensebus/events"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -28,34 +27,45 @@ type Endpoint struct {
 	Replaces []string
 }
 
-// OnEvents is the endpoint of a durable on one filter subject of the event
-// stream, replacing the durables named.
-func OnEvents(durable, filter string, pool PoolConfig, handle HandleFunc, replaces ...string) Endpoint {
-	return Endpoint{
-		Stream:   events.EventsStream,
-		Consumer: jetstream.ConsumerConfig{Durable: durable, FilterSubjects: []string{filter}},
-		Pool:     pool,
-		Handle:   handle,
-		Replaces: replaces,
-	}
+// Service is what a handler serves.
+type Service struct {
+	// Fold is the handler's state; required.
+	Fold *Fold
+	// Ready, if set, is called once the fold has caught up and the
+	// consumers exist, before anything is handled.
+	Ready func()
+	// Endpoints are the durable consumers the handler works through.
+	Endpoints []Endpoint
+	// Reactors react to events of the fold's feed.
+	Reactors []*Reactor
 }
 
-// Serve is how every handler runs: it starts fold, waits until the fold has
-// caught up with the stream (decisions need current state), calls ready
-// (may be nil), then creates each endpoint's durable consumer and handles
-// it until ctx ends. It returns the first error of any of them.
-func Serve(ctx context.Context, js jetstream.JetStream, fold *Fold, ready func(), eps ...Endpoint) error {
-	errc := make(chan error, len(eps)+1)
-	go func() { errc <- fold.Run(ctx) }()
-	if err := fold.CatchUp(ctx); err != nil {
+// Serve is how every handler runs: it opens the reactors, starts the fold,
+// waits until the fold has caught up with the stream (decisions need
+// current state), creates each endpoint's durable consumer, calls Ready,
+// then handles the consumers and runs the reactors until ctx ends. It
+// returns the first error of any of them.
+func Serve(ctx context.Context, js jetstream.JetStream, svc Service) error {
+	eps := svc.Endpoints
+	for _, r := range svc.Reactors {
+		if err := r.Open(ctx); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, len(eps)+len(svc.Reactors)+1)
+	go func() { errc <- svc.Fold.Run(ctx) }()
+	if err := svc.Fold.CatchUp(ctx); err != nil {
 		return err
 	}
 	consumers, err := ensureConsumers(ctx, js, eps)
 	if err != nil {
 		return err
 	}
-	if ready != nil {
-		ready()
+	if svc.Ready != nil {
+		svc.Ready()
+	}
+	for _, r := range svc.Reactors {
+		go func() { errc <- r.Run(ctx) }()
 	}
 	for i, ep := range eps {
 		pool := ep.Pool
@@ -65,7 +75,7 @@ func Serve(ctx context.Context, js jetstream.JetStream, fold *Fold, ready func()
 		go func() { errc <- Consume(ctx, consumers[i], pool, ep.Handle) }()
 	}
 	var first error
-	for range len(eps) + 1 {
+	for range len(eps) + len(svc.Reactors) + 1 {
 		if err := <-errc; err != nil && first == nil {
 			first = err
 		}
@@ -121,24 +131,45 @@ func startAfterReplaced(ctx context.Context, js jetstream.JetStream, stream stri
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return err
 	}
-	var floor uint64
-	found := false
-	for _, name := range replaced {
-		c, err := js.Consumer(ctx, stream, name)
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		f := c.CachedInfo().AckFloor.Stream
-		if !found || f < floor {
-			floor = f
-		}
-		found = true
+	floor, found, err := ackFloor(ctx, js, stream, replaced)
+	if err != nil {
+		return err
 	}
 	if found {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, floor+1
 	}
 	return nil
+}
+
+// ackFloor is the lowest ack floor of the named durables that exist;
+// found is false when none does. A durable with nothing pending and
+// nothing awaiting its ack has settled the whole stream, whatever its ack
+// floor says (a filtered durable's floor stays where its last match was,
+// or at 0 if nothing ever matched).
+func ackFloor(ctx context.Context, js jetstream.JetStream, stream string, names []string) (floor uint64, found bool, err error) {
+	var last uint64
+	for _, name := range names {
+		c, err := js.Consumer(ctx, stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		info := c.CachedInfo()
+		f := info.AckFloor.Stream
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			if last == 0 {
+				if last, err = LastSeq(ctx, js, stream); err != nil {
+					return 0, false, err
+				}
+			}
+			f = max(f, last)
+		}
+		if !found || f < floor {
+			floor = f
+		}
+		found = true
+	}
+	return floor, found, nil
 }

@@ -14,18 +14,20 @@ import (
 // Ensure a consumer that replaces a durable (one split up or renamed)
 // starts after what the durable had settled, keeps that start when the
 // process starts again, and the replaced durable is gone; with nothing to
-// replace, it starts at the beginning of the stream.
+// replace, it starts at the beginning of the stream. A durable that never
+// matched anything (its ack floor still 0) has settled the whole stream.
 func TestEnsureConsumersTakesOverReplaced(t *testing.T) {
 	tests := []struct {
 		name    string
-		old     bool   // a replaced durable exists, with subjects a and b
-		acked   int    // how many of its deliveries it acked, in order
-		want    string // the first message the new consumer gets
+		old     []string // the replaced durable's subjects; none: no durable
+		acked   int      // how many of its deliveries it acked, in order
+		want    string   // the first message the new consumer gets
 		wantSeq uint64
 	}{
-		{"nothing to replace", false, 0, "a0", 1},
-		{"replaced durable acked nothing", true, 0, "a0", 1},
-		{"replaced durable acked four", true, 4, "a2", 5},
+		{"nothing to replace", nil, 0, "a0", 1},
+		{"replaced durable acked nothing", []string{"t.a", "t.b"}, 0, "a0", 1},
+		{"replaced durable acked four", []string{"t.a", "t.b"}, 4, "a2", 5},
+		{"replaced durable never matched", []string{"t.c"}, 0, "a3", 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,8 +57,8 @@ func TestEnsureConsumersTakesOverReplaced(t *testing.T) {
 					}
 				}
 			}
-			if tt.old {
-				old, err := js.CreateConsumer(ctx, "T", jetstream.ConsumerConfig{Durable: "old", FilterSubjects: []string{"t.a", "t.b"}, AckPolicy: jetstream.AckExplicitPolicy})
+			if tt.old != nil {
+				old, err := js.CreateConsumer(ctx, "T", jetstream.ConsumerConfig{Durable: "old", FilterSubjects: tt.old, AckPolicy: jetstream.AckExplicitPolicy})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -82,9 +84,13 @@ func TestEnsureConsumersTakesOverReplaced(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if info.NumPending+uint64(info.NumAckPending) == 0 && start == 0 {
+				if info.NumPending+uint64(info.NumAckPending) == 0 && start == 0 && tt.wantSeq <= 6 {
 					t.Fatalf("new consumer has nothing pending")
 				}
+			}
+			// Taken over: a message after it comes next when nothing before.
+			if _, err := js.Publish(ctx, "t.a", []byte("a3")); err != nil {
+				t.Fatal(err)
 			}
 			if _, err := js.Consumer(ctx, "T", "old"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				t.Fatalf("replaced durable: %v, want it deleted", err)

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
@@ -28,15 +29,20 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// triggers are the events that can make devices blue, each read by a
-// durable of its own named "provisioner-" and the event's verb: one durable
-// with several filters on the event stream has the server walk the whole
-// subject index each time it crosses into a block without matches, under
-// the store's lock (tens of ms of held-up appends at 10^5 subjects).
-var triggers = []string{"license_activated", "device_added", "device_removed", "registered", "devices_added", "auto_provision_set"}
+// TriggersReactor names the reactions to the events that can make devices
+// blue (its checkpoint in bus.ReactorsBucket). Like a durable's name, it
+// must not change.
+const TriggersReactor = "provisioner-triggers"
 
-// replacedConsumer is the one durable the trigger durables replace.
-const replacedConsumer = "provisioner"
+// triggers are the events that can make devices blue.
+var triggers = []events.Type{events.LicenseActivatedType, events.DeviceAddedType, events.DeviceRemovedType,
+	events.RegisteredType, events.DevicesAddedType, events.AutoProvisionSetType}
+
+// replacedConsumers did the reactor's work in earlier versions: one durable
+// per trigger ("provisioner-" and its verb), and before them one with all
+// the filters.
+var replacedConsumers = []string{"provisioner-license_activated", "provisioner-device_added", "provisioner-device_removed",
+	"provisioner-registered", "provisioner-devices_added", "provisioner-auto_provision_set", "provisioner"}
 
 // Source is the CloudEvent source and actor of the commands it sends.
 const Source = "/licensebus/provisioner"
@@ -57,16 +63,15 @@ type Config struct {
 
 // Provisioner sends ProvisionDevice commands. Run it with Run.
 type Provisioner struct {
-	js   jetstream.JetStream
-	log  zerolog.Logger
-	fold *bus.Fold
-	cfg  Config
-	sem  chan struct{}
+	js    jetstream.JetStream
+	log   zerolog.Logger
+	fold  *bus.Fold
+	react *bus.Reactor
+	cfg   Config
+	sem   chan struct{}
 
 	mu      sync.Mutex
 	servers map[string]*server
-	// pending holds the triggers whose commands are not all stored yet.
-	pending map[jetstream.Msg]struct{}
 }
 
 // server is what the provisioner knows of one SmartServer.
@@ -84,7 +89,19 @@ type server struct {
 
 type item struct {
 	device, cause string
-	done          func()
+	trigger       *triggered
+}
+
+// triggered counts down the commands of one trigger still to be stored.
+type triggered struct {
+	left atomic.Int32
+	done chan struct{} // closed when left reaches 0
+}
+
+func (t *triggered) stored() {
+	if t.left.Add(-1) == 0 {
+		close(t.done)
+	}
 }
 
 // New returns a Provisioner.
@@ -102,11 +119,20 @@ func New(cfg Config) (*Provisioner, error) {
 		cfg.InFlight = 64
 	}
 	p := &Provisioner{js: cfg.JS, log: cfg.Logger.With().Str("component", "provisioner").Logger(), cfg: cfg,
-		sem: make(chan struct{}, cfg.InFlight), servers: make(map[string]*server), pending: make(map[jetstream.Msg]struct{})}
+		sem: make(chan struct{}, cfg.InFlight), servers: make(map[string]*server)}
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, p.log)
 	}
 	p.fold = cfg.Feed.Fold(p.apply)
+	// A reaction lasts until the trigger's commands are stored, which the
+	// rate limit can stretch: enough workers that one SmartServer waiting
+	// rarely holds up another.
+	p.react = cfg.Feed.React(bus.ReactorConfig{
+		Name: TriggersReactor, Workers: 128, Replaces: replacedConsumers, DeadLetters: bus.NewDeadLetters(cfg.JS), Logger: p.log,
+		Match:  func(m *events.Message) bool { return slices.Contains(triggers, m.Type()) },
+		Key:    func(m *events.Message) string { return m.Data.Key() },
+		Handle: p.trigger,
+	})
 	return p, nil
 }
 
@@ -155,63 +181,17 @@ func (p *Provisioner) apply(_ uint64, m *events.Message) {
 // Run folds the stream and provisions until ctx ends.
 func (p *Provisioner) Run(ctx context.Context) error {
 	p.log.Info().Float64("rate_per_smartserver", p.cfg.Rate).Msg("provisioner starting")
-	eps := make([]bus.Endpoint, len(triggers))
-	for i, verb := range triggers {
-		eps[i] = bus.Endpoint{
-			Stream: events.EventsStream,
-			Consumer: jetstream.ConsumerConfig{
-				Durable:        "provisioner-" + verb,
-				FilterSubjects: []string{"lb.evt.smartserver.*." + verb},
-				// A trigger is acked once all its commands are stored, which
-				// the rate limit can stretch: keepAlive extends it meanwhile,
-				// and a crashed provisioner's triggers come back after AckWait.
-				AckWait: 30 * time.Second, MaxAckPending: 100000,
-			},
-			Pool:     bus.PoolConfig{Workers: 1, Logger: p.log},
-			Handle:   p.trigger,
-			Replaces: []string{replacedConsumer},
-		}
-	}
-	err := bus.Serve(ctx, p.js, bus.Service{Fold: p.fold, Ready: func() { go p.keepAlive(ctx) }, Endpoints: eps})
-	// Hand unfinished triggers back at once, so the next provisioner need
-	// not wait for AckWait.
-	p.mu.Lock()
-	for msg := range p.pending {
-		_ = msg.Nak()
-	}
-	clear(p.pending)
-	p.mu.Unlock()
-	if err != nil {
+	if err := bus.Serve(ctx, p.js, bus.Service{Fold: p.fold, Reactors: []*bus.Reactor{p.react}}); err != nil {
 		return fmt.Errorf("provisioner: %w", err)
 	}
 	return nil
 }
 
-// keepAlive tells the server that pending triggers are still being worked on.
-func (p *Provisioner) keepAlive(ctx context.Context) {
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.mu.Lock()
-			for msg := range p.pending {
-				_ = msg.InProgress()
-			}
-			p.mu.Unlock()
-		}
-	}
-}
-
 // trigger queues a command for every blue device the event made eligible
-// (all blue devices, when the event turned the policy on). The delivery is
-// acked when the last of them is stored.
+// (all blue devices, when the event turned the policy on), and returns once
+// the last of them is stored: until then the reactor's checkpoint stays
+// before the trigger, so a restart sends what was not stored again.
 func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
-	if d.Err != nil {
-		return nil // not ours to dead-letter: the event stream only holds valid events
-	}
 	if err := p.fold.WaitFor(ctx, d.Seq); err != nil {
 		return err
 	}
@@ -233,40 +213,28 @@ func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
 		p.mu.Unlock()
 		return nil
 	}
-	var wg sync.WaitGroup
-	wg.Add(len(devices))
+	t := &triggered{done: make(chan struct{})}
+	t.left.Store(int32(len(devices)))
 	if s.sent == nil {
 		s.sent = map[string]bool{}
 	}
 	for _, id := range devices {
 		s.sent[id] = true
-		s.queue = append(s.queue, item{device: id, cause: m.ID(), done: wg.Done})
+		s.queue = append(s.queue, item{device: id, cause: m.ID(), trigger: t})
 	}
 	if !s.running {
 		s.running = true
 		go p.drain(ctx, ic, s)
 	}
-	p.pending[d.Msg] = struct{}{}
 	p.mu.Unlock()
 
-	go func() {
-		wg.Wait()
-		p.mu.Lock()
-		_, still := p.pending[d.Msg]
-		delete(p.pending, d.Msg)
-		p.mu.Unlock()
-		if !still {
-			return // handed back on shutdown
-		}
-		if err := d.Msg.Ack(); err != nil {
-			p.log.Warn().Err(err).Str("ce_id", m.ID()).Msg("ack trigger")
-		}
-	}()
-	return errDeferred
+	select {
+	case <-t.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
-
-// errDeferred tells bus.Consume the ack comes later.
-var errDeferred = bus.ErrDeferAck
 
 // drain sends one SmartServer's queued devices at its rate, in batches of
 // consecutive devices with the same trigger, as large as the burst allows.
@@ -290,14 +258,14 @@ func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
 		p.mu.Unlock()
 
 		if err := s.limiter.WaitN(ctx, n); err != nil {
-			continue // ctx ended: the trigger stays unacked and comes back
+			continue // ctx ended: the trigger stays open and comes back
 		}
 		p.sem <- struct{}{}
 		err := p.send(ctx, ic, batch)
 		<-p.sem
 		if err != nil {
 			// Put it back at the head of the queue and try again shortly:
-			// its trigger stays unacked until it is stored.
+			// its trigger stays open until it is stored.
 			p.log.Warn().Err(err).Str("install_code", ic).Int("devices", n).Msg("provision command not sent; retrying")
 			p.mu.Lock()
 			s.queue = append(batch, s.queue...)
@@ -309,7 +277,7 @@ func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
 			continue
 		}
 		for _, it := range batch {
-			it.done()
+			it.trigger.stored()
 		}
 	}
 }

@@ -186,16 +186,7 @@ func TestRunnerGrowsModelBeforeReplay(t *testing.T) {
 	defer cancel()
 	js := bustest.JetStream(t)
 	const n = 40
-	for range n {
-		m, err := events.New(events.RegisteredType, &events.Registered{InstallCode: "IC-GROW", Name: "SC", Version: "3.4"},
-			events.Meta{ID: uuid.NewString(), Source: "/test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := js.PublishMsg(ctx, m.NATS()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishRegistered(ctx, t, js, "IC-GROW", n)
 	start := func(t *testing.T, k *keyed) (*projections.Runner, func()) {
 		rctx, stop := context.WithCancel(ctx)
 		r := projections.NewRunner(js, zerolog.Nop(), k)
@@ -250,16 +241,7 @@ func TestRunnerRestartCatchesUpWithNothingNew(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	js := bustest.JetStream(t)
-	for range 5 {
-		m, err := events.New(events.RegisteredType, &events.Registered{InstallCode: "IC-IDLE", Name: "SC", Version: "3.4"},
-			events.Meta{ID: uuid.NewString(), Source: "/test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := js.PublishMsg(ctx, m.NATS()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishRegistered(ctx, t, js, "IC-IDLE", 5)
 	for _, run := range []string{"first start", "restart"} {
 		rctx, stop := context.WithCancel(ctx)
 		r := projections.NewRunner(js, zerolog.Nop(), &recorder{})
@@ -274,6 +256,21 @@ func TestRunnerRestartCatchesUpWithNothingNew(t *testing.T) {
 		}
 		if err != nil {
 			t.Fatalf("%s: CatchUp: %v (applied %d)", run, err, r.Applied())
+		}
+	}
+}
+
+// publishRegistered appends n registered events of SmartServer ic.
+func publishRegistered(ctx context.Context, t *testing.T, js jetstream.JetStream, ic string, n int) {
+	t.Helper()
+	for range n {
+		m, err := events.New(events.RegisteredType, &events.Registered{InstallCode: ic, Name: "SC", Version: "3.4"},
+			events.Meta{ID: uuid.NewString(), Source: "/test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(ctx, m.NATS()); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -59,6 +59,18 @@ type Grower interface {
 	Grow(entries int)
 }
 
+// Restorer is a Model with values derived from several of its entries
+// (counts kept beside the items they count). The entries of one flush are
+// not stored atomically: a process that dies in the middle of one leaves
+// some of them newer than the others and than the checkpoint, and the
+// events replayed from the checkpoint do not mend a derived value whose
+// entry was the older one. The Runner calls Restored once every entry is
+// restored, before any event is applied, so the model can derive those
+// values again; entries it marks changed are written.
+type Restorer interface {
+	Restored()
+}
+
 // Bucket returns the KV bucket name of a model.
 func Bucket(m Model) string { return "licensebus_view_" + m.Name() }
 
@@ -240,6 +252,9 @@ func (r *Runner) load(ctx context.Context, i int, m Model, restore bool) (uint64
 		}
 	}
 	m.Changes() // restored entries are not changes
+	if rs, ok := m.(Restorer); ok && restore {
+		rs.Restored()
+	}
 	return ck, ferr
 }
 

@@ -177,6 +177,22 @@ func (s *server) row(d events.Device) Row {
 		Colour: d.State.Colour(), Provisioned: d.Provisioned, Order: s.order[d.ID]}
 }
 
+// Restored implements projections.Restorer: a SmartServer's counts are
+// derived from its devices, whose entry a crash in the middle of a flush
+// may have stored without the server's (or the other way round).
+func (m *Model) Restored() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.total = Counts{}
+	for ic, s := range m.servers {
+		if c := count(s.table.Devices); c != s.Counts {
+			s.Counts = c
+			m.changed["server."+ic] = struct{}{}
+		}
+		m.total.add(s.Counts, 1)
+	}
+}
+
 // Changes implements projections.Model.
 func (m *Model) Changes() map[string][]byte {
 	m.mu.Lock()

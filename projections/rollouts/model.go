@@ -225,6 +225,21 @@ func (r *rollout) tally(t *Target, sign int) {
 	}
 }
 
+// Restored implements projections.Restorer: a rollout's counts are derived
+// from its targets, whose entries a crash in the middle of a flush may
+// have stored without the rollout's (or the other way round).
+func (m *Model) Restored() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, r := range m.rollouts {
+		counts, waves := r.Counts, slices.Clone(r.Waves)
+		m.recount(r)
+		if counts == r.Counts && slices.Equal(waves, r.Waves) {
+			delete(m.changed, "rollout."+id)
+		}
+	}
+}
+
 func (m *Model) recount(r *rollout) {
 	r.Counts = Counts{}
 	for w := range r.Waves {

@@ -69,7 +69,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.actor, "actor", defaultActor(a.getenv), "who is acting, recorded on every command")
 	pf.StringVar(&a.cmdID, "id", "", "CloudEvent id of the command; repeat it to retry safely")
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "how long to wait for an outcome")
-	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.benchCmd())
+	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.benchCmd())
 	root.AddCommand(a.auditCmd())
 	// A noun without its verb prints its help; with a verb it does not
 	// know it is refused (cobra would print the help and exit 0).

@@ -36,8 +36,12 @@ the LICENSEBUS_AUDIT stream; docs/consumers.md describes the entry format.`,
 
 // auditJS connects straight to JetStream: the trail is read from its own
 // stream with ordered consumers, so what verify checks is what is stored.
-func (a *app) auditJS() (jetstream.JetStream, func(), error) {
-	nc, err := nats.Connect(a.natsURL, nats.Name("licensebus audit"), nats.Timeout(5*time.Second))
+func (a *app) auditJS() (jetstream.JetStream, func(), error) { return a.directJS("licensebus audit") }
+
+// directJS connects straight to JetStream, for commands that read what is
+// stored rather than ask the server.
+func (a *app) directJS(name string) (jetstream.JetStream, func(), error) {
+	nc, err := nats.Connect(a.natsURL, nats.Name(name), nats.Timeout(5*time.Second))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
 	}

@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -531,33 +529,16 @@ func durablesIdle(ctx context.Context, js jetstream.JetStream) (bool, error) {
 // event stream: all it was given has been handled (a reactor stores its
 // checkpoint a few times a second).
 func reactorsIdle(ctx context.Context, js jetstream.JetStream) (bool, error) {
-	last, err := bus.LastSeq(ctx, js, events.EventsStream)
+	_, states, err := bus.Reactors(ctx, js)
 	if err != nil {
 		return false, err
 	}
-	kv, err := js.KeyValue(ctx, bus.ReactorsBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	keys, err := kv.ListKeys(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer func() { _ = keys.Stop() }()
-	idle := true
-	for k := range keys.Keys() {
-		e, err := kv.Get(ctx, k)
-		if err != nil {
-			return false, err
-		}
-		if ck, _ := strconv.ParseUint(string(e.Value()), 10, 64); ck < last {
-			idle = false
+	for _, st := range states {
+		if st.Behind > 0 {
+			return false, nil
 		}
 	}
-	return idle, nil
+	return true, nil
 }
 
 // messagesWritten sums the last sequence of every stream but the raw one:

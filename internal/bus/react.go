@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,4 +300,50 @@ func (r *Reactor) Checkpoint() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stored
+}
+
+// ReactorState is what a reactor's stored checkpoint says.
+type ReactorState struct {
+	Name       string `json:"name"`
+	Checkpoint uint64 `json:"checkpoint"`
+	// Behind is how many events the stream holds past the checkpoint,
+	// matching or not: 0 once the reactor has handled everything.
+	Behind uint64 `json:"behind"`
+}
+
+// Reactors reads every reactor's checkpoint, by name, and the event
+// stream's last sequence: where an operator sees how far behind the
+// reactions are (what a durable's pending count said before).
+func Reactors(ctx context.Context, js jetstream.JetStream) (last uint64, states []ReactorState, err error) {
+	if last, err = LastSeq(ctx, js, events.EventsStream); err != nil {
+		return 0, nil, err
+	}
+	kv, err := js.KeyValue(ctx, ReactorsBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return last, nil, nil // nothing has run a reactor yet
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer func() { _ = keys.Stop() }()
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		ck, err := strconv.ParseUint(string(e.Value()), 10, 64)
+		if err != nil {
+			return 0, nil, fmt.Errorf("reactor %s: checkpoint %q: %w", k, e.Value(), err)
+		}
+		states = append(states, ReactorState{Name: k, Checkpoint: ck, Behind: last - min(ck, last)})
+	}
+	slices.SortFunc(states, func(a, b ReactorState) int { return strings.Compare(a.Name, b.Name) })
+	return last, states, nil
 }

@@ -53,9 +53,9 @@ type ReactorConfig struct {
 // consumer per request type did, without a second delivery of each event,
 // its decoding and its ack, and without the server's state for the
 // consumer (the cloud's and the device side's reactors took a tenth off
-// both the server's and licensebus's CPU per activation). Its durability is a checkpoint of its own
-// in ReactorsBucket: the stream sequence up to which every reaction has
-// succeeded. After a restart it reacts again to every matching event past
+// both the server's and licensebus's CPU per activation). Its durability
+// is a checkpoint of its own in ReactorsBucket: the stream sequence up to
+// which every reaction has succeeded. After a restart it reacts again to every matching event past
 // the checkpoint, which handlers answer idempotently, as they do a durable's
 // redeliveries.
 //
@@ -197,15 +197,18 @@ func (r *Reactor) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(r.cfg.CheckpointEvery)
 	defer tick.Stop()
+	save := func() {
+		if err := r.checkpoint(ctx); err != nil {
+			r.cfg.Logger.Warn().Err(err).Str("reactor", r.cfg.Name).Msg("checkpoint not stored; a restart reacts again from the last one")
+		}
+	}
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			if cerr := r.checkpoint(ctx); cerr != nil {
-				r.cfg.Logger.Warn().Err(cerr).Str("reactor", r.cfg.Name).Msg("checkpoint not stored; a restart reacts again from the last one")
-			}
+			save()
 		case <-r.wake:
 			r.mu.Lock()
 			batch := r.queue
@@ -214,10 +217,18 @@ loop:
 			for _, x := range batch {
 				h := fnv.New32a()
 				h.Write([]byte(r.cfg.Key(x.m)))
-				select {
-				case queues[h.Sum32()%uint32(len(queues))] <- x:
-				case <-ctx.Done():
-					break loop
+				q := queues[h.Sum32()%uint32(len(queues))]
+				// A partition that is full (a slow reaction) holds up the
+				// dispatch, not the checkpoints of what is done meanwhile.
+				for sent := false; !sent; {
+					select {
+					case q <- x:
+						sent = true
+					case <-tick.C:
+						save()
+					case <-ctx.Done():
+						break loop
+					}
 				}
 			}
 		}

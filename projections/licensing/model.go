@@ -6,6 +6,7 @@ package licensing
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,26 @@ func (m *Model) Reset() {
 	m.byServer = make(map[string]map[string]struct{})
 	m.byCustomer = make(map[string]map[string]struct{})
 	m.changed = make(map[string]struct{})
+}
+
+// Grow implements projections.Grower. The bucket's entries are mostly
+// SmartServers and licenses in unknown shares: each map gets room for half
+// of them, which costs a few MB at most where growing step by step cost a
+// few per cent of a rebuild.
+func (m *Model) Grow(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.servers = grown(m.servers, n/2)
+	m.licenses = grown(m.licenses, n/2)
+	m.byServer = grown(m.byServer, n/2)
+	m.changed = grown(m.changed, n)
+}
+
+// grown is m with room for n more entries.
+func grown[V any](m map[string]V, n int) map[string]V {
+	g := make(map[string]V, len(m)+n)
+	maps.Copy(g, m)
+	return g
 }
 
 // Apply implements projections.Model.

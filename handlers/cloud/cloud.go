@@ -24,7 +24,7 @@ import (
 
 // CommandsConsumer is the durable consumer of cloud commands. WARNING:
 // renaming it makes the new consumer start from the beginning of its
-// stream, unless its endpoint lists the old name in Replaces.
+// stream (commands handled again, idempotently, but all of them).
 const CommandsConsumer = "cloud-commands"
 
 // RequestsReactor names the reactions to the device side's requests (its

@@ -23,7 +23,7 @@ import (
 
 // CommandsConsumer is the durable consumer of SmartServer commands.
 // WARNING: renaming it makes the new consumer start from the beginning of
-// its stream, unless its endpoint lists the old name in Replaces.
+// its stream (commands handled again, idempotently, but all of them).
 const CommandsConsumer = "device-commands"
 
 // AnswersReactor names the reactions to the cloud's answers (its checkpoint

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -106,14 +105,7 @@ func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handl
 	return nil
 }
 
-// ErrDeferAck is returned by a HandleFunc that took the message over and
-// will ack it itself later: Consume neither acks nor naks it.
-var ErrDeferAck = errors.New("ack deferred to the handler")
-
 func settle(ctx context.Context, cfg PoolConfig, d *Delivery, err error) {
-	if errors.Is(err, ErrDeferAck) {
-		return
-	}
 	if err == nil {
 		if aerr := d.Msg.Ack(); aerr != nil {
 			cfg.Logger.Warn().Err(aerr).Str("consumer", cfg.Name).Uint64("seq", d.Seq).

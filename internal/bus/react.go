@@ -358,3 +358,36 @@ func Reactors(ctx context.Context, js jetstream.JetStream) (last uint64, states 
 	slices.SortFunc(states, func(a, b ReactorState) int { return strings.Compare(a.Name, b.Name) })
 	return last, states, nil
 }
+
+// ackFloor is the lowest ack floor of the named durables that exist;
+// found is false when none does. A durable with nothing pending and
+// nothing awaiting its ack has settled the whole stream, whatever its ack
+// floor says (a filtered durable's floor stays where its last match was,
+// or at 0 if nothing ever matched).
+func ackFloor(ctx context.Context, js jetstream.JetStream, stream string, names []string) (floor uint64, found bool, err error) {
+	var last uint64
+	for _, name := range names {
+		c, err := js.Consumer(ctx, stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		info := c.CachedInfo()
+		f := info.AckFloor.Stream
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			if last == 0 {
+				if last, err = LastSeq(ctx, js, stream); err != nil {
+					return 0, false, err
+				}
+			}
+			f = max(f, last)
+		}
+		if !found || f < floor {
+			floor = f
+		}
+		found = true
+	}
+	return floor, found, nil
+}

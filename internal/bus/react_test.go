@@ -55,18 +55,22 @@ func TestReactor(t *testing.T) {
 	tests := []struct {
 		name     string
 		failures uint64 // attempts at the second matching event that fail
-		replaced bool   // a durable the reactor replaces acked the first two
-		shared   bool   // another component started the feed and read it all first
+		// replaced is the durable the reactor replaces: none, one that
+		// acked the first two matching events, or one whose filter never
+		// matched (its ack floor still 0, yet it has settled everything).
+		replaced string
+		shared   bool // another component started the feed and read it all first
 		want     func(matching []uint64) []uint64
 		dead     int
 	}{
-		{"every matching event once", 0, false, false, func(s []uint64) []uint64 { return s }, 0},
-		{"a transient failure is retried", 2, false, false, func(s []uint64) []uint64 { return s }, 0},
-		{"a lasting failure is dead-lettered", 99, false, false, func(s []uint64) []uint64 {
+		{"every matching event once", 0, "", false, func(s []uint64) []uint64 { return s }, 0},
+		{"a transient failure is retried", 2, "", false, func(s []uint64) []uint64 { return s }, 0},
+		{"a lasting failure is dead-lettered", 99, "", false, func(s []uint64) []uint64 {
 			return slices.DeleteFunc(slices.Clone(s), func(q uint64) bool { return q == s[1] })
 		}, 1},
-		{"takes over from a replaced durable", 0, true, false, func(s []uint64) []uint64 { return s[2:] }, 0},
-		{"feed started by another component", 0, false, true, func(s []uint64) []uint64 { return s }, 0},
+		{"takes over from a replaced durable", 0, "acked", false, func(s []uint64) []uint64 { return s[2:] }, 0},
+		{"takes over from a durable that never matched", 0, "unmatched", false, func([]uint64) []uint64 { return nil }, 0},
+		{"feed started by another component", 0, "", true, func(s []uint64) []uint64 { return s }, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,7 +98,13 @@ func TestReactor(t *testing.T) {
 			}
 			publish(6, 0)
 			const old = "old-requests"
-			if tt.replaced {
+			if tt.replaced == "unmatched" {
+				if _, err := js.CreateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{Durable: old, AckPolicy: jetstream.AckExplicitPolicy,
+					FilterSubjects: []string{"lb.evt.nothing.*.here"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.replaced == "acked" {
 				acked := matching[1]
 				c, err := js.CreateConsumer(ctx, events.EventsStream, jetstream.ConsumerConfig{Durable: old, AckPolicy: jetstream.AckAllPolicy,
 					FilterSubjects: []string{"lb.evt.smartserver.*.activation_requested"}})
@@ -163,7 +173,7 @@ func TestReactor(t *testing.T) {
 			if got := rec.handled(); !slices.Equal(got, want) {
 				t.Fatalf("handled %v, want %v", got, want)
 			}
-			if tt.replaced {
+			if tt.replaced != "" {
 				if _, err := js.Consumer(ctx, events.EventsStream, old); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 					t.Fatalf("replaced durable: %v, want it deleted", err)
 				}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +58,13 @@ type Model interface {
 // that grow step by step to 10^5 entries cost about a tenth of a rebuild.
 type Grower interface {
 	Grow(entries int)
+}
+
+// Grown is m with room for n more entries: how a Grower sizes its maps.
+func Grown[K comparable, V any](m map[K]V, n int) map[K]V {
+	g := make(map[K]V, len(m)+n)
+	maps.Copy(g, m)
+	return g
 }
 
 // Restorer is a Model with values derived from several of its entries

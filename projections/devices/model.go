@@ -6,7 +6,6 @@ package devices
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -98,11 +97,8 @@ func (m *Model) Reset() {
 func (m *Model) Grow(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	servers := make(map[string]*server, len(m.servers)+n/2)
-	maps.Copy(servers, m.servers)
-	changed := make(map[string]struct{}, len(m.changed)+n)
-	maps.Copy(changed, m.changed)
-	m.servers, m.changed = servers, changed
+	m.servers = projections.Grown(m.servers, n/2)
+	m.changed = projections.Grown(m.changed, n)
 }
 
 // Apply implements projections.Model.

@@ -6,7 +6,6 @@ package licensing
 
 import (
 	"fmt"
-	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -104,17 +103,10 @@ func (m *Model) Reset() {
 func (m *Model) Grow(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.servers = grown(m.servers, n/2)
-	m.licenses = grown(m.licenses, n/2)
-	m.byServer = grown(m.byServer, n/2)
-	m.changed = grown(m.changed, n)
-}
-
-// grown is m with room for n more entries.
-func grown[V any](m map[string]V, n int) map[string]V {
-	g := make(map[string]V, len(m)+n)
-	maps.Copy(g, m)
-	return g
+	m.servers = projections.Grown(m.servers, n/2)
+	m.licenses = projections.Grown(m.licenses, n/2)
+	m.byServer = projections.Grown(m.byServer, n/2)
+	m.changed = projections.Grown(m.changed, n)
 }
 
 // Apply implements projections.Model.

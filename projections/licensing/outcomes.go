@@ -1,7 +1,6 @@
 package licensing
 
 import (
-	"maps"
 	"sync"
 	"time"
 
@@ -79,9 +78,7 @@ func (o *Outcomes) Grow(n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seen.Grow(n)
-	changed := make(map[string][]byte, len(o.changed)+n)
-	maps.Copy(changed, o.changed)
-	o.changed = changed
+	o.changed = projections.Grown(o.changed, n)
 }
 
 // Changes implements projections.Model.

@@ -2,10 +2,12 @@ package events
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/nats-io/nats.go"
 	"github.com/segmentio/encoding/json"
 )
@@ -147,21 +149,23 @@ func (m *Message) Subject() string {
 func (m *Message) NATS() *nats.Msg {
 	e := &m.Event
 	h := make(nats.Header, 12)
-	h["ce-specversion"] = []string{e.SpecVersion()}
-	h["ce-id"] = []string{pctEncode(e.ID())}
-	h["ce-source"] = []string{pctEncode(e.Source())}
-	h["ce-type"] = []string{pctEncode(e.Type())}
+	// The values share one array: one allocation instead of one a header.
+	vs := make(values, 0, 11)
+	h["ce-specversion"] = vs.one(e.SpecVersion())
+	h["ce-id"] = vs.one(pctEncode(e.ID()))
+	h["ce-source"] = vs.one(pctEncode(e.Source()))
+	h["ce-type"] = vs.one(pctEncode(e.Type()))
 	if s := e.Subject(); s != "" {
-		h["ce-subject"] = []string{pctEncode(s)}
+		h["ce-subject"] = vs.one(pctEncode(s))
 	}
 	if !e.Time().IsZero() {
-		h["ce-time"] = []string{e.Time().UTC().Format(time.RFC3339Nano)}
+		h["ce-time"] = vs.one(e.Time().UTC().Format(time.RFC3339Nano))
 	}
 	if ct := e.DataContentType(); ct != "" {
-		h["ce-datacontenttype"] = []string{pctEncode(ct)}
+		h["ce-datacontenttype"] = vs.one(pctEncode(ct))
 	}
 	if ds := e.DataSchema(); ds != "" {
-		h["ce-dataschema"] = []string{pctEncode(ds)}
+		h["ce-dataschema"] = vs.one(pctEncode(ds))
 	}
 	// The context's own map: Event.Extensions copies it.
 	exts := map[string]any(nil)
@@ -175,10 +179,21 @@ func (m *Message) NATS() *nats.Msg {
 		if !ok {
 			s = fmt.Sprint(v)
 		}
-		h[extHeader(k)] = []string{pctEncode(s)}
+		h[extHeader(k)] = vs.one(pctEncode(s))
 	}
-	h[nats.MsgIdHdr] = []string{e.ID()}
+	h[nats.MsgIdHdr] = vs.one(e.ID())
 	return &nats.Msg{Subject: m.Subject(), Header: h, Data: e.DataEncoded}
+}
+
+// values backs several one-value header slices.
+type values []string
+
+// one appends v and returns it as a slice of its own length and capacity,
+// so that appending to one header's values cannot touch another's.
+func (vs *values) one(v string) []string {
+	*vs = append(*vs, v)
+	n := len(*vs)
+	return (*vs)[n-1 : n : n]
 }
 
 // extHeader is the header of extension k, without building the names
@@ -233,46 +248,122 @@ func Decode(h nats.Header, body []byte) (*Message, error) {
 }
 
 func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
-	// One pass over the headers into the attributes they carry: no map of
-	// them, and the extensions licensebus sets go straight into the
-	// context (they are valid names with string values), since the
-	// setters' checks cost more than the rest of the decoding.
-	var structured bool
-	var spec, id, source, typ, subject, schema, dct, ct, tm string
-	var has uint8 // which of id, source, type were present, even if empty
-	var exts map[string]any
-	var other [][2]string
+	a, other, err := readAttrs(h)
+	if err != nil {
+		return event.Event{}, err
+	}
+	if a.structured {
+		e := event.New()
+		if err := unmarshalStructured(&e, body); err != nil {
+			return event.Event{}, Reject(ReasonMalformed, "structured CloudEvent: %v", err)
+		}
+		if e.SpecVersion() != event.CloudEventsVersionV1 {
+			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", e.SpecVersion())
+		}
+		return validated(e)
+	}
+	if a.spec == "" {
+		return event.Event{}, Reject(ReasonMalformed, "not a CloudEvent: no ce-specversion header and no application/cloudevents content type")
+	}
+	if a.spec != event.CloudEventsVersionV1 {
+		return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", a.spec)
+	}
+	if a.dct == "" {
+		a.dct = a.ct
+	}
+	var t time.Time
+	if a.tm != "" {
+		var err error
+		t, err = time.Parse(time.RFC3339Nano, a.tm)
+		if err != nil || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
+			return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not an RFC 3339 time in years 0001-9999", a.tm)
+		}
+	}
+	if len(other) == 0 {
+		if e, ok := a.plainEvent(t, body); ok {
+			return e, nil
+		}
+	}
+	return a.general(other, t, body)
+}
+
+// general builds the event with sdk-go's setters and Validate. Setters only
+// for attributes that were sent: an absent one is left for Validate to name.
+func (a *attrs) general(other [][2]string, t time.Time, body []byte) (event.Event, error) {
+	e := event.New()
+	if a.has&1 != 0 {
+		e.SetID(strings.Clone(a.id))
+	}
+	if a.has&2 != 0 {
+		e.SetSource(strings.Clone(a.source))
+	}
+	if a.has&4 != 0 {
+		e.SetType(strings.Clone(a.typ))
+	}
+	if a.subject != "" {
+		e.SetSubject(strings.Clone(a.subject))
+	}
+	if a.schema != "" {
+		e.SetDataSchema(strings.Clone(a.schema))
+	}
+	if a.dct != "" {
+		e.SetDataContentType(strings.Clone(a.dct))
+	}
+	if a.tm != "" {
+		e.SetTime(t)
+	}
+	if c, ok := e.Context.(*event.EventContextV1); ok && a.has&(8|16|32) != 0 {
+		c.Extensions = a.extensions()
+	} else {
+		for k, v := range a.extensions() {
+			e.SetExtension(k, v)
+		}
+	}
+	for _, kv := range other {
+		e.SetExtension(kv[0], strings.Clone(kv[1]))
+	}
+	e.DataEncoded = body
+	return validated(e)
+}
+
+// readAttrs reads the attributes from the headers in one pass: no map of
+// them, and the extensions licensebus sets kept apart, since the setters'
+// checks cost more than the rest of the decoding. Values are views of the
+// header block until kept (see pctDecode); other holds any other ce-*
+// extension.
+func readAttrs(h nats.Header) (a attrs, other [][2]string, err error) {
 	for k, vs := range h {
 		if len(vs) == 0 {
 			continue
 		}
 		if len(k) >= 3 && (k[0] == 'c' || k[0] == 'C') && (k[1] == 'e' || k[1] == 'E') && k[2] == '-' {
-			v, err := pctDecode(vs[0])
+			v, err := pctView(vs[0])
 			if err != nil {
-				return event.Event{}, Reject(ReasonMalformed, "header %s: %v", k, err)
+				return a, nil, Reject(ReasonMalformed, "header %s: %v", k, err)
 			}
 			switch name := lowerASCII(k[3:]); name {
 			case "specversion":
-				spec = v
+				a.spec = v
 			case "id":
-				id, has = v, has|1
+				a.id, a.has = v, a.has|1
 			case "source":
-				source, has = v, has|2
+				a.source, a.has = v, a.has|2
 			case "type":
-				typ, has = v, has|4
+				a.typ, a.has = v, a.has|4
 			case "subject":
-				subject = v
+				a.subject = v
 			case "dataschema":
-				schema = v
+				a.schema = v
 			case "datacontenttype":
-				dct = v
+				a.dct = v
 			case "time":
-				tm = v
-			case ExtCorrelationID, ExtCausationID, ExtActor:
-				if exts == nil {
-					exts = make(map[string]any, 3)
-				}
-				exts[name] = v
+				a.tm = v
+			case ExtCorrelationID:
+				a.correlation, a.has = v, a.has|8
+			case ExtCausationID:
+				a.causation, a.has = v, a.has|16
+			case ExtActor:
+				a.actor, a.has = v, a.has|32
 			default:
 				other = append(other, [2]string{name, v})
 			}
@@ -280,69 +371,16 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 		}
 		if strings.EqualFold(k, "content-type") {
 			if strings.HasPrefix(strings.ToLower(vs[0]), "application/cloudevents") {
-				structured = true
+				a.structured = true
 			} else {
-				ct = vs[0]
+				a.ct = vs[0]
 			}
 		}
 	}
-	e := event.New()
-	if structured {
-		if err := unmarshalStructured(&e, body); err != nil {
-			return event.Event{}, Reject(ReasonMalformed, "structured CloudEvent: %v", err)
-		}
-		if e.SpecVersion() != event.CloudEventsVersionV1 {
-			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", e.SpecVersion())
-		}
-	} else {
-		if spec == "" {
-			return event.Event{}, Reject(ReasonMalformed, "not a CloudEvent: no ce-specversion header and no application/cloudevents content type")
-		}
-		if spec != event.CloudEventsVersionV1 {
-			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", spec)
-		}
-		// Setters only for attributes that were sent, as before: an absent
-		// one is left for Validate to name.
-		if has&1 != 0 {
-			e.SetID(id)
-		}
-		if has&2 != 0 {
-			e.SetSource(source)
-		}
-		if has&4 != 0 {
-			e.SetType(typ)
-		}
-		if subject != "" {
-			e.SetSubject(subject)
-		}
-		if schema != "" {
-			e.SetDataSchema(schema)
-		}
-		if dct == "" {
-			dct = ct
-		}
-		if dct != "" {
-			e.SetDataContentType(dct)
-		}
-		if tm != "" {
-			t, err := time.Parse(time.RFC3339Nano, tm)
-			if err != nil || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
-				return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not an RFC 3339 time in years 0001-9999", tm)
-			}
-			e.SetTime(t)
-		}
-		if c, ok := e.Context.(*event.EventContextV1); ok && exts != nil {
-			c.Extensions = exts
-		} else {
-			for k, v := range exts {
-				e.SetExtension(k, v)
-			}
-		}
-		for _, kv := range other {
-			e.SetExtension(kv[0], kv[1])
-		}
-		e.DataEncoded = body
-	}
+	return a, other, nil
+}
+
+func validated(e event.Event) (event.Event, error) {
 	if err := e.Validate(); err != nil {
 		return event.Event{}, Reject(ReasonMalformed, "invalid CloudEvent: %v", strings.TrimSpace(err.Error()))
 	}
@@ -350,6 +388,90 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 		return event.Event{}, Reject(ReasonMalformed, "time %s is outside years 0001-9999", e.Time())
 	}
 	return e, nil
+}
+
+// attrs are a binary-mode CloudEvent's attributes as its headers carry them.
+type attrs struct {
+	structured                                      bool
+	spec, id, source, typ, subject, schema, dct, ct string
+	tm, correlation, causation, actor               string
+	has                                             uint8 // id, source, type, correlation, causation, actor present
+}
+
+func (a *attrs) extensions() map[string]any {
+	if a.has&(8|16|32) == 0 {
+		return nil
+	}
+	exts := make(map[string]any, 3)
+	if a.has&8 != 0 {
+		exts[ExtCorrelationID] = strings.Clone(a.correlation)
+	}
+	if a.has&16 != 0 {
+		exts[ExtCausationID] = strings.Clone(a.causation)
+	}
+	if a.has&32 != 0 {
+		exts[ExtActor] = strings.Clone(a.actor)
+	}
+	return exts
+}
+
+// plainContext is an event context with room for what its pointers point
+// to: one allocation instead of four.
+type plainContext struct {
+	ctx          event.EventContextV1
+	subject, dct string
+	time         types.Timestamp
+}
+
+// plainEvent builds the event the setters and Validate would, for the
+// attributes every licensebus message has and nothing else: all required
+// ones present and trimmed, a source that is a plain absolute path, JSON
+// data, no data schema. ok is false for anything else, which takes the
+// general path. Every event a process reads goes through here, and the
+// setters' and Validate's parsing was half of decoding.
+func (a *attrs) plainEvent(t time.Time, body []byte) (event.Event, bool) {
+	if a.has&7 != 7 || a.id == "" || a.typ == "" || !trimmed(a.id) || !trimmed(a.typ) || !trimmed(a.subject) || a.schema != "" ||
+		a.dct != event.ApplicationJSON || !plainPath(a.source) {
+		return event.Event{}, false
+	}
+	p := &plainContext{dct: event.ApplicationJSON}
+	c := &p.ctx
+	c.ID = strings.Clone(a.id)
+	c.Source = types.URIRef{URL: url.URL{Path: strings.Clone(a.source)}}
+	if info, ok := Lookup(Type(a.typ)); ok {
+		c.Type = string(info.Type)
+	} else {
+		c.Type = strings.Clone(a.typ)
+	}
+	if a.subject != "" {
+		p.subject = strings.Clone(a.subject)
+		c.Subject = &p.subject
+	}
+	c.DataContentType = &p.dct
+	if !t.IsZero() {
+		p.time.Time = t
+		c.Time = &p.time
+	}
+	c.Extensions = a.extensions()
+	return event.Event{Context: c, DataEncoded: body}, true
+}
+
+// trimmed says s has no white space around it.
+func trimmed(s string) bool { return strings.TrimSpace(s) == s }
+
+// plainPath says url.Parse(s) is just URL{Path: s}: an absolute path of
+// letters, digits and "/_.-", not starting with "//" (an authority).
+func plainPath(s string) bool {
+	if len(s) < 1 || s[0] != '/' || strings.HasPrefix(s, "//") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // lowerASCII lowercases s, without allocating when it is lowercase already.
@@ -405,6 +527,14 @@ func pctEncode(s string) string {
 // UnescapeHeader undoes the NATS binding's percent-encoding of a ce-*
 // header value; a malformed escape is an error.
 func UnescapeHeader(s string) (string, error) { return pctDecode(s) }
+
+// pctView is pctDecode that returns s itself when it has no escape.
+func pctView(s string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	return pctDecode(s)
+}
 
 // pctDecode returns a string of its own, never a piece of s: nats.go hands
 // out header values as slices of one copy of the whole header block, and

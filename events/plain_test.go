@@ -1,0 +1,89 @@
+package events
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The fast path builds exactly the event sdk-go's setters and Validate
+// build from the same headers, or declines.
+func TestPlainEventMatchesGeneral(t *testing.T) {
+	at := time.Date(2026, 11, 26, 4, 5, 6, 789, time.UTC)
+	base := func() nats.Header {
+		m, err := New(LicenseActivatedType, &LicenseActivated{InstallCode: "SS-1", LicenseID: "123e4567-e89b-12d3-a456-426614174000",
+			Kind: Capacity, Devices: 200, ActivatedAt: at}, Meta{ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Source: DeviceSource,
+			CorrelationID: "7c9e6679-7425-40de-944b-e07fc1f90ae7", CausationID: "9b2f6c1e-3d4a-4f8b-9c0d-1e2f3a4b5c6d", Actor: "user:ann", Time: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.NATS().Header
+	}
+	with := func(f func(nats.Header)) nats.Header { h := base(); f(h); return h }
+	tests := []struct {
+		name  string
+		h     nats.Header
+		plain bool // the fast path takes it
+	}{
+		{"a licensebus event", base(), true},
+		{"no extensions", with(func(h nats.Header) { h.Del("ce-actor"); h.Del("ce-correlationid"); h.Del("ce-causationid") }), true},
+		{"no subject", with(func(h nats.Header) { h.Del("ce-subject") }), true},
+		{"no time", with(func(h nats.Header) { h.Del("ce-time") }), true},
+		{"zero time", with(func(h nats.Header) { h.Set("ce-time", "0001-01-01T00:00:00Z") }), true},
+		{"time with an offset", with(func(h nats.Header) { h.Set("ce-time", "2026-11-26T05:05:06.5+01:00") }), true},
+		{"unknown type", with(func(h nats.Header) { h.Set("ce-type", "com.example.other") }), true},
+		{"source with a deeper path", with(func(h nats.Header) { h.Set("ce-source", "/licensebus/device/SS-1_a.b") }), true},
+		{"escaped actor", with(func(h nats.Header) { h.Set("ce-actor", "user:ann%20lee") }), true},
+		{"mixed-case header names", with(func(h nats.Header) {
+			v := h.Get("ce-id")
+			delete(h, "ce-id")
+			h["CE-ID"] = []string{v}
+		}), true},
+		{"content type from Content-Type", with(func(h nats.Header) { h.Del("ce-datacontenttype"); h.Set("Content-Type", "application/json") }), true},
+		{"source with a scheme", with(func(h nats.Header) { h.Set("ce-source", "https://example.com/x") }), false},
+		{"source with an authority", with(func(h nats.Header) { h.Set("ce-source", "//example.com/x") }), false},
+		{"relative source", with(func(h nats.Header) { h.Set("ce-source", "licensebus") }), false},
+		{"source with an escape", with(func(h nats.Header) { h.Set("ce-source", "/a%20b") }), false},
+		{"empty id", with(func(h nats.Header) { h.Set("ce-id", "") }), false},
+		{"id with spaces around", with(func(h nats.Header) { h.Set("ce-id", "%20x%20") }), false},
+		{"subject with spaces around", with(func(h nats.Header) { h.Set("ce-subject", "%20x") }), false},
+		{"no type", with(func(h nats.Header) { h.Del("ce-type") }), false},
+		{"data schema", with(func(h nats.Header) { h.Set("ce-dataschema", "https://example.com/s.json") }), false},
+		{"other content type", with(func(h nats.Header) { h.Set("ce-datacontenttype", "application/json; charset=utf-8") }), false},
+		{"no content type", with(func(h nats.Header) { h.Del("ce-datacontenttype") }), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, other, err := readAttrs(tt.h)
+			if err != nil || len(other) != 0 {
+				t.Fatalf("readAttrs: %v, other %v", err, other)
+			}
+			if a.dct == "" {
+				a.dct = a.ct
+			}
+			var at time.Time
+			if a.tm != "" {
+				if at, err = time.Parse(time.RFC3339Nano, a.tm); err != nil {
+					t.Fatal(err)
+				}
+			}
+			body := []byte(`{}`)
+			got, ok := a.plainEvent(at, body)
+			if ok != tt.plain {
+				t.Fatalf("fast path = %v, want %v", ok, tt.plain)
+			}
+			if !ok {
+				return
+			}
+			want, err := a.general(nil, at, body)
+			if err != nil {
+				t.Fatalf("the general path refuses what the fast path took: %v", err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("fast path:\n%#v\ngeneral:\n%#v", got.Context, want.Context)
+			}
+		})
+	}
+}

@@ -70,8 +70,15 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 	if r, ok := m.Data.(*events.Rejected); ok {
 		out.Status, out.Reason, out.Message = "rejected", string(r.Reason), r.Message
 	}
-	o.changed[corr] = projections.MarshalEntry(out)
+	v, ok := appendOutcome(make([]byte, 0, outcomeSize+len(out.Data)), &out)
+	if !ok {
+		v = projections.MarshalEntry(out)
+	}
+	o.changed[corr] = v
 }
+
+// outcomeSize is about the length of an outcome without its data.
+const outcomeSize = 256
 
 // Grow implements projections.Grower: one entry per command outcome.
 func (o *Outcomes) Grow(n int) {

@@ -154,6 +154,20 @@ func setData(e *Entry, data []byte) {
 	if len(data) == 0 {
 		return
 	}
+	if canon, ok := plainCanonical(data); ok {
+		if len(canon) <= MaxData {
+			e.Data, e.canonical = canon, true
+		} else {
+			e.DataTruncated = true
+		}
+		plainFields(e, data)
+		return
+	}
+	setDataGeneric(e, data)
+}
+
+// setDataGeneric is setData for any data.
+func setDataGeneric(e *Entry, data []byte) {
 	canon, doc, err := canonicalValue(data)
 	if err != nil {
 		if len(data) <= MaxData {

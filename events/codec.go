@@ -103,15 +103,35 @@ func build(t Type, data Data, meta Meta, validate bool) (*Message, error) {
 			return nil, err
 		}
 	}
+	tm := meta.Time
+	if tm.IsZero() {
+		tm = time.Now().UTC()
+	}
+	body, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s data: %w", t, err)
+	}
+	a := attrs{owned: true, id: meta.ID, source: meta.Source, typ: string(t), subject: data.Key(), dct: event.ApplicationJSON,
+		correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor, has: 7}
+	for i, v := range []string{meta.CorrelationID, meta.CausationID, meta.Actor} {
+		if v != "" {
+			a.has |= 8 << i
+		}
+	}
+	if e, ok := a.plainEvent(tm, body); ok {
+		return &Message{Event: e, Info: info, Data: data}, nil
+	}
+	return buildGeneral(info, data, meta, tm, body)
+}
+
+// buildGeneral builds the event with sdk-go's setters and Validate.
+func buildGeneral(info Info, data Data, meta Meta, tm time.Time, body []byte) (*Message, error) {
+	t := info.Type
 	e := event.New()
 	e.SetID(meta.ID)
 	e.SetSource(meta.Source)
 	e.SetType(string(t))
 	e.SetSubject(data.Key())
-	tm := meta.Time
-	if tm.IsZero() {
-		tm = time.Now().UTC()
-	}
 	e.SetTime(tm)
 	if meta.CorrelationID != "" {
 		e.SetExtension(ExtCorrelationID, meta.CorrelationID)
@@ -121,10 +141,6 @@ func build(t Type, data Data, meta Meta, validate bool) (*Message, error) {
 	}
 	if meta.Actor != "" {
 		e.SetExtension(ExtActor, meta.Actor)
-	}
-	body, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s data: %w", t, err)
 	}
 	e.SetDataContentType(event.ApplicationJSON)
 	e.DataEncoded = body
@@ -396,6 +412,7 @@ type attrs struct {
 	spec, id, source, typ, subject, schema, dct, ct string
 	tm, correlation, causation, actor               string
 	has                                             uint8 // id, source, type, correlation, causation, actor present
+	owned                                           bool  // the strings are not views of a header block
 }
 
 func (a *attrs) extensions() map[string]any {
@@ -404,15 +421,24 @@ func (a *attrs) extensions() map[string]any {
 	}
 	exts := make(map[string]any, 3)
 	if a.has&8 != 0 {
-		exts[ExtCorrelationID] = strings.Clone(a.correlation)
+		exts[ExtCorrelationID] = a.keep(a.correlation)
 	}
 	if a.has&16 != 0 {
-		exts[ExtCausationID] = strings.Clone(a.causation)
+		exts[ExtCausationID] = a.keep(a.causation)
 	}
 	if a.has&32 != 0 {
-		exts[ExtActor] = strings.Clone(a.actor)
+		exts[ExtActor] = a.keep(a.actor)
 	}
 	return exts
+}
+
+// keep returns s as a string of its own: header values are views of the
+// header block, values handed to New are the caller's already.
+func (a *attrs) keep(s string) string {
+	if a.owned {
+		return s
+	}
+	return strings.Clone(s)
 }
 
 // plainContext is an event context with room for what its pointers point
@@ -436,15 +462,15 @@ func (a *attrs) plainEvent(t time.Time, body []byte) (event.Event, bool) {
 	}
 	p := &plainContext{dct: event.ApplicationJSON}
 	c := &p.ctx
-	c.ID = strings.Clone(a.id)
-	c.Source = types.URIRef{URL: url.URL{Path: strings.Clone(a.source)}}
+	c.ID = a.keep(a.id)
+	c.Source = types.URIRef{URL: url.URL{Path: a.keep(a.source)}}
 	if info, ok := Lookup(Type(a.typ)); ok {
 		c.Type = string(info.Type)
 	} else {
-		c.Type = strings.Clone(a.typ)
+		c.Type = a.keep(a.typ)
 	}
 	if a.subject != "" {
-		p.subject = strings.Clone(a.subject)
+		p.subject = a.keep(a.subject)
 		c.Subject = &p.subject
 	}
 	c.DataContentType = &p.dct

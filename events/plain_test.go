@@ -87,3 +87,40 @@ func TestPlainEventMatchesGeneral(t *testing.T) {
 		})
 	}
 }
+
+// New builds through the fast path exactly what the setters build.
+func TestNewMatchesGeneral(t *testing.T) {
+	at := time.Date(2026, 11, 26, 4, 5, 6, 789, time.UTC)
+	data := &LicenseActivated{InstallCode: "SS-1", LicenseID: "123e4567-e89b-12d3-a456-426614174000", Kind: Capacity, Devices: 200, ActivatedAt: at}
+	full := Meta{ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Source: DeviceSource, CorrelationID: "c", CausationID: "d", Actor: "user:ann", Time: at}
+	with := func(f func(*Meta)) Meta { m := full; f(&m); return m }
+	tests := []struct {
+		name string
+		meta Meta
+	}{
+		{"every attribute", full},
+		{"no extensions", with(func(m *Meta) { m.CorrelationID, m.CausationID, m.Actor = "", "", "" })},
+		{"only an actor", with(func(m *Meta) { m.CorrelationID, m.CausationID = "", "" })},
+		{"a URN source (general path)", with(func(m *Meta) { m.Source = "urn:licensebus:x" })},
+		{"id with a space around (general path)", with(func(m *Meta) { m.ID = " x" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := New(LicenseActivatedType, data, tt.meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, _ := Lookup(LicenseActivatedType)
+			want, err := buildGeneral(info, data, tt.meta, tt.meta.Time, got.Event.DataEncoded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Event, want.Event) { // (Info holds a func, which DeepEqual never matches)
+				t.Errorf("fast path:\n%#v\ngeneral:\n%#v", got.Event.Context, want.Event.Context)
+			}
+		})
+	}
+	if _, err := New(LicenseActivatedType, data, with(func(m *Meta) { m.ID = "" })); err == nil {
+		t.Error("New accepted an empty id")
+	}
+}

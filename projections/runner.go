@@ -97,12 +97,16 @@ type Runner struct {
 	tap     *bus.Tap // the process's feed, if it has one
 
 	// Owned by the goroutine that restores and follows:
-	seed   maphash.Seed
-	stored []map[string]uint64 // per model: hash of each entry in its bucket
-	// seen is, per model replaying from the first event, the keys it has
-	// written since; once it reaches the head, entries of its bucket it
-	// did not write are stale and deleted. nil when not replaying.
-	seen []map[string]struct{}
+	seed maphash.Seed
+	// stored is, per model, the hash of each entry in its bucket (63 bits)
+	// and a mark in the top bit: while a model replays from the first
+	// event, entries it has written since carry mark[i]. Once it reaches
+	// the head, entries of its bucket it did not write are stale and
+	// deleted. Flipping mark[i] at the start of a replay unmarks every
+	// entry at once, with no second map of the keys seen.
+	stored    []map[string]uint64
+	mark      []uint64
+	replaying []bool
 	// wrote is, per model, the last sequence of its bucket's stream this
 	// runner read or wrote: if the stream has moved past it, someone else
 	// wrote to the bucket and stored is no longer to be trusted.
@@ -116,8 +120,9 @@ type Runner struct {
 func NewRunner(js jetstream.JetStream, log zerolog.Logger, models ...Model) *Runner {
 	r := &Runner{js: js, models: models, log: log.With().Str("component", "projections").Logger(),
 		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error),
-		seed: maphash.MakeSeed(), stored: make([]map[string]uint64, len(models)), seen: make([]map[string]struct{}, len(models)),
-		wrote: make([]uint64, len(models)), streams: map[string]int{}}
+		seed: maphash.MakeSeed(), stored: make([]map[string]uint64, len(models)), mark: make([]uint64, len(models)),
+		replaying: make([]bool, len(models)),
+		wrote:     make([]uint64, len(models)), streams: map[string]int{}}
 	for i, m := range models {
 		r.stored[i] = map[string]uint64{}
 		r.streams["KV_"+Bucket(m)] = i
@@ -196,12 +201,20 @@ func (r *Runner) restore(ctx context.Context) error {
 // replayFromStart readies model i, just reset, for a replay from the first
 // event, sized for what its bucket holds.
 func (r *Runner) replayFromStart(i int, m Model) {
-	n := len(r.stored[i])
 	if g, ok := m.(Grower); ok {
-		g.Grow(n)
+		g.Grow(len(r.stored[i]))
 	}
-	r.seen[i] = make(map[string]struct{}, n)
+	r.mark[i] ^= markBit
+	r.replaying[i] = true
 }
+
+// markBit is the bit of a stored hash that says "written in this replay".
+const markBit = 1 << 63
+
+// hash is the hash of an entry's value, without the mark bit. 63 bits:
+// the odds of two values of one key colliding (and a write being
+// skipped) are one in 2^63.
+func (r *Runner) hash(v []byte) uint64 { return maphash.Bytes(r.seed, v) &^ markBit }
 
 // load reads a model's bucket: the hash of every entry into stored, the
 // entries into the model if restore, and the checkpoint.
@@ -244,7 +257,7 @@ func (r *Runner) load(ctx context.Context, i int, m Model, restore bool) (uint64
 				ck, _ = strconv.ParseUint(string(msg.Data()), 10, 64)
 				continue
 			}
-			r.stored[i][key] = maphash.Bytes(r.seed, msg.Data())
+			r.stored[i][key] = r.hash(msg.Data()) | r.mark[i]
 			if !restore {
 				continue
 			}
@@ -406,8 +419,8 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 		if last <= sent[i] {
 			continue
 		}
-		stored, seen := r.stored[i], r.seen[i]
-		if seen != nil && !quiet && last-sent[i] < replayHold {
+		stored, replaying, mark := r.stored[i], r.replaying[i], r.mark[i]
+		if replaying && !quiet && last-sent[i] < replayHold {
 			// Replaying from the first event: the bucket keeps the values
 			// it has until the head, where the model's changes since the
 			// reset are its final values. Values in between would be
@@ -428,32 +441,30 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 				b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Header: nats.Header{"KV-Operation": []string{"DEL"}}})
 				continue
 			}
-			if seen != nil {
-				seen[k] = struct{}{}
-			}
-			// 64-bit hashes: the odds of two values of one key colliding
-			// (and a write being skipped) are one in 2^64.
-			h := maphash.Bytes(r.seed, v)
-			if old, ok := stored[k]; ok && old == h {
+			h := r.hash(v) | mark
+			if old, ok := stored[k]; ok && old&^markBit == h&^markBit {
+				if old != h {
+					stored[k] = h // the same value, now marked
+				}
 				continue
 			}
 			stored[k] = h
 			b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Data: v})
 		}
 		sent[i] = last
-		if seen != nil {
+		if replaying {
 			if !quiet {
 				// Held too long: written, but no checkpoint and no deletes
 				// until the head (a stop before it replays again).
 				continue
 			}
-			for k := range stored {
-				if _, ok := seen[k]; !ok {
+			for k, h := range stored {
+				if h&markBit != mark {
 					delete(stored, k)
 					b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Header: nats.Header{"KV-Operation": []string{"DEL"}}})
 				}
 			}
-			r.seen[i] = nil
+			r.replaying[i] = false
 		}
 		b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + CheckpointKey, Data: []byte(strconv.FormatUint(last, 10))})
 		b.models = append(b.models, i)

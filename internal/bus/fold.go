@@ -87,9 +87,8 @@ func (f *Feed) start(ctx context.Context) {
 }
 
 func (f *Feed) run(ctx context.Context, subs []ApplyFunc, taps []*Tap) error {
-	cons, err := f.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.AllEvents},
-	})
+	// Unfiltered, as in readStream: the stream holds events.AllEvents only.
+	cons, err := f.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return fmt.Errorf("feed consumer: %w", err)
 	}

@@ -180,6 +180,8 @@ func benchRows(r *bench.Result) []table.Row {
 			{"cpu", "raw async append: NATS server / publishing process, per message", f2(r.NATSRawCPU) + " / " + f2(r.RawCPU), "µs"},
 			{"cpu", "activation burst: NATS server / licensebus process, per activation", rate(r.NATSActCPU) + " / " + rate(r.ActCPU), "µs"},
 			{"cpu", "NATS server CPU per product message ÷ per raw message", f2(r.NATSMsgCost), ""},
+			{"cpu", "raw replay: NATS server / reading process, per message", f2(r.NATSReplayCPU) + " / " + f2(r.ReplayCPU), "µs"},
+			{"cpu", "rebuild: NATS server / licensebus process, per event", f2(r.NATSRebuildCPU) + " / " + f2(r.RebuildCPU), "µs"},
 		}...)
 	} else if r.ActCPU > 0 {
 		rows = append(rows, table.Row{"cpu", "activation burst: licensebus + NATS server process, per activation", rate(r.ActCPU), "µs"})

@@ -54,7 +54,8 @@ func TestBenchTiny(t *testing.T) {
 	// where measured (Linux; a tiny run may fall inside one 10 ms clock
 	// tick, so no figure must be positive; cpu_linux_test.go checks the
 	// clock).
-	for _, k := range []string{"raw_cpu_us_per_msg", "nats_cpu_us_per_raw_msg", "cpu_us_per_activation", "nats_cpu_us_per_activation", "nats_cost_per_msg_vs_raw"} {
+	for _, k := range []string{"raw_cpu_us_per_msg", "nats_cpu_us_per_raw_msg", "cpu_us_per_activation", "nats_cpu_us_per_activation", "nats_cost_per_msg_vs_raw",
+		"replay_cpu_us_per_msg", "nats_replay_cpu_us_per_msg", "rebuild_cpu_us_per_event", "nats_rebuild_cpu_us_per_event"} {
 		if v, ok := got[k].(float64); !ok || v < 0 {
 			t.Errorf("%s=%v, want a number >= 0", k, got[k])
 		}

@@ -572,22 +572,32 @@ func (b *run) replay(ctx context.Context) error {
 		return err
 	}
 	var raw, rebuilt []float64
+	var cpu [4][]float64 // raw replay, its server; rebuild, its server
 	for round := range replayRounds {
 		b.progress("raw replay of the event stream (round %d of %d)", round+1, replayRounds)
+		mark := b.cpuNow()
 		n, rate, err := replay(cctx, b.js, events.EventsStream)
 		if err != nil {
 			return err
 		}
+		self, nats := mark.perUnit(b.cpuNow(), n)
+		cpu[0], cpu[1] = append(cpu[0], self), append(cpu[1], nats)
 		b.r.ReplayEvents = n
 		raw = append(raw, rate)
+		mark = b.cpuNow()
 		rate, err = b.rebuild(cctx, n, round == 0)
 		if err != nil {
 			return err
 		}
+		// (Includes the settle after the rebuild: a few ms of polling.)
+		self, nats = mark.perUnit(b.cpuNow(), n)
+		cpu[2], cpu[3] = append(cpu[2], self), append(cpu[3], nats)
 		rebuilt = append(rebuilt, rate)
 	}
 	b.r.RawReplay, b.r.Rebuild = median(raw), median(rebuilt)
 	b.r.RebuildRatio = b.r.Rebuild / b.r.RawReplay
+	b.r.ReplayCPU, b.r.NATSReplayCPU = median(cpu[0]), median(cpu[1])
+	b.r.RebuildCPU, b.r.NATSRebuildCPU = median(cpu[2]), median(cpu[3])
 	return nil
 }
 

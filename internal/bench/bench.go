@@ -158,6 +158,13 @@ type Result struct {
 	// units of its CPU per raw async message: what the product's way of
 	// writing (expected sequences, deliveries, acks, KV) costs the server.
 	NATSMsgCost float64 `json:"nats_cost_per_msg_vs_raw"`
+	// CPU per event of the raw replay and of the rebuild (medians of the
+	// rounds): the rebuild's rate moves with the machine, its CPU per event
+	// much less.
+	ReplayCPU      float64 `json:"replay_cpu_us_per_msg"`
+	NATSReplayCPU  float64 `json:"nats_replay_cpu_us_per_msg"`
+	RebuildCPU     float64 `json:"rebuild_cpu_us_per_event"`
+	NATSRebuildCPU float64 `json:"nats_rebuild_cpu_us_per_event"`
 
 	FleetTargets        int     `json:"fleet_targets"`
 	FleetDevices        int     `json:"fleet_devices"`
@@ -254,7 +261,7 @@ func (r *Result) round() {
 		&r.E2EOffered, &r.Rebuild, &r.RawMsgBytes, &r.EventMsgBytes, &r.ActCPU, &r.NATSActCPU} {
 		to(v, 0)
 	}
-	for _, v := range []*float64{&r.RawCPU, &r.NATSRawCPU, &r.NATSMsgCost} {
+	for _, v := range []*float64{&r.RawCPU, &r.NATSRawCPU, &r.NATSMsgCost, &r.ReplayCPU, &r.NATSReplayCPU, &r.RebuildCPU, &r.NATSRebuildCPU} {
 		to(v, 2)
 	}
 	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen} {

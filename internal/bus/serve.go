@@ -38,20 +38,21 @@ type Service struct {
 // then handles the consumers and runs the reactors until ctx ends. It
 // returns the first error of any of them.
 func Serve(ctx context.Context, js jetstream.JetStream, svc Service) error {
+	// A stop while starting is a stop, not a failure.
 	eps := svc.Endpoints
 	for _, r := range svc.Reactors {
 		if err := r.Open(ctx); err != nil {
-			return err
+			return stopped(ctx, err)
 		}
 	}
 	errc := make(chan error, len(eps)+len(svc.Reactors)+1)
 	go func() { errc <- svc.Fold.Run(ctx) }()
 	if err := svc.Fold.CatchUp(ctx); err != nil {
-		return err
+		return stopped(ctx, err)
 	}
 	consumers, err := ensureConsumers(ctx, js, eps)
 	if err != nil {
-		return err
+		return stopped(ctx, err)
 	}
 	if svc.Ready != nil {
 		svc.Ready()
@@ -73,6 +74,14 @@ func Serve(ctx context.Context, js jetstream.JetStream, svc Service) error {
 		}
 	}
 	return first
+}
+
+// stopped is nil if ctx has ended (err is then its consequence), else err.
+func stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // ensureConsumers creates or updates the endpoints' durables.

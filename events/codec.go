@@ -165,7 +165,7 @@ func (m *Message) Subject() string {
 func (m *Message) NATS() *nats.Msg {
 	e := &m.Event
 	h := make(nats.Header, 12)
-	// The values share one array: one allocation instead of one a header.
+	// The values share one array: one allocation instead of one per header.
 	vs := make(values, 0, 11)
 	h["ce-specversion"] = vs.one(e.SpecVersion())
 	h["ce-id"] = vs.one(pctEncode(e.ID()))

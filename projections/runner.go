@@ -107,6 +107,11 @@ type Runner struct {
 	stored    []map[string]uint64
 	mark      []uint64
 	replaying []bool
+	// held is, per model replaying, the changes that differ from what its
+	// bucket holds, kept until the head (nil: delete). The rest of the
+	// changes are compared and let go as the replay goes, so that a
+	// replay does not hold every entry in memory until the head.
+	held []map[string][]byte
 	// wrote is, per model, the last sequence of its bucket's stream this
 	// runner read or wrote: if the stream has moved past it, someone else
 	// wrote to the bucket and stored is no longer to be trusted.
@@ -121,8 +126,8 @@ func NewRunner(js jetstream.JetStream, log zerolog.Logger, models ...Model) *Run
 	r := &Runner{js: js, models: models, log: log.With().Str("component", "projections").Logger(),
 		notify: make(chan struct{}), ckpt: make([]uint64, len(models)), rebuild: make(chan chan error),
 		seed: maphash.MakeSeed(), stored: make([]map[string]uint64, len(models)), mark: make([]uint64, len(models)),
-		replaying: make([]bool, len(models)),
-		wrote:     make([]uint64, len(models)), streams: map[string]int{}}
+		replaying: make([]bool, len(models)), held: make([]map[string][]byte, len(models)),
+		wrote: make([]uint64, len(models)), streams: map[string]int{}}
 	for i, m := range models {
 		r.stored[i] = map[string]uint64{}
 		r.streams["KV_"+Bucket(m)] = i
@@ -206,6 +211,7 @@ func (r *Runner) replayFromStart(i int, m Model) {
 	}
 	r.mark[i] ^= markBit
 	r.replaying[i] = true
+	r.held[i] = nil
 }
 
 // markBit is the bit of a stored hash that says "written in this replay".
@@ -425,10 +431,17 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 			// it has until the head, where the model's changes since the
 			// reset are its final values. Values in between would be
 			// written only to be overwritten (and seen half-made).
+			r.hold(i, m.Changes())
 			continue
 		}
 		prefix := "$KV." + Bucket(m) + "."
 		changes := m.Changes()
+		if held := r.held[i]; len(held) > 0 {
+			for k, v := range changes {
+				held[k] = v // the later value wins
+			}
+			changes, r.held[i] = held, nil
+		}
 		if len(changes) == 0 && !quiet && !final && last-sent[i] < checkpointLag {
 			continue // busy and nothing to write: the checkpoint may lag a little
 		}
@@ -470,6 +483,29 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 		b.models = append(b.models, i)
 	}
 	return b
+}
+
+// hold takes the changes of model i while it replays and may not write
+// yet: a value equal to what the bucket holds is only marked as written in
+// this replay (and any older differing value held for it dropped); others
+// are held for the head.
+func (r *Runner) hold(i int, changes map[string][]byte) {
+	stored, mark := r.stored[i], r.mark[i]
+	for k, v := range changes {
+		if v != nil {
+			if old, ok := stored[k]; ok && old&^markBit == r.hash(v) {
+				if old&markBit != mark {
+					stored[k] = old&^markBit | mark
+				}
+				delete(r.held[i], k)
+				continue
+			}
+		}
+		if r.held[i] == nil {
+			r.held[i] = make(map[string][]byte)
+		}
+		r.held[i][k] = v
+	}
 }
 
 // writer stores batches in order, each pipelined on one connection (so

@@ -53,7 +53,7 @@ func BenchmarkDecodeBinary(b *testing.B) {
 }
 
 func BenchmarkDecodeStructured(b *testing.B) {
-	body, err := activatedEvent(b).Event.MarshalJSON()
+	body, err := activatedEvent(b).CloudEvent().MarshalJSON()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -36,12 +36,20 @@ type Meta struct {
 	Time          time.Time // when; zero means now
 }
 
-// Message is a decoded CloudEvent with typed data.
+// Message is a decoded CloudEvent with typed data. Event holds the
+// CloudEvent without the three extensions licensebus sets (correlationid,
+// causationid, actor), which the Message keeps apart: a map of them in
+// every decoded event was a fifth of what a rebuild allocated. CloudEvent
+// returns the whole event.
 type Message struct {
 	Event event.Event
 	Info  Info
 	Data  Data
+	exts  exts
 }
+
+// exts are licensebus's extensions of a message; "" is absent.
+type exts struct{ correlation, causation, actor string }
 
 // ID returns the CloudEvent id.
 func (m *Message) ID() string { return m.Event.ID() }
@@ -52,36 +60,62 @@ func (m *Message) Type() Type { return Type(m.Event.Type()) }
 // CorrelationID returns the correlationid extension, or the event id for a
 // message that starts its own chain.
 func (m *Message) CorrelationID() string {
-	if v := m.ext(ExtCorrelationID); v != "" {
+	if v := m.exts.correlation; v != "" {
 		return v
 	}
 	return m.Event.ID()
 }
 
 // CausationID returns the causationid extension.
-func (m *Message) CausationID() string { return m.ext(ExtCausationID) }
+func (m *Message) CausationID() string { return m.exts.causation }
 
 // Actor returns the actor extension.
-func (m *Message) Actor() string { return m.ext(ExtActor) }
+func (m *Message) Actor() string { return m.exts.actor }
 
-func (m *Message) ext(name string) string {
-	// Read the context's map in place: Event.Extensions() copies it, and
-	// handlers ask for these three on every message.
-	var v any
-	switch c := m.Event.Context.(type) {
-	case *event.EventContextV1:
-		v = c.Extensions[name]
-	default:
-		v = m.Event.Extensions()[name]
+// CloudEvent returns the message as one CloudEvent, its licensebus
+// extensions included (for a structured-mode encoding, say).
+func (m *Message) CloudEvent() event.Event {
+	e := m.Event.Clone()
+	for _, x := range m.exts.all() {
+		if x[1] != "" {
+			e.SetExtension(x[0], x[1])
+		}
 	}
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
+	return e
+}
+
+// all returns the extensions by name and value; a value "" is absent.
+func (x exts) all() [3][2]string {
+	return [3][2]string{{ExtCorrelationID, x.correlation}, {ExtCausationID, x.causation}, {ExtActor, x.actor}}
+}
+
+// takeExts moves licensebus's extensions out of e's context (where sdk-go's
+// structured decoder put them) into exts.
+func takeExts(e *event.Event) exts {
+	var x exts
+	c, ok := e.Context.(*event.EventContextV1)
+	if !ok || c.Extensions == nil {
 		return x
-	default:
-		return fmt.Sprint(v)
 	}
+	for _, f := range []struct {
+		name string
+		to   *string
+	}{{ExtCorrelationID, &x.correlation}, {ExtCausationID, &x.causation}, {ExtActor, &x.actor}} {
+		v, ok := c.Extensions[f.name]
+		if !ok {
+			continue
+		}
+		delete(c.Extensions, f.name)
+		if s, ok := v.(string); ok {
+			*f.to = s
+		} else {
+			*f.to = fmt.Sprint(v)
+		}
+	}
+	if len(c.Extensions) == 0 {
+		c.Extensions = nil
+	}
+	return x
 }
 
 // Next returns the Meta of a message caused by m: same correlation, caused
@@ -111,15 +145,10 @@ func build(t Type, data Data, meta Meta, validate bool) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s data: %w", t, err)
 	}
-	a := attrs{owned: true, id: meta.ID, source: meta.Source, typ: string(t), subject: data.Key(), dct: event.ApplicationJSON,
-		correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor, has: 7}
-	for i, v := range []string{meta.CorrelationID, meta.CausationID, meta.Actor} {
-		if v != "" {
-			a.has |= 8 << i
-		}
-	}
+	a := attrs{owned: true, id: meta.ID, source: meta.Source, typ: string(t), subject: data.Key(), dct: event.ApplicationJSON, has: 7}
+	x := exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor}
 	if e, ok := a.plainEvent(tm, body); ok {
-		return &Message{Event: e, Info: info, Data: data}, nil
+		return &Message{Event: e, Info: info, Data: data, exts: x}, nil
 	}
 	return buildGeneral(info, data, meta, tm, body)
 }
@@ -133,21 +162,12 @@ func buildGeneral(info Info, data Data, meta Meta, tm time.Time, body []byte) (*
 	e.SetType(string(t))
 	e.SetSubject(data.Key())
 	e.SetTime(tm)
-	if meta.CorrelationID != "" {
-		e.SetExtension(ExtCorrelationID, meta.CorrelationID)
-	}
-	if meta.CausationID != "" {
-		e.SetExtension(ExtCausationID, meta.CausationID)
-	}
-	if meta.Actor != "" {
-		e.SetExtension(ExtActor, meta.Actor)
-	}
 	e.SetDataContentType(event.ApplicationJSON)
 	e.DataEncoded = body
 	if err := e.Validate(); err != nil {
 		return nil, Reject(ReasonMalformed, "invalid CloudEvent: %v", err)
 	}
-	return &Message{Event: e, Info: info, Data: data}, nil
+	return &Message{Event: e, Info: info, Data: data, exts: exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor}}, nil
 }
 
 // Subject returns the NATS subject m belongs on.
@@ -183,14 +203,20 @@ func (m *Message) NATS() *nats.Msg {
 	if ds := e.DataSchema(); ds != "" {
 		h["ce-dataschema"] = vs.one(pctEncode(ds))
 	}
-	// The context's own map: Event.Extensions copies it.
-	exts := map[string]any(nil)
-	if c, ok := e.Context.(*event.EventContextV1); ok {
-		exts = c.Extensions
-	} else {
-		exts = e.Extensions()
+	for _, x := range m.exts.all() {
+		if x[1] != "" {
+			h[extHeader(x[0])] = vs.one(pctEncode(x[1]))
+		}
 	}
-	for k, v := range exts {
+	// Any other extension, from the context's own map: Event.Extensions
+	// copies it.
+	others := map[string]any(nil)
+	if c, ok := e.Context.(*event.EventContextV1); ok {
+		others = c.Extensions
+	} else {
+		others = e.Extensions()
+	}
+	for k, v := range others {
 		s, ok := v.(string)
 		if !ok {
 			s = fmt.Sprint(v)
@@ -234,11 +260,11 @@ func extHeader(k string) string {
 // the returned Message is still filled in, so the caller can correlate the
 // rejection.
 func Decode(h nats.Header, body []byte) (*Message, error) {
-	e, err := decodeEvent(h, body)
+	e, x, err := decodeEvent(h, body)
 	if err != nil {
 		return nil, err
 	}
-	m := &Message{Event: e}
+	m := &Message{Event: e, exts: x}
 	info, ok := Lookup(Type(e.Type()))
 	if !ok {
 		return m, Reject(ReasonUnknownType, "unknown CloudEvent type %q", e.Type())
@@ -263,26 +289,27 @@ func Decode(h nats.Header, body []byte) (*Message, error) {
 	return m, nil
 }
 
-func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
+func decodeEvent(h nats.Header, body []byte) (event.Event, exts, error) {
 	a, other, err := readAttrs(h)
 	if err != nil {
-		return event.Event{}, err
+		return event.Event{}, exts{}, err
 	}
 	if a.structured {
 		e := event.New()
 		if err := unmarshalStructured(&e, body); err != nil {
-			return event.Event{}, Reject(ReasonMalformed, "structured CloudEvent: %v", err)
+			return event.Event{}, exts{}, Reject(ReasonMalformed, "structured CloudEvent: %v", err)
 		}
 		if e.SpecVersion() != event.CloudEventsVersionV1 {
-			return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", e.SpecVersion())
+			return event.Event{}, exts{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", e.SpecVersion())
 		}
-		return validated(e)
+		e, err := validated(e)
+		return e, takeExts(&e), err
 	}
 	if a.spec == "" {
-		return event.Event{}, Reject(ReasonMalformed, "not a CloudEvent: no ce-specversion header and no application/cloudevents content type")
+		return event.Event{}, exts{}, Reject(ReasonMalformed, "not a CloudEvent: no ce-specversion header and no application/cloudevents content type")
 	}
 	if a.spec != event.CloudEventsVersionV1 {
-		return event.Event{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", a.spec)
+		return event.Event{}, exts{}, Reject(ReasonMalformed, "unsupported CloudEvents specversion %q", a.spec)
 	}
 	if a.dct == "" {
 		a.dct = a.ct
@@ -292,15 +319,16 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, error) {
 		var err error
 		t, err = time.Parse(time.RFC3339Nano, a.tm)
 		if err != nil || t.UTC().Year() < 1 || t.UTC().Year() > 9999 {
-			return event.Event{}, Reject(ReasonMalformed, "ce-time %q is not an RFC 3339 time in years 0001-9999", a.tm)
+			return event.Event{}, exts{}, Reject(ReasonMalformed, "ce-time %q is not an RFC 3339 time in years 0001-9999", a.tm)
 		}
 	}
 	if len(other) == 0 {
 		if e, ok := a.plainEvent(t, body); ok {
-			return e, nil
+			return e, a.exts(), nil
 		}
 	}
-	return a.general(other, t, body)
+	e, err := a.general(other, t, body)
+	return e, a.exts(), err
 }
 
 // general builds the event with sdk-go's setters and Validate. Setters only
@@ -327,13 +355,6 @@ func (a *attrs) general(other [][2]string, t time.Time, body []byte) (event.Even
 	}
 	if a.tm != "" {
 		e.SetTime(t)
-	}
-	if c, ok := e.Context.(*event.EventContextV1); ok && a.has&(8|16|32) != 0 {
-		c.Extensions = a.extensions()
-	} else {
-		for k, v := range a.extensions() {
-			e.SetExtension(k, v)
-		}
 	}
 	for _, kv := range other {
 		e.SetExtension(kv[0], strings.Clone(kv[1]))
@@ -375,11 +396,11 @@ func readAttrs(h nats.Header) (a attrs, other [][2]string, err error) {
 			case "time":
 				a.tm = v
 			case ExtCorrelationID:
-				a.correlation, a.has = v, a.has|8
+				a.correlation = v
 			case ExtCausationID:
-				a.causation, a.has = v, a.has|16
+				a.causation = v
 			case ExtActor:
-				a.actor, a.has = v, a.has|32
+				a.actor = v
 			default:
 				other = append(other, [2]string{name, v})
 			}
@@ -411,25 +432,13 @@ type attrs struct {
 	structured                                      bool
 	spec, id, source, typ, subject, schema, dct, ct string
 	tm, correlation, causation, actor               string
-	has                                             uint8 // id, source, type, correlation, causation, actor present
+	has                                             uint8 // id, source, type present (even if empty)
 	owned                                           bool  // the strings are not views of a header block
 }
 
-func (a *attrs) extensions() map[string]any {
-	if a.has&(8|16|32) == 0 {
-		return nil
-	}
-	exts := make(map[string]any, 3)
-	if a.has&8 != 0 {
-		exts[ExtCorrelationID] = a.keep(a.correlation)
-	}
-	if a.has&16 != 0 {
-		exts[ExtCausationID] = a.keep(a.causation)
-	}
-	if a.has&32 != 0 {
-		exts[ExtActor] = a.keep(a.actor)
-	}
-	return exts
+// exts returns licensebus's extensions, as strings of their own.
+func (a *attrs) exts() exts {
+	return exts{correlation: a.keep(a.correlation), causation: a.keep(a.causation), actor: a.keep(a.actor)}
 }
 
 // keep returns s as a string of its own: header values are views of the
@@ -478,7 +487,6 @@ func (a *attrs) plainEvent(t time.Time, body []byte) (event.Event, bool) {
 		p.time.Time = t
 		c.Time = &p.time
 	}
-	c.Extensions = a.extensions()
 	return event.Event{Context: c, DataEncoded: body}, true
 }
 

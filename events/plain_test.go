@@ -115,6 +115,9 @@ func TestNewMatchesGeneral(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got.exts != want.exts {
+				t.Errorf("extensions %+v, want %+v", got.exts, want.exts)
+			}
 			if !reflect.DeepEqual(got.Event, want.Event) { // (Info holds a func, which DeepEqual never matches)
 				t.Errorf("fast path:\n%#v\ngeneral:\n%#v", got.Event.Context, want.Event.Context)
 			}
@@ -122,5 +125,68 @@ func TestNewMatchesGeneral(t *testing.T) {
 	}
 	if _, err := New(LicenseActivatedType, data, with(func(m *Meta) { m.ID = "" })); err == nil {
 		t.Error("New accepted an empty id")
+	}
+}
+
+// licensebus's extensions travel beside the CloudEvent in a Message, and
+// whole on the wire and in CloudEvent, whichever way the event came.
+func TestExtensionsBesideTheEvent(t *testing.T) {
+	at := time.Date(2026, 11, 26, 4, 5, 6, 0, time.UTC)
+	data := &Registered{InstallCode: "SS-1", Name: "SC", Version: "3.4"}
+	meta := Meta{ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Source: DeviceSource, CorrelationID: "c1", CausationID: "d1",
+		Actor: "user:ann lee", Time: at}
+	built, err := New(RegisteredType, data, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := built.CloudEvent()
+	structured, err := whole.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary := built.NATS()
+	tests := []struct {
+		name string
+		m    func() (*Message, error)
+	}{
+		{"built", func() (*Message, error) { return built, nil }},
+		{"binary mode", func() (*Message, error) { return Decode(binary.Header, binary.Data) }},
+		{"structured mode", func() (*Message, error) {
+			return Decode(nats.Header{"Content-Type": []string{"application/cloudevents+json"}}, structured)
+		}},
+		{"binary mode with a foreign extension", func() (*Message, error) {
+			h := nats.Header{}
+			for k, v := range binary.Header {
+				h[k] = v
+			}
+			h.Set("ce-traceparent", "00-abc-def-01")
+			return Decode(h, binary.Data)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := tt.m()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.CorrelationID() != "c1" || m.CausationID() != "d1" || m.Actor() != "user:ann lee" {
+				t.Errorf("correlation %q, causation %q, actor %q", m.CorrelationID(), m.CausationID(), m.Actor())
+			}
+			for _, name := range []string{ExtCorrelationID, ExtCausationID, ExtActor} {
+				if _, ok := m.Event.Extensions()[name]; ok {
+					t.Errorf("%s also in the event's context", name)
+				}
+				if got := m.CloudEvent().Extensions()[name]; got == nil {
+					t.Errorf("CloudEvent without %s", name)
+				}
+			}
+			h := m.NATS().Header
+			if h.Get("ce-correlationid") != "c1" || h.Get("ce-causationid") != "d1" || h.Get("ce-actor") != "user:ann%20lee" {
+				t.Errorf("headers %v", h)
+			}
+			if tt.name == "binary mode with a foreign extension" && h.Get("ce-traceparent") != "00-abc-def-01" {
+				t.Errorf("foreign extension lost: %v", h)
+			}
+		})
 	}
 }

@@ -194,15 +194,15 @@ func benchRows(r *bench.Result) []table.Row {
 		{"fleet", "rollout rate", rate(r.FleetTargetsPerMin), "SmartServers/min"},
 	}...)
 	memory := []table.Row{
-		{"memory", "licensebus + NATS server, one process: peak RSS", f1(r.PeakRSSMB), "MB"},
-		{"memory", "licensebus + NATS server, one process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
+		{"memory", "licensebus + NATS server, one process: peak RSS", f1(r.PeakRSSMB), "MiB"},
+		{"memory", "licensebus + NATS server, one process: RSS after fleet", f1(r.RSSAfterFleetMB), "MiB"},
 	}
 	if r.NATSProcess != "shared" {
 		memory = []table.Row{
-			{"memory", "licensebus process: peak RSS", f1(r.PeakRSSMB), "MB"},
-			{"memory", "licensebus process: RSS after fleet", f1(r.RSSAfterFleetMB), "MB"},
-			{"memory", "NATS server process: peak RSS", f1(r.NATSPeakRSSMB), "MB"},
-			{"memory", "NATS server process: RSS after fleet", f1(r.NATSRSSAfterFleetMB), "MB"},
+			{"memory", "licensebus process: peak RSS", f1(r.PeakRSSMB), "MiB"},
+			{"memory", "licensebus process: RSS after fleet", f1(r.RSSAfterFleetMB), "MiB"},
+			{"memory", "NATS server process: peak RSS", f1(r.NATSPeakRSSMB), "MiB"},
+			{"memory", "NATS server process: RSS after fleet", f1(r.NATSRSSAfterFleetMB), "MiB"},
 		}
 	}
 	rows = append(rows, memory...)

@@ -38,9 +38,9 @@ type Meta struct {
 
 // Message is a decoded CloudEvent with typed data. Event holds the
 // CloudEvent without the three extensions licensebus sets (correlationid,
-// causationid, actor), which the Message keeps apart: a map of them in
-// every decoded event was a fifth of what a rebuild allocated. CloudEvent
-// returns the whole event.
+// causationid, actor), which the Message keeps apart: sdk-go's map of them
+// cost every decoded event about 450 bytes in five allocations, the
+// largest of ours in a rebuild. CloudEvent returns the whole event.
 type Message struct {
 	Event event.Event
 	Info  Info

@@ -11,7 +11,7 @@ import (
 
 // The hot paths of the codec, on the event every activation ends with. A
 // handler builds it (New), appends it (NATS); every fold and the projections
-// decode it (Decode). Run with: go test -run '^$' -bench . ./events/
+// receive and decode it (Receive, Decode). Run with: go test -run '^$' -bench . ./events/
 
 func activatedEvent(b *testing.B) *events.Message {
 	return mustNew(b, events.LicenseActivatedType, activated(),
@@ -41,8 +41,23 @@ func BenchmarkNATS(b *testing.B) {
 	}
 }
 
+func BenchmarkBinary(b *testing.B) {
+	m := activatedEvent(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = m.Binary()
+	}
+}
+
 func BenchmarkDecodeBinary(b *testing.B) {
-	msg := activatedEvent(b).NATS()
+	benchDecode(b, activatedEvent(b).Binary())
+}
+
+func BenchmarkDecodeStructured(b *testing.B) {
+	benchDecode(b, activatedEvent(b).NATS())
+}
+
+func benchDecode(b *testing.B, msg *nats.Msg) {
 	b.SetBytes(int64(len(msg.Data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -52,18 +67,32 @@ func BenchmarkDecodeBinary(b *testing.B) {
 	}
 }
 
-func BenchmarkDecodeStructured(b *testing.B) {
-	body, err := activatedEvent(b).CloudEvent().MarshalJSON()
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := nats.Header{"Content-Type": {"application/cloudevents+json"}}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := events.Decode(h, body); err != nil {
-			b.Fatal(err)
-		}
+// BenchmarkReceive is what every reader of an event pays: nats.go parsing
+// the headers as stored (the append's expected-sequence headers included),
+// then Decode.
+func BenchmarkReceive(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		msg  *nats.Msg
+	}{{"binary", activatedEvent(b).Binary()}, {"structured", activatedEvent(b).NATS()}} {
+		b.Run(mode.name, func(b *testing.B) {
+			block := []byte("NATS/1.0\r\n")
+			for k, vs := range mode.msg.Header {
+				block = fmt.Appendf(block, "%s: %s\r\n", k, vs[0])
+			}
+			block = fmt.Appendf(block, "Nats-Expected-Last-Subject-Sequence: 123456\r\nNats-Expected-Last-Subject-Sequence-Subject: lb.evt.smartserver.%s.>\r\n\r\n", installCd)
+			b.SetBytes(int64(len(block) + len(mode.msg.Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				h, err := nats.DecodeHeadersMsg(block)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := events.Decode(h, mode.msg.Data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -46,6 +46,8 @@ type Message struct {
 	Info  Info
 	Data  Data
 	exts  exts
+	// jsonData: Event's data is JSON that encoded or decoded without error.
+	jsonData bool
 }
 
 // exts are licensebus's extensions of a message; "" is absent.
@@ -148,7 +150,7 @@ func build(t Type, data Data, meta Meta, validate bool) (*Message, error) {
 	a := attrs{owned: true, id: meta.ID, source: meta.Source, typ: string(t), subject: data.Key(), dct: event.ApplicationJSON, has: 7}
 	x := exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor}
 	if e, ok := a.plainEvent(tm, body); ok {
-		return &Message{Event: e, Info: info, Data: data, exts: x}, nil
+		return &Message{Event: e, Info: info, Data: data, exts: x, jsonData: true}, nil
 	}
 	return buildGeneral(info, data, meta, tm, body)
 }
@@ -167,7 +169,8 @@ func buildGeneral(info Info, data Data, meta Meta, tm time.Time, body []byte) (*
 	if err := e.Validate(); err != nil {
 		return nil, Reject(ReasonMalformed, "invalid CloudEvent: %v", err)
 	}
-	return &Message{Event: e, Info: info, Data: data, exts: exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor}}, nil
+	return &Message{Event: e, Info: info, Data: data, exts: exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor},
+		jsonData: true}, nil
 }
 
 // Subject returns the NATS subject m belongs on.
@@ -178,11 +181,12 @@ func (m *Message) Subject() string {
 	return EventSubject(m.Info, m.Data)
 }
 
-// NATS returns m as a binary-mode CloudEvent NATS message: one ce-* header
-// per attribute (percent-encoded as the NATS binding asks), the JSON data as
-// payload, and Nats-Msg-Id set to the CloudEvent id so JetStream dedupes
-// repeats.
-func (m *Message) NATS() *nats.Msg {
+// Binary returns m as a binary-mode CloudEvent NATS message: one ce-*
+// header per attribute (percent-encoded as the NATS binding asks), the JSON
+// data as payload, and Nats-Msg-Id set to the CloudEvent id so JetStream
+// dedupes repeats. licensebus writes structured mode (NATS); clients may
+// send either.
+func (m *Message) Binary() *nats.Msg {
 	e := &m.Event
 	h := make(nats.Header, 12)
 	// The values share one array: one allocation instead of one per header.
@@ -282,7 +286,7 @@ func Decode(h nats.Header, body []byte) (*Message, error) {
 	if err := json.Unmarshal(raw, d); err != nil {
 		return m, Reject(ReasonInvalidData, "%s data: %v", e.Type(), err)
 	}
-	m.Data = d
+	m.Data, m.jsonData = d, true
 	if err := d.Validate(); err != nil {
 		return m, err
 	}
@@ -295,6 +299,9 @@ func decodeEvent(h nats.Header, body []byte) (event.Event, exts, error) {
 		return event.Event{}, exts{}, err
 	}
 	if a.structured {
+		if e, x, ok := plainStructured(body); ok {
+			return e, x, nil
+		}
 		e := event.New()
 		if err := unmarshalStructured(&e, body); err != nil {
 			return event.Event{}, exts{}, Reject(ReasonMalformed, "structured CloudEvent: %v", err)

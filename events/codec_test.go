@@ -40,7 +40,7 @@ func activateMsg(t testing.TB) *nats.Msg {
 	t.Helper()
 	return mustNew(t, events.ActivateLicenseType,
 		&events.ActivateLicense{InstallCode: installCd, LicenseID: licenseID},
-		events.Meta{ID: commandID, Source: "/licensebus/cli", Actor: "alice", Time: at}).NATS()
+		events.Meta{ID: commandID, Source: "/licensebus/cli", Actor: "alice", Time: at}).Binary()
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -62,10 +62,29 @@ func TestRoundTrip(t *testing.T) {
 		{"transfer requested", events.TransferRequestedType, &events.TransferRequested{InstallCode: installCd, LicenseIDs: []string{licenseID, licenseID2}}, evtMeta},
 		{"rejected", events.RejectedType, &events.Rejected{CommandID: commandID, CommandType: string(events.ActivateLicenseType), Reason: events.ReasonUnknownLicense, Message: "no such license", Aggregate: "smartserver", ID: installCd}, evtMeta},
 	}
+	modes := []struct {
+		name   string
+		encode func(*events.Message) *nats.Msg
+	}{{"structured", (*events.Message).NATS}, {"binary", (*events.Message).Binary}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := mustNew(t, tt.typ, tt.data, tt.meta)
-			msg := m.NATS()
+		for _, mode := range modes {
+			t.Run(tt.name+"/"+mode.name, func(t *testing.T) {
+				roundTrip(t, mustNew(t, tt.typ, tt.data, tt.meta), mode.encode, tt.typ, tt.data, tt.meta)
+			})
+		}
+	}
+}
+
+func roundTrip(t *testing.T, m *events.Message, encode func(*events.Message) *nats.Msg, typ events.Type, data events.Data, meta events.Meta) {
+	t.Helper()
+	tt := struct {
+		typ  events.Type
+		data events.Data
+		meta events.Meta
+	}{typ, data, meta}
+	{
+		{
+			msg := encode(m)
 			got, err := events.Decode(msg.Header, msg.Data)
 			if err != nil {
 				t.Fatalf("Decode=%v, want nil", err)
@@ -111,7 +130,7 @@ func TestRoundTrip(t *testing.T) {
 			if id := msg.Header.Get(nats.MsgIdHdr); id != tt.meta.ID {
 				t.Fatalf("Nats-Msg-Id=%v, want %v", id, tt.meta.ID)
 			}
-		})
+		}
 	}
 }
 
@@ -215,7 +234,7 @@ func TestPercentEncoding(t *testing.T) {
 	m := mustNew(t, events.ActivateLicenseType,
 		&events.ActivateLicense{InstallCode: installCd, LicenseID: licenseID},
 		events.Meta{ID: commandID, Source: source, Actor: actor, Time: at})
-	msg := m.NATS()
+	msg := m.Binary()
 
 	for _, name := range []string{"ce-actor", "ce-source"} {
 		raw := msg.Header.Get(name)

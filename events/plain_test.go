@@ -19,7 +19,7 @@ func TestPlainEventMatchesGeneral(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return m.NATS().Header
+		return m.Binary().Header
 	}
 	with := func(f func(nats.Header)) nats.Header { h := base(); f(h); return h }
 	tests := []struct {
@@ -144,7 +144,7 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binary := built.NATS()
+	binary := built.Binary()
 	tests := []struct {
 		name string
 		m    func() (*Message, error)
@@ -153,6 +153,10 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 		{"binary mode", func() (*Message, error) { return Decode(binary.Header, binary.Data) }},
 		{"structured mode", func() (*Message, error) {
 			return Decode(nats.Header{"Content-Type": []string{"application/cloudevents+json"}}, structured)
+		}},
+		{"structured mode as licensebus writes it", func() (*Message, error) {
+			msg := built.NATS()
+			return Decode(msg.Header, msg.Data)
 		}},
 		{"binary mode with a foreign extension", func() (*Message, error) {
 			h := nats.Header{}
@@ -180,12 +184,20 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 					t.Errorf("CloudEvent without %s", name)
 				}
 			}
-			h := m.NATS().Header
+			h := m.Binary().Header
 			if h.Get("ce-correlationid") != "c1" || h.Get("ce-causationid") != "d1" || h.Get("ce-actor") != "user:ann%20lee" {
 				t.Errorf("headers %v", h)
 			}
 			if tt.name == "binary mode with a foreign extension" && h.Get("ce-traceparent") != "00-abc-def-01" {
 				t.Errorf("foreign extension lost: %v", h)
+			}
+			msg := m.NATS()
+			back, err := Decode(msg.Header, msg.Data)
+			if err != nil {
+				t.Fatalf("structured: %v", err)
+			}
+			if back.exts != m.exts || !reflect.DeepEqual(back.Event.Extensions(), m.Event.Extensions()) {
+				t.Errorf("structured: extensions %+v %v, want %+v %v", back.exts, back.Event.Extensions(), m.exts, m.Event.Extensions())
 			}
 		})
 	}

@@ -15,13 +15,18 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// mustMessage is a message as licensebus writes it (structured mode).
 func mustMessage(tb testing.TB, t events.Type, d events.Data, meta events.Meta) *nats.Msg {
+	return mustEvent(tb, t, d, meta).NATS()
+}
+
+func mustEvent(tb testing.TB, t events.Type, d events.Data, meta events.Meta) *events.Message {
 	tb.Helper()
 	m, err := events.NewCommand(t, d, meta)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return m.NATS()
+	return m
 }
 
 // Ensure an entry says who, what, when and why for every kind of message,
@@ -29,8 +34,9 @@ func mustMessage(tb testing.TB, t events.Type, d events.Data, meta events.Meta) 
 func TestDerive(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
 	lid, cid := uuid.NewString(), uuid.NewString()
-	activate := mustMessage(t, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: "IC-1", LicenseID: lid},
-		events.Meta{ID: "cmd-1", Source: "/cli", CorrelationID: "cmd-1", Actor: "user:ann", Time: at})
+	// A command as a client may send it: binary mode.
+	activate := mustEvent(t, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: "IC-1", LicenseID: lid},
+		events.Meta{ID: "cmd-1", Source: "/cli", CorrelationID: "cmd-1", Actor: "user:ann", Time: at}).Binary()
 	rejected := mustMessage(t, events.RejectedType, &events.Rejected{CommandID: "cmd-1", CommandType: string(events.ActivateLicenseType),
 		Reason: events.ReasonAlreadyActive, Message: "already active", InstallCode: "IC-1", LicenseID: lid},
 		events.Meta{ID: "rej-1", Source: "/dev", CorrelationID: "cmd-1", CausationID: "cmd-1", Actor: "/dev", Time: at})
@@ -54,7 +60,7 @@ func TestDerive(t *testing.T) {
 			same(t, e, want)
 		}},
 		{"rejection", events.EventsStream, rejected, func(t *testing.T, e Entry) {
-			want := Entry{Kind: KindRejection, Mode: "binary", ID: "rej-1", Type: string(events.RejectedType), Source: "/dev", Actor: "/dev", Time: "2026-03-04T05:06:07.00000089Z",
+			want := Entry{Kind: KindRejection, Mode: "structured", ID: "rej-1", Type: string(events.RejectedType), Source: "/dev", Actor: "/dev", Time: "2026-03-04T05:06:07.00000089Z",
 				CorrelationID: "cmd-1", CausationID: "cmd-1", InstallCode: "IC-1", LicenseID: lid, Reason: string(events.ReasonAlreadyActive),
 				Message: "already active", CommandID: "cmd-1", CommandType: string(events.ActivateLicenseType)}
 			same(t, e, want)

@@ -28,7 +28,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 	cfgs := []jetstream.StreamConfig{
 		{
 			Name:        events.CommandsStream,
-			Description: "licensebus commands (CloudEvents, binary mode)",
+			Description: "licensebus commands (CloudEvents, binary or structured mode)",
 			Subjects:    []string{events.CloudCommands, events.DeviceCommands, events.RolloutCommands},
 			Storage:     jetstream.FileStorage,
 			Duplicates:  CommandDedupeWindow,
@@ -38,7 +38,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 		},
 		{
 			Name:        events.EventsStream,
-			Description: "licensebus events and rejections (CloudEvents, binary mode)",
+			Description: "licensebus events and rejections (CloudEvents, structured mode)",
 			Subjects:    []string{events.AllEvents},
 			Storage:     jetstream.FileStorage,
 			Duplicates:  EventDedupeWindow,

@@ -10,19 +10,23 @@ type IDSet struct {
 	other map[string]struct{}
 }
 
-// Add puts id in the set.
-func (s *IDSet) Add(id string) {
+// Add puts id in the set and reports whether it was new: one lookup where
+// Has and Add would take two.
+func (s *IDSet) Add(id string) bool {
 	if u, ok := compactUUID(id); ok {
 		if s.uuids == nil {
 			s.uuids = make(map[[16]byte]struct{})
 		}
+		n := len(s.uuids)
 		s.uuids[u] = struct{}{}
-		return
+		return len(s.uuids) > n
 	}
 	if s.other == nil {
 		s.other = make(map[string]struct{})
 	}
+	n := len(s.other)
 	s.other[id] = struct{}{}
+	return len(s.other) > n
 }
 
 // Has reports whether id is in the set.

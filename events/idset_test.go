@@ -39,9 +39,14 @@ func TestIDSet(t *testing.T) {
 			if s.Has(tt.id) {
 				t.Fatalf("%q is in the set before it was added", tt.id)
 			}
-			s.Add(tt.id)
+			if !s.Add(tt.id) {
+				t.Fatalf("Add(%q)=false the first time, want true", tt.id)
+			}
 			if !s.Has(tt.id) {
 				t.Fatalf("%q is not in the set after it was added", tt.id)
+			}
+			if s.Add(tt.id) {
+				t.Fatalf("Add(%q)=true the second time, want false", tt.id)
 			}
 		})
 	}

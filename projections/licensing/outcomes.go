@@ -61,10 +61,9 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.seen.Has(corr) {
+	if !o.seen.Add(corr) {
 		return
 	}
-	o.seen.Add(corr)
 	out := Outcome{CorrelationID: corr, Status: "accepted", EventID: m.ID(), EventType: string(m.Type()),
 		Time: m.Event.Time(), Seq: seq, Data: json.RawMessage(m.Event.Data())}
 	if r, ok := m.Data.(*events.Rejected); ok {

@@ -62,13 +62,19 @@ type server struct {
 	Server
 	table events.DeviceTable
 	order map[string]uint64
+	ic    string // the key of its entries (Server.InstallCode comes from the entry)
+	// changed since the last Changes: the server entry, and its devices.
+	changed, devicesChanged bool
 }
 
 // Model is the devices read model. It is safe for concurrent readers.
 type Model struct {
 	mu      sync.RWMutex
 	servers map[string]*server
-	changed map[string]struct{}
+	// changed lists the servers with changed set: a flag and an append
+	// where a set of keys built per event ("server.<ic>") cost a string
+	// and its hashing for every event.
+	changed []*server
 	total   Counts // kept up to date, so fleet totals cost nothing to read
 }
 
@@ -88,7 +94,7 @@ func (m *Model) Name() string { return "devices" }
 func (m *Model) Reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.servers, m.changed = make(map[string]*server), make(map[string]struct{})
+	m.servers, m.changed = make(map[string]*server), nil
 	m.total = Counts{}
 }
 
@@ -98,7 +104,15 @@ func (m *Model) Grow(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.servers = projections.Grown(m.servers, n/2)
-	m.changed = projections.Grown(m.changed, n)
+}
+
+// change marks s changed, and its devices too if devices.
+func (m *Model) change(s *server, devices bool) {
+	if !s.changed {
+		s.changed = true
+		m.changed = append(m.changed, s)
+	}
+	s.devicesChanged = s.devicesChanged || devices
 }
 
 // Apply implements projections.Model.
@@ -117,7 +131,7 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if _, ok := msg.Data.(*events.Registered); !ok {
 			return
 		}
-		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}}
+		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}, ic: ic}
 		m.servers[ic] = s
 	}
 	s.Seq = seq
@@ -135,14 +149,11 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	}
 	changed := s.table.Fold(msg.Data, false)
 	s.Licenses = s.table.Licenses
-	if len(changed) > 0 {
-		m.changed["devices."+ic] = struct{}{}
-	}
 	s.Capacity, s.Licensed = s.table.Capacity, s.table.Licensed()
 	m.total.add(s.Counts, -1)
 	s.Counts = count(s.table.Devices)
 	m.total.add(s.Counts, 1)
-	m.changed["server."+ic] = struct{}{}
+	m.change(s, len(changed) > 0)
 }
 
 func (c *Counts) add(d Counts, sign int) {
@@ -180,10 +191,10 @@ func (m *Model) Restored() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.total = Counts{}
-	for ic, s := range m.servers {
+	for _, s := range m.servers {
 		if c := count(s.table.Devices); c != s.Counts {
 			s.Counts = c
-			m.changed["server."+ic] = struct{}{}
+			m.change(s, false)
 		}
 		m.total.add(s.Counts, 1)
 	}
@@ -193,19 +204,15 @@ func (m *Model) Restored() {
 func (m *Model) Changes() map[string][]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string][]byte, len(m.changed))
-	for k := range m.changed {
-		kind, rest, _ := strings.Cut(k, ".")
-		s := m.servers[rest]
-		switch kind {
-		case "server":
-			out[k] = projections.MarshalEntry(s.Server)
-		case "devices":
+	out := make(map[string][]byte, 2*len(m.changed))
+	for _, s := range m.changed {
+		out["server."+s.ic] = projections.MarshalEntry(s.Server)
+		if s.devicesChanged {
 			rows := make([]Row, len(s.table.Devices))
 			for i, d := range s.table.Devices {
 				rows[i] = s.row(d)
 			}
-			out[k] = projections.MarshalEntry(rows)
+			out["devices."+s.ic] = projections.MarshalEntry(rows)
 			// Orders of removed devices are no longer needed.
 			if len(s.order) > len(rows) {
 				keep := make(map[string]uint64, len(rows))
@@ -215,8 +222,10 @@ func (m *Model) Changes() map[string][]byte {
 				s.order = keep
 			}
 		}
+		s.changed, s.devicesChanged = false, false
 	}
-	clear(m.changed)
+	clear(m.changed) // drop the pointers before reusing the array
+	m.changed = m.changed[:0]
 	return out
 }
 
@@ -262,7 +271,7 @@ func (m *Model) Restore(key string, value []byte) error {
 func (m *Model) get(ic string) *server {
 	s := m.servers[ic]
 	if s == nil {
-		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}}
+		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}, ic: ic}
 		m.servers[ic] = s
 	}
 	return s

@@ -2,6 +2,8 @@ package devices
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/licensebus/licensebus/events"
@@ -58,4 +60,56 @@ func TestRestoredRecountsDevices(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Changes names a SmartServer's server entry whenever an event touched
+// it, its devices entry only when its devices changed, once each however
+// many events, and then starts afresh.
+func TestChanges(t *testing.T) {
+	const dev = "3f7a5e0c-1d4b-4a8f-8c9e-2b3c4d5e6f70"
+	reg := &events.Registered{InstallCode: "IC-1", Name: "SC", Version: "3.4"}
+	tests := []struct {
+		name   string
+		events []events.Data
+		want   []string
+	}{
+		{"nothing", nil, nil},
+		{"registered", []events.Data{reg}, []string{"server.IC-1"}},
+		{"auto-provisioning set", []events.Data{reg, &events.AutoProvisionSet{InstallCode: "IC-1", Enabled: true}}, []string{"server.IC-1"}},
+		{"a device added", []events.Data{reg, &events.DeviceAdded{InstallCode: "IC-1", DeviceID: dev, Name: "d", Protocol: events.BACnet}},
+			[]string{"devices.IC-1", "server.IC-1"}},
+		{"an unknown SmartServer", []events.Data{&events.AutoProvisionSet{InstallCode: "IC-9", Enabled: true}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New()
+			for i, d := range tt.events {
+				info, _ := events.Lookup(typeOf(t, d))
+				m.Apply(uint64(i+1), &events.Message{Info: info, Data: d})
+			}
+			var got []string
+			for k := range m.Changes() {
+				got = append(got, k)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("changed %v, want %v", got, tt.want)
+			}
+			if again := m.Changes(); len(again) != 0 {
+				t.Fatalf("second Changes has %d entries, want none", len(again))
+			}
+		})
+	}
+}
+
+// typeOf finds the CloudEvent type of d.
+func typeOf(t *testing.T, d events.Data) events.Type {
+	t.Helper()
+	for _, typ := range events.Types() {
+		if info, _ := events.Lookup(typ); !info.Command && reflect.TypeOf(info.New()) == reflect.TypeOf(d) {
+			return typ
+		}
+	}
+	t.Fatalf("no type for %T", d)
+	return ""
 }

@@ -64,8 +64,13 @@ type Model struct {
 	licenses   map[string]*License
 	byServer   map[string]map[string]struct{}
 	byCustomer map[string]map[string]struct{}
-	changed    map[string]struct{}
-	now        func() time.Time
+	// What changed since the last Changes, by entity: a pointer hashes in
+	// a few ns where the entry's key ("license.<id>") had to be built and
+	// hashed whole for every event.
+	changedCustomers map[*Customer]struct{}
+	changedServers   map[*SmartServer]struct{}
+	changedLicenses  map[*License]struct{}
+	now              func() time.Time
 }
 
 var _ projections.Model = (*Model)(nil)
@@ -93,7 +98,9 @@ func (m *Model) Reset() {
 	m.licenses = make(map[string]*License)
 	m.byServer = make(map[string]map[string]struct{})
 	m.byCustomer = make(map[string]map[string]struct{})
-	m.changed = make(map[string]struct{})
+	m.changedCustomers = make(map[*Customer]struct{})
+	m.changedServers = make(map[*SmartServer]struct{})
+	m.changedLicenses = make(map[*License]struct{})
 }
 
 // Grow implements projections.Grower. The bucket's entries are mostly
@@ -106,7 +113,6 @@ func (m *Model) Grow(n int) {
 	m.servers = projections.Grown(m.servers, n/2)
 	m.licenses = projections.Grown(m.licenses, n/2)
 	m.byServer = projections.Grown(m.byServer, n/2)
-	m.changed = projections.Grown(m.changed, n)
 }
 
 // Apply implements projections.Model.
@@ -118,8 +124,9 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if c := m.customers[d.CustomerID]; c != nil && c.Seq >= seq {
 			return
 		}
-		m.customers[d.CustomerID] = &Customer{CustomerID: d.CustomerID, Name: d.Name, Seq: seq}
-		m.changed["customer."+d.CustomerID] = struct{}{}
+		c := &Customer{CustomerID: d.CustomerID, Name: d.Name, Seq: seq}
+		m.customers[d.CustomerID] = c
+		m.changedCustomers[c] = struct{}{}
 	case *events.Registered:
 		s := m.server(d.InstallCode, seq, true)
 		if s == nil {
@@ -141,10 +148,11 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if l := m.licenses[d.LicenseID]; l != nil && l.Seq >= seq {
 			return
 		}
-		m.licenses[d.LicenseID] = &License{LicenseID: d.LicenseID, CustomerID: d.CustomerID, Kind: d.Kind, Devices: d.Devices,
+		l := &License{LicenseID: d.LicenseID, CustomerID: d.CustomerID, Kind: d.Kind, Devices: d.Devices,
 			Expires: d.Expires, State: StateCloud, TransferredAt: d.AddedAt, Seq: seq}
+		m.licenses[d.LicenseID] = l
 		m.index(m.byCustomer, d.CustomerID, d.LicenseID)
-		m.changed["license."+d.LicenseID] = struct{}{}
+		m.changedLicenses[l] = struct{}{}
 	case *events.LicenseBound:
 		if l := m.license(d.LicenseID, seq); l != nil {
 			m.moveServer(l, d.InstallCode)
@@ -183,7 +191,7 @@ func (m *Model) server(ic string, seq uint64, create bool) *SmartServer {
 		return nil
 	}
 	s.Seq = seq
-	m.changed["smartserver."+ic] = struct{}{}
+	m.changedServers[s] = struct{}{}
 	return s
 }
 
@@ -193,7 +201,7 @@ func (m *Model) license(lid string, seq uint64) *License {
 		return nil
 	}
 	l.Seq = seq
-	m.changed["license."+lid] = struct{}{}
+	m.changedLicenses[l] = struct{}{}
 	return l
 }
 
@@ -220,19 +228,21 @@ func (m *Model) index(idx map[string]map[string]struct{}, k, lid string) {
 func (m *Model) Changes() map[string][]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string][]byte, len(m.changed))
-	for k := range m.changed {
-		kind, id, _ := strings.Cut(k, ".")
-		switch kind {
-		case "customer":
-			out[k] = projections.MarshalEntry(m.customers[id])
-		case "smartserver":
-			out[k] = projections.MarshalEntry(m.servers[id])
-		case "license":
-			out[k] = projections.MarshalEntry(m.licenses[id])
-		}
+	out := make(map[string][]byte, len(m.changedCustomers)+len(m.changedServers)+len(m.changedLicenses))
+	// Each from the map, not the changed pointer: an entity created again
+	// (a repeated creation event) replaced the one that changed first.
+	for c := range m.changedCustomers {
+		out["customer."+c.CustomerID] = projections.MarshalEntry(m.customers[c.CustomerID])
 	}
-	clear(m.changed)
+	for s := range m.changedServers {
+		out["smartserver."+s.InstallCode] = projections.MarshalEntry(m.servers[s.InstallCode])
+	}
+	for l := range m.changedLicenses {
+		out["license."+l.LicenseID] = projections.MarshalEntry(m.licenses[l.LicenseID])
+	}
+	clear(m.changedCustomers)
+	clear(m.changedServers)
+	clear(m.changedLicenses)
 	return out
 }
 

@@ -59,14 +59,23 @@ func plain(s string) bool {
 }
 
 // plainData says compacting and HTML-escaping the (valid) JSON data leaves
-// it as it is: no whitespace, no escapes, nothing but printable ASCII and
-// none of the characters HTML escaping rewrites. A space inside a string
-// would be kept, but telling it from one between tokens takes a scanner.
+// it as it is: no white space between tokens, no escapes, nothing but
+// printable ASCII and none of the characters HTML escaping rewrites.
+// Without backslashes every quote opens or closes a string, so a space is
+// told inside a string (kept: names have them) from one between tokens.
 func plainData(d []byte) bool {
+	in := false
 	for _, c := range d {
-		if c <= 0x20 || c > 0x7e || c == '\\' || c == '<' || c == '>' || c == '&' {
+		switch {
+		case c == '"':
+			in = !in
+		case c == ' ':
+			if !in {
+				return false
+			}
+		case c < 0x20 || c > 0x7e || c == '\\' || c == '<' || c == '>' || c == '&':
 			return false
 		}
 	}
-	return true
+	return !in
 }

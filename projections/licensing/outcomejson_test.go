@@ -30,7 +30,9 @@ func TestAppendOutcomeMatchesMarshal(t *testing.T) {
 		{"message with HTML characters", with(func(o *Outcome) { o.Message = "a<b>&c" }), false},
 		{"non-ASCII message", with(func(o *Outcome) { o.Message = "gerät\u2028" }), false},
 		{"control character in an id", with(func(o *Outcome) { o.CorrelationID = "a\tb" }), false},
-		{"data with spaces", with(func(o *Outcome) { o.Data = json.RawMessage(`{ "a" : "b c" }`) }), false},
+		{"data with spaces in its strings", with(func(o *Outcome) { o.Data = json.RawMessage(`{"name":"Building 7 ","a":[" ",1]}`) }), true},
+		{"data with spaces between tokens", with(func(o *Outcome) { o.Data = json.RawMessage(`{ "a" : "b c" }`) }), false},
+		{"data with a space after a string", with(func(o *Outcome) { o.Data = json.RawMessage(`{"a":"b" }`) }), false},
 		{"data with an escape", with(func(o *Outcome) { o.Data = json.RawMessage(`{"a":"\u00e9"}`) }), false},
 		{"data with HTML characters", with(func(o *Outcome) { o.Data = json.RawMessage(`{"a":"<&>"}`) }), false},
 	}
@@ -53,6 +55,7 @@ func TestAppendOutcomeMatchesMarshal(t *testing.T) {
 func FuzzAppendOutcome(f *testing.F) {
 	f.Add("10000000-0000-4000-8000-000000000001", "wrong_state", "no such license", `{"a":1}`, uint64(7), int64(0))
 	f.Add("x", "", "<&>", `{"b":[1,"c"]}`, uint64(0), int64(-1))
+	f.Add("y", "r", "m", `{"n":"a b", "m":[" x" , "y "]}`, uint64(3), int64(5))
 	f.Fuzz(func(t *testing.T, id, reason, msg, data string, seq uint64, nanos int64) {
 		if !json.Valid([]byte(data)) {
 			return // outcomes only hold decoded events' data

@@ -7,6 +7,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,49 @@ type Model interface {
 	Restore(key string, value []byte) error
 	// Reset empties the model.
 	Reset()
+}
+
+// Emitter is a Model that can hand its changes over one at a time, each
+// value encoded in a buffer it reuses: value (nil deletes the key) is
+// valid only during the call to emit. A replay recomputes every entry and
+// most come out as the bucket holds them, so the runner copies only the
+// values it keeps (to write or to hold): the others cost no allocation.
+type Emitter interface {
+	EachChange(emit func(key string, value []byte))
+}
+
+// eachChange hands m's changes to emit, through EachChange if m is an
+// Emitter; owned says emit may keep the value without copying it.
+func eachChange(m Model, emit func(key string, value []byte, owned bool)) {
+	if e, ok := m.(Emitter); ok {
+		e.EachChange(func(k string, v []byte) { emit(k, v, false) })
+		return
+	}
+	for k, v := range m.Changes() {
+		emit(k, v, true)
+	}
+}
+
+// Collect gathers an Emitter's changes in a map of copies, as Changes
+// returns them.
+func Collect(e Emitter) map[string][]byte {
+	out := map[string][]byte{}
+	e.EachChange(func(k string, v []byte) {
+		if v != nil {
+			v = bytes.Clone(v)
+		}
+		out[k] = v
+	})
+	return out
+}
+
+// AppendEntry appends a model entry's encoding (MarshalEntry's) to b.
+func AppendEntry(b []byte, v any) []byte {
+	b, err := json.Append(b, v, json.EscapeHTML|json.SortMapKeys)
+	if err != nil {
+		panic(fmt.Sprintf("projections: entry does not encode: %v", err)) // our own structs: a bug
+	}
+	return b
 }
 
 // Grower is a Model that can make room for its entries before a replay
@@ -431,38 +475,46 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 			// it has until the head, where the model's changes since the
 			// reset are its final values. Values in between would be
 			// written only to be overwritten (and seen half-made).
-			r.hold(i, m.Changes())
+			eachChange(m, func(k string, v []byte, owned bool) { r.hold(i, k, v, owned) })
 			continue
 		}
 		prefix := "$KV." + Bucket(m) + "."
-		changes := m.Changes()
-		if held := r.held[i]; len(held) > 0 {
-			for k, v := range changes {
-				held[k] = v // the later value wins
-			}
-			changes, r.held[i] = held, nil
-		}
-		if len(changes) == 0 && !quiet && !final && last-sent[i] < checkpointLag {
-			continue // busy and nothing to write: the checkpoint may lag a little
-		}
-		for k, v := range changes {
+		changes := 0
+		put := func(k string, v []byte, owned bool) {
 			if v == nil {
 				if _, ok := stored[k]; !ok {
-					continue
+					return
 				}
 				delete(stored, k)
 				b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Header: nats.Header{"KV-Operation": []string{"DEL"}}})
-				continue
+				return
 			}
 			h := r.hash(v) | mark
 			if old, ok := stored[k]; ok && old&^markBit == h&^markBit {
 				if old != h {
 					stored[k] = h // the same value, now marked
 				}
-				continue
+				return
 			}
 			stored[k] = h
+			if !owned {
+				v = bytes.Clone(v)
+			}
 			b.msgs = append(b.msgs, &nats.Msg{Subject: prefix + k, Data: v})
+		}
+		held := r.held[i]
+		eachChange(m, func(k string, v []byte, owned bool) {
+			delete(held, k) // the later value wins
+			changes++
+			put(k, v, owned)
+		})
+		for k, v := range held {
+			changes++
+			put(k, v, true)
+		}
+		r.held[i] = nil
+		if changes == 0 && !quiet && !final && last-sent[i] < checkpointLag {
+			continue // busy and nothing to write: the checkpoint may lag a little
 		}
 		sent[i] = last
 		if replaying {
@@ -489,23 +541,24 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 // yet: a value equal to what the bucket holds is only marked as written in
 // this replay (and any older differing value held for it dropped); others
 // are held for the head.
-func (r *Runner) hold(i int, changes map[string][]byte) {
+func (r *Runner) hold(i int, k string, v []byte, owned bool) {
 	stored, mark := r.stored[i], r.mark[i]
-	for k, v := range changes {
-		if v != nil {
-			if old, ok := stored[k]; ok && old&^markBit == r.hash(v) {
-				if old&markBit != mark {
-					stored[k] = old&^markBit | mark
-				}
-				delete(r.held[i], k)
-				continue
+	if v != nil {
+		if old, ok := stored[k]; ok && old&^markBit == r.hash(v) {
+			if old&markBit != mark {
+				stored[k] = old&^markBit | mark
 			}
+			delete(r.held[i], k)
+			return
 		}
-		if r.held[i] == nil {
-			r.held[i] = make(map[string][]byte)
+		if !owned {
+			v = bytes.Clone(v)
 		}
-		r.held[i][k] = v
 	}
+	if r.held[i] == nil {
+		r.held[i] = make(map[string][]byte)
+	}
+	r.held[i][k] = v
 }
 
 // writer stores batches in order, each pipelined on one connection (so

@@ -76,9 +76,15 @@ type Model struct {
 	// and its hashing for every event.
 	changed []*server
 	total   Counts // kept up to date, so fleet totals cost nothing to read
+	// EachChange's encoding of one entry, and the rows it encodes.
+	buf  []byte
+	rows []Row
 }
 
-var _ projections.Model = (*Model)(nil)
+var (
+	_ projections.Model   = (*Model)(nil)
+	_ projections.Emitter = (*Model)(nil)
+)
 
 // New returns an empty Model.
 func New() *Model {
@@ -201,18 +207,25 @@ func (m *Model) Restored() {
 }
 
 // Changes implements projections.Model.
-func (m *Model) Changes() map[string][]byte {
+func (m *Model) Changes() map[string][]byte { return projections.Collect(m) }
+
+// EachChange implements projections.Emitter.
+func (m *Model) EachChange(emit func(key string, value []byte)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string][]byte, 2*len(m.changed))
 	for _, s := range m.changed {
-		out["server."+s.ic] = projections.MarshalEntry(s.Server)
+		m.buf = projections.AppendEntry(m.buf[:0], &s.Server)
+		emit("server."+s.ic, m.buf)
 		if s.devicesChanged {
-			rows := make([]Row, len(s.table.Devices))
-			for i, d := range s.table.Devices {
-				rows[i] = s.row(d)
+			rows := m.rows[:0]
+			if rows == nil {
+				rows = []Row{} // "[]" for no devices, not "null"
 			}
-			out["devices."+s.ic] = projections.MarshalEntry(rows)
+			for _, d := range s.table.Devices {
+				rows = append(rows, s.row(d))
+			}
+			m.buf = projections.AppendEntry(m.buf[:0], rows)
+			emit("devices."+s.ic, m.buf)
 			// Orders of removed devices are no longer needed.
 			if len(s.order) > len(rows) {
 				keep := make(map[string]uint64, len(rows))
@@ -221,12 +234,13 @@ func (m *Model) Changes() map[string][]byte {
 				}
 				s.order = keep
 			}
+			clear(rows) // drop the strings before reusing the array
+			m.rows = rows[:0]
 		}
 		s.changed, s.devicesChanged = false, false
 	}
 	clear(m.changed) // drop the pointers before reusing the array
 	m.changed = m.changed[:0]
-	return out
 }
 
 // Restore implements projections.Model. Devices are put back in the order

@@ -79,6 +79,8 @@ func TestChanges(t *testing.T) {
 		{"a device added", []events.Data{reg, &events.DeviceAdded{InstallCode: "IC-1", DeviceID: dev, Name: "d", Protocol: events.BACnet}},
 			[]string{"devices.IC-1", "server.IC-1"}},
 		{"an unknown SmartServer", []events.Data{&events.AutoProvisionSet{InstallCode: "IC-9", Enabled: true}}, nil},
+		{"its only device removed", []events.Data{reg, &events.DeviceAdded{InstallCode: "IC-1", DeviceID: dev, Name: "d", Protocol: events.BACnet},
+			&events.DeviceRemoved{InstallCode: "IC-1", DeviceID: dev}}, []string{"devices.IC-1", "server.IC-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,8 +90,12 @@ func TestChanges(t *testing.T) {
 				m.Apply(uint64(i+1), &events.Message{Info: info, Data: d})
 			}
 			var got []string
-			for k := range m.Changes() {
+			changes := m.Changes()
+			for k := range changes {
 				got = append(got, k)
+			}
+			if v, ok := changes["devices.IC-1"]; ok && v[0] != '[' {
+				t.Errorf("devices entry %s, want a JSON array", v)
 			}
 			slices.Sort(got)
 			if !slices.Equal(got, tt.want) {

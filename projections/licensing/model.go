@@ -70,9 +70,11 @@ type Model struct {
 	changedCustomers map[*Customer]struct{}
 	changedServers   map[*SmartServer]struct{}
 	changedLicenses  map[*License]struct{}
+	buf              []byte // EachChange's encoding of one entry
 	now              func() time.Time
 }
 
+var _ projections.Emitter = (*Model)(nil)
 var _ projections.Model = (*Model)(nil)
 
 // New returns an empty Model. now gives "today" for derived statuses; nil
@@ -225,25 +227,29 @@ func (m *Model) index(idx map[string]map[string]struct{}, k, lid string) {
 }
 
 // Changes implements projections.Model.
-func (m *Model) Changes() map[string][]byte {
+func (m *Model) Changes() map[string][]byte { return projections.Collect(m) }
+
+// EachChange implements projections.Emitter. Each entry is encoded from
+// the map, not from the changed pointer: an entity created again (a
+// repeated creation event) replaced the one that changed first.
+func (m *Model) EachChange(emit func(key string, value []byte)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make(map[string][]byte, len(m.changedCustomers)+len(m.changedServers)+len(m.changedLicenses))
-	// Each from the map, not the changed pointer: an entity created again
-	// (a repeated creation event) replaced the one that changed first.
 	for c := range m.changedCustomers {
-		out["customer."+c.CustomerID] = projections.MarshalEntry(m.customers[c.CustomerID])
+		m.buf = projections.AppendEntry(m.buf[:0], m.customers[c.CustomerID])
+		emit("customer."+c.CustomerID, m.buf)
 	}
 	for s := range m.changedServers {
-		out["smartserver."+s.InstallCode] = projections.MarshalEntry(m.servers[s.InstallCode])
+		m.buf = projections.AppendEntry(m.buf[:0], m.servers[s.InstallCode])
+		emit("smartserver."+s.InstallCode, m.buf)
 	}
 	for l := range m.changedLicenses {
-		out["license."+l.LicenseID] = projections.MarshalEntry(m.licenses[l.LicenseID])
+		m.buf = projections.AppendEntry(m.buf[:0], m.licenses[l.LicenseID])
+		emit("license."+l.LicenseID, m.buf)
 	}
 	clear(m.changedCustomers)
 	clear(m.changedServers)
 	clear(m.changedLicenses)
-	return out
 }
 
 // Restore implements projections.Model.

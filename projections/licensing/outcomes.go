@@ -26,12 +26,19 @@ type Outcome struct {
 // Outcomes is the read model of command outcomes, keyed by correlation id
 // in its bucket so a caller can watch the one key it waits for.
 type Outcomes struct {
-	mu      sync.Mutex
-	seen    events.IDSet
-	changed map[string][]byte
+	mu   sync.Mutex
+	seen events.IDSet
+	// pending are the outcomes since the last EachChange, encoded only
+	// then, into buf: a replay finds most of them in the bucket already.
+	// Each holds its event's data, a slice of the message read.
+	pending []Outcome
+	buf     []byte
 }
 
-var _ projections.Model = (*Outcomes)(nil)
+var (
+	_ projections.Model   = (*Outcomes)(nil)
+	_ projections.Emitter = (*Outcomes)(nil)
+)
 
 // NewOutcomes returns an empty Outcomes model.
 func NewOutcomes() *Outcomes {
@@ -47,7 +54,7 @@ func (o *Outcomes) Name() string { return "outcomes" }
 func (o *Outcomes) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen, o.changed = events.IDSet{}, make(map[string][]byte)
+	o.seen, o.pending = events.IDSet{}, nil
 }
 
 // Apply implements projections.Model.
@@ -69,31 +76,33 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 	if r, ok := m.Data.(*events.Rejected); ok {
 		out.Status, out.Reason, out.Message = "rejected", string(r.Reason), r.Message
 	}
-	v, ok := appendOutcome(make([]byte, 0, outcomeSize+len(out.Data)), &out)
-	if !ok {
-		v = projections.MarshalEntry(out)
-	}
-	o.changed[corr] = v
+	o.pending = append(o.pending, out)
 }
-
-// outcomeSize is about the length of an outcome without its data.
-const outcomeSize = 256
 
 // Grow implements projections.Grower: one entry per command outcome.
 func (o *Outcomes) Grow(n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seen.Grow(n)
-	o.changed = projections.Grown(o.changed, n)
 }
 
 // Changes implements projections.Model.
-func (o *Outcomes) Changes() map[string][]byte {
+func (o *Outcomes) Changes() map[string][]byte { return projections.Collect(o) }
+
+// EachChange implements projections.Emitter.
+func (o *Outcomes) EachChange(emit func(key string, value []byte)) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	c := o.changed
-	o.changed = make(map[string][]byte)
-	return c
+	for i := range o.pending {
+		out := &o.pending[i]
+		var ok bool
+		if o.buf, ok = appendOutcome(o.buf[:0], out); !ok {
+			o.buf = projections.AppendEntry(o.buf[:0], out)
+		}
+		emit(out.CorrelationID, o.buf)
+	}
+	clear(o.pending) // let go of the events' data
+	o.pending = o.pending[:0]
 }
 
 // Restore implements projections.Model.

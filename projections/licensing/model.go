@@ -126,8 +126,12 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if c := m.customers[d.CustomerID]; c != nil && c.Seq >= seq {
 			return
 		}
-		c := &Customer{CustomerID: d.CustomerID, Name: d.Name, Seq: seq}
-		m.customers[d.CustomerID] = c
+		c := m.customers[d.CustomerID]
+		if c == nil {
+			c = &Customer{}
+			m.customers[d.CustomerID] = c
+		}
+		*c = Customer{CustomerID: d.CustomerID, Name: d.Name, Seq: seq}
 		m.changedCustomers[c] = struct{}{}
 	case *events.Registered:
 		s := m.server(d.InstallCode, seq, true)
@@ -150,9 +154,15 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if l := m.licenses[d.LicenseID]; l != nil && l.Seq >= seq {
 			return
 		}
-		l := &License{LicenseID: d.LicenseID, CustomerID: d.CustomerID, Kind: d.Kind, Devices: d.Devices,
+		l := m.licenses[d.LicenseID]
+		if l == nil {
+			l = &License{}
+			m.licenses[d.LicenseID] = l
+		}
+		// Replaced in place: one entity per id, so the changed set stays
+		// as small as the model.
+		*l = License{LicenseID: d.LicenseID, CustomerID: d.CustomerID, Kind: d.Kind, Devices: d.Devices,
 			Expires: d.Expires, State: StateCloud, TransferredAt: d.AddedAt, Seq: seq}
-		m.licenses[d.LicenseID] = l
 		m.index(m.byCustomer, d.CustomerID, d.LicenseID)
 		m.changedLicenses[l] = struct{}{}
 	case *events.LicenseBound:
@@ -229,22 +239,20 @@ func (m *Model) index(idx map[string]map[string]struct{}, k, lid string) {
 // Changes implements projections.Model.
 func (m *Model) Changes() map[string][]byte { return projections.Collect(m) }
 
-// EachChange implements projections.Emitter. Each entry is encoded from
-// the map, not from the changed pointer: an entity created again (a
-// repeated creation event) replaced the one that changed first.
+// EachChange implements projections.Emitter.
 func (m *Model) EachChange(emit func(key string, value []byte)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for c := range m.changedCustomers {
-		m.buf = projections.AppendEntry(m.buf[:0], m.customers[c.CustomerID])
+		m.buf = projections.AppendEntry(m.buf[:0], c)
 		emit("customer."+c.CustomerID, m.buf)
 	}
 	for s := range m.changedServers {
-		m.buf = projections.AppendEntry(m.buf[:0], m.servers[s.InstallCode])
+		m.buf = projections.AppendEntry(m.buf[:0], s)
 		emit("smartserver."+s.InstallCode, m.buf)
 	}
 	for l := range m.changedLicenses {
-		m.buf = projections.AppendEntry(m.buf[:0], m.licenses[l.LicenseID])
+		m.buf = projections.AppendEntry(m.buf[:0], l)
 		emit("license."+l.LicenseID, m.buf)
 	}
 	clear(m.changedCustomers)

@@ -537,10 +537,10 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 	return b
 }
 
-// hold takes the changes of model i while it replays and may not write
-// yet: a value equal to what the bucket holds is only marked as written in
-// this replay (and any older differing value held for it dropped); others
-// are held for the head.
+// hold takes one change of model i (k = v, nil deleting) while it replays
+// and may not write yet: a value equal to what the bucket holds is only
+// marked as written in this replay (and any older differing value held for
+// it dropped); others are held for the head, copied unless owned.
 func (r *Runner) hold(i int, k string, v []byte, owned bool) {
 	stored, mark := r.stored[i], r.mark[i]
 	if v != nil {

@@ -11,7 +11,7 @@ import (
 func (h *Handler) createCustomer(ctx context.Context, m *events.Message, c *events.CreateCustomer) (uint64, *events.Message, error) {
 	id := c.CustomerID
 	if id == "" {
-		id = bus.DeriveID(m.ID(), "customer")
+		id = events.DeriveID(m.ID(), "customer")
 	}
 	return h.app.Execute(ctx, h.fold, func() (bus.Decision, error) {
 		h.mu.RLock()
@@ -22,7 +22,7 @@ func (h *Handler) createCustomer(ctx context.Context, m *events.Message, c *even
 				events.Reject(events.ReasonAlreadyExists, "customer %s exists already (%s)", id, existing.name)
 		}
 		ev, err := events.New(events.CustomerCreatedType, &events.CustomerCreated{CustomerID: id, Name: c.Name},
-			m.Next(bus.DeriveID(m.ID(), "created"), events.CloudSource, m.Actor()))
+			m.Next(events.DeriveID(m.ID(), "created"), events.CloudSource, m.Actor()))
 		return bus.Decision{Event: ev, Filter: events.AggregateFilter("customer", id), Expect: 0}, err
 	})
 }
@@ -30,7 +30,7 @@ func (h *Handler) createCustomer(ctx context.Context, m *events.Message, c *even
 func (h *Handler) addLicense(ctx context.Context, m *events.Message, c *events.AddLicense) (uint64, *events.Message, error) {
 	id := c.LicenseID
 	if id == "" {
-		id = bus.DeriveID(m.ID(), "license")
+		id = events.DeriveID(m.ID(), "license")
 	}
 	h.ensureKnown(ctx, func() bool {
 		h.mu.RLock()
@@ -51,7 +51,7 @@ func (h *Handler) addLicense(ctx context.Context, m *events.Message, c *events.A
 		}
 		ev, err := events.New(events.LicenseAddedType, &events.LicenseAdded{
 			LicenseID: id, CustomerID: c.CustomerID, Kind: c.Kind, Devices: c.Devices, Expires: c.Expires, AddedAt: now(h.now),
-		}, m.Next(bus.DeriveID(m.ID(), "added"), events.CloudSource, m.Actor()))
+		}, m.Next(events.DeriveID(m.ID(), "added"), events.CloudSource, m.Actor()))
 		return bus.Decision{Event: ev, Filter: events.AggregateFilter("license", id), Expect: 0}, err
 	})
 }
@@ -117,7 +117,7 @@ func (h *Handler) bind(ctx context.Context, m *events.Message, r *events.Activat
 		ev, err := events.New(events.LicenseBoundType, &events.LicenseBound{
 			LicenseID: r.LicenseID, CustomerID: snap.customer, InstallCode: r.InstallCode,
 			Kind: snap.kind, Devices: snap.devices, Expires: snap.expires, BoundAt: now(h.now),
-		}, m.Next(bus.DeriveID(m.ID(), "bound"), events.CloudSource, events.CloudSource))
+		}, m.Next(events.DeriveID(m.ID(), "bound"), events.CloudSource, events.CloudSource))
 		return bus.Decision{Event: ev, Filter: events.AggregateFilter("license", r.LicenseID), Expect: snap.seq}, err
 	})
 }
@@ -138,7 +138,7 @@ func (h *Handler) release(ctx context.Context, m *events.Message, ic, lid string
 		}
 		ev, err := events.New(events.LicenseReleasedType, &events.LicenseReleased{
 			LicenseID: lid, InstallCode: ic, TransferredAt: now(h.now),
-		}, m.Next(bus.DeriveID(m.ID(), "released/"+lid), events.CloudSource, events.CloudSource))
+		}, m.Next(events.DeriveID(m.ID(), "released/"+lid), events.CloudSource, events.CloudSource))
 		return bus.Decision{Event: ev, Filter: events.AggregateFilter("license", lid), Expect: snap.seq}, err
 	})
 }

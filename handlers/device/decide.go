@@ -33,7 +33,7 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 	// on is the state this decision rests on; refusals return it too.
 	on := bus.Decision{Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}
 	next := func(t events.Type, data events.Data) (bus.Decision, error) {
-		ev, err := events.New(t, data, m.Next(bus.DeriveID(m.ID(), string(t)), events.DeviceSource+"/"+ic, m.Actor()))
+		ev, err := events.New(t, data, m.Next(events.DeriveID(m.ID(), string(t)), events.DeviceSource+"/"+ic, m.Actor()))
 		return bus.Decision{Event: ev, Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}, err
 	}
 	if r, ok := m.Data.(*events.Register); ok {
@@ -74,7 +74,7 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 	case *events.AddDevice:
 		id := c.DeviceID
 		if id == "" {
-			id = bus.DeriveID(m.ID(), "device")
+			id = events.DeriveID(m.ID(), "device")
 		}
 		if owner := h.owner(id); owner != "" {
 			return on, events.Reject(events.ReasonAlreadyExists, "device %s exists already on SmartServer %s", id, owner)
@@ -86,7 +86,7 @@ func (h *Handler) decide(ctx context.Context, m *events.Message, ic string) (bus
 		seen := make(map[string]bool, len(c.Devices))
 		for i, nd := range c.Devices {
 			if nd.DeviceID == "" {
-				nd.DeviceID = bus.DeriveID(m.ID(), fmt.Sprint("device/", i))
+				nd.DeviceID = events.DeriveID(m.ID(), fmt.Sprint("device/", i))
 			}
 			if owner := h.owner(nd.DeviceID); owner != "" || seen[nd.DeviceID] {
 				return on, events.Reject(events.ReasonAlreadyExists, "device %s exists already", nd.DeviceID)
@@ -186,7 +186,7 @@ func (h *Handler) handleReaction(ctx context.Context, d *bus.Delivery) error {
 			}
 			ev, err := events.New(events.LicenseActivatedType, &events.LicenseActivated{
 				InstallCode: ic, LicenseID: e.LicenseID, Kind: e.Kind, Devices: e.Devices, Expires: e.Expires, ActivatedAt: e.BoundAt,
-			}, m.Next(bus.DeriveID(m.ID(), "activated"), events.DeviceSource+"/"+ic, events.DeviceSource+"/"+ic))
+			}, m.Next(events.DeriveID(m.ID(), "activated"), events.DeviceSource+"/"+ic, events.DeviceSource+"/"+ic))
 			return bus.Decision{Event: ev, Filter: events.AggregateFilter("smartserver", ic), Expect: ss.seq}, err
 		}
 	case *events.LicenseReleased:
@@ -201,7 +201,7 @@ func (h *Handler) handleReaction(ctx context.Context, d *bus.Delivery) error {
 				}
 			}
 			// The transfer request is the cause the CLI correlates with.
-			meta := m.Next(bus.DeriveID(ss.transferBy, "transferred"), events.DeviceSource+"/"+ic, events.DeviceSource+"/"+ic)
+			meta := m.Next(events.DeriveID(ss.transferBy, "transferred"), events.DeviceSource+"/"+ic, events.DeviceSource+"/"+ic)
 			ev, err := events.New(events.LicensesTransferredType, &events.LicensesTransferred{
 				InstallCode: ic, LicenseIDs: ss.transferring, TransferredAt: e.TransferredAt,
 			}, meta)

@@ -291,7 +291,7 @@ func (p *Provisioner) send(ctx context.Context, ic string, batch []item) error {
 		ids[i] = it.device
 	}
 	cause := batch[0].cause
-	id := bus.DeriveID(cause, "provision/"+strings.Join(ids, ","))
+	id := events.DeriveID(cause, "provision/"+strings.Join(ids, ","))
 	m, err := events.New(events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: ids},
 		events.Meta{ID: id, Source: Source, CorrelationID: id, CausationID: cause, Actor: Source})
 	if err != nil {
@@ -299,6 +299,6 @@ func (p *Provisioner) send(ctx context.Context, ic string, batch []item) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = p.js.PublishMsg(pctx, m.NATS())
+	_, err = p.js.PublishMsg(pctx, bus.Msg(m))
 	return err
 }

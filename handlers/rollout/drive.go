@@ -150,7 +150,7 @@ func retryable(r events.Reason) bool {
 // command whose id is derived from (rollout, target, attempt, step).
 func (x *Executor) target(ctx context.Context, id, ic string, attempt int, spec events.RolloutSpec) ([]string, string, *events.Rejection) {
 	// Every step is caused by the attempt's target_started event.
-	cause := bus.DeriveID(id, fmt.Sprintf("%s/%d/started", ic, attempt))
+	cause := events.DeriveID(id, fmt.Sprintf("%s/%d/started", ic, attempt))
 	step := func(name string, t events.Type, d events.Data) (outcome, *events.Rejection) {
 		return x.do(ctx, fmt.Sprintf("%s%s-%s-%d-%s", outcomePrefix, id, ic, attempt, name), cause, t, d)
 	}
@@ -300,7 +300,7 @@ func (x *Executor) do(ctx context.Context, cmdID, cause string, t events.Type, d
 	}
 	wctx, cancel := context.WithTimeout(ctx, x.cfg.OutcomeTimeout)
 	defer cancel()
-	if _, err := x.js.PublishMsg(wctx, m.NATS()); err != nil {
+	if _, err := x.js.PublishMsg(wctx, bus.Msg(m)); err != nil {
 		x.forget(cmdID, ch)
 		return outcome{}, events.Reject(events.ReasonNoOutcome, "send %s: %v", t, err)
 	}
@@ -339,7 +339,7 @@ func (x *Executor) record(ctx context.Context, id string, t events.Type, d event
 	x.mu.Lock()
 	cause := x.st.rollouts[id].startedBy
 	x.mu.Unlock()
-	ev, err := events.New(t, d, events.Meta{ID: bus.DeriveID(id, name), Source: Source, CorrelationID: id, CausationID: cause, Actor: Source})
+	ev, err := events.New(t, d, events.Meta{ID: events.DeriveID(id, name), Source: Source, CorrelationID: id, CausationID: cause, Actor: Source})
 	if err != nil {
 		x.log.Error().Err(err).Str("rollout_id", id).Msg("build rollout event")
 		return

@@ -185,7 +185,7 @@ func (x *Executor) handleCommand(ctx context.Context, d *bus.Delivery) error {
 func (x *Executor) decide(m *events.Message) (*events.Message, *events.Rejection) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	meta := func(name string) events.Meta { return m.Next(bus.DeriveID(m.ID(), name), Source, m.Actor()) }
+	meta := func(name string) events.Meta { return m.Next(events.DeriveID(m.ID(), name), Source, m.Actor()) }
 	build := func(t events.Type, d events.Data, name string) (*events.Message, *events.Rejection) {
 		ev, err := events.New(t, d, meta(name))
 		if err != nil {
@@ -196,7 +196,7 @@ func (x *Executor) decide(m *events.Message) (*events.Message, *events.Rejection
 	if c, ok := m.Data.(*events.StartRollout); ok {
 		id := c.RolloutID
 		if id == "" {
-			id = bus.DeriveID(m.ID(), "rollout")
+			id = events.DeriveID(m.ID(), "rollout")
 		}
 		if r := x.st.rollouts[id]; r != nil {
 			return nil, events.Reject(events.ReasonAlreadyExists, "rollout %s exists already (%s)", id, r.status)

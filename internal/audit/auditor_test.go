@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/bustest"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -58,14 +59,14 @@ func pair(tb testing.TB, js jetstream.JetStream, name string) (string, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := js.PublishMsg(ctx, c.NATS()); err != nil {
+	if _, err := js.PublishMsg(ctx, bus.Msg(c)); err != nil {
 		tb.Fatal(err)
 	}
 	ev, err := events.New(events.CustomerCreatedType, &events.CustomerCreated{CustomerID: uuid.NewString(), Name: name}, c.Next(uuid.NewString(), "/test", "user:test"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := js.PublishMsg(ctx, ev.NATS()); err != nil {
+	if _, err := js.PublishMsg(ctx, bus.Msg(ev)); err != nil {
 		tb.Fatal(err)
 	}
 	return cmdID, ev.ID()
@@ -93,7 +94,7 @@ func publishMany(tb testing.TB, js jetstream.JetStream, n int) {
 					tb.Error(err)
 					return
 				}
-				f, err := js.PublishMsgAsync(m.NATS())
+				f, err := js.PublishMsgAsync(bus.Msg(m))
 				if err != nil {
 					tb.Error(err)
 					return

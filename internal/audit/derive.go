@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/licensebus/licensebus/events"
-	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/segmentio/encoding/json"
 )
@@ -66,7 +65,7 @@ func Derive(m SourceMsg) Entry {
 	if msg == nil && m.Stream == events.CommandsStream {
 		// Not a CloudEvent: the handler's rejection cannot name it as its
 		// cause, so it derives its id from where the message is (bus.Screen).
-		e.RejectionID = bus.DeriveID(fmt.Sprintf("%s-%d", m.Subject, m.Seq), "rejected")
+		e.RejectionID = events.DeriveID(fmt.Sprintf("%s-%d", m.Subject, m.Seq), "rejected")
 	}
 	e.Mode, e.ID, e.Type, e.Source, e.Time = env.mode, clip(env.id), clip(env.typ), clip(env.source), clip(env.time)
 	e.Actor, e.CorrelationID, e.CausationID = clip(env.actor), clip(env.correlation), clip(env.causation)

@@ -17,7 +17,7 @@ import (
 
 // mustMessage is a message as licensebus writes it (structured mode).
 func mustMessage(tb testing.TB, t events.Type, d events.Data, meta events.Meta) *nats.Msg {
-	return mustEvent(tb, t, d, meta).NATS()
+	return bus.Msg(mustEvent(tb, t, d, meta))
 }
 
 func mustEvent(tb testing.TB, t events.Type, d events.Data, meta events.Meta) *events.Message {
@@ -35,8 +35,8 @@ func TestDerive(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
 	lid, cid := uuid.NewString(), uuid.NewString()
 	// A command as a client may send it: binary mode.
-	activate := mustEvent(t, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: "IC-1", LicenseID: lid},
-		events.Meta{ID: "cmd-1", Source: "/cli", CorrelationID: "cmd-1", Actor: "user:ann", Time: at}).Binary()
+	activate := bus.BinaryMsg(mustEvent(t, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: "IC-1", LicenseID: lid},
+		events.Meta{ID: "cmd-1", Source: "/cli", CorrelationID: "cmd-1", Actor: "user:ann", Time: at}))
 	rejected := mustMessage(t, events.RejectedType, &events.Rejected{CommandID: "cmd-1", CommandType: string(events.ActivateLicenseType),
 		Reason: events.ReasonAlreadyActive, Message: "already active", InstallCode: "IC-1", LicenseID: lid},
 		events.Meta{ID: "rej-1", Source: "/dev", CorrelationID: "cmd-1", CausationID: "cmd-1", Actor: "/dev", Time: at})
@@ -78,7 +78,7 @@ func TestDerive(t *testing.T) {
 		}},
 		{"not a CloudEvent", events.CommandsStream, &nats.Msg{Subject: "lb.cmd.cloud.customer_create", Data: []byte(`{"name":"x"}`)}, func(t *testing.T, e Entry) {
 			if e.Mode != "" || e.ID != "" || !strings.HasPrefix(e.Invalid, string(events.ReasonMalformed)+": ") || string(e.Data) != `{"name":"x"}` ||
-				e.RejectionID != bus.DeriveID("lb.cmd.cloud.customer_create-7", "rejected") {
+				e.RejectionID != events.DeriveID("lb.cmd.cloud.customer_create-7", "rejected") {
 				t.Fatalf("entry %+v", e)
 			}
 		}},

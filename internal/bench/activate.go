@@ -209,7 +209,7 @@ func (b *run) prepare(ctx context.Context, prefix string, n, devices int) ([]*ta
 		if err != nil {
 			return nil, err
 		}
-		t.msg = m.NATS()
+		t.msg = bus.Msg(m)
 	}
 	return ts, nil
 }

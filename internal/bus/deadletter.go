@@ -41,7 +41,7 @@ func (dl *DeadLetters) Put(ctx context.Context, d *Delivery, cause error) error 
 // PutEvent dead-letters the event stored at seq of the event stream, as
 // decoded (a reactor holds no raw message), with its error.
 func (dl *DeadLetters) PutEvent(ctx context.Context, seq uint64, m *events.Message, cause error) error {
-	msg := m.NATS()
+	msg := Msg(m)
 	return dl.put(ctx, events.EventsStream, seq, msg.Subject, msg.Header, msg.Data, cause)
 }
 

@@ -5,19 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
 )
-
-// idSpace namespaces the ids licensebus derives for the events it writes.
-var idSpace = uuid.MustParse("6f1c2a52-8a8e-4b57-9a43-3c7e8c1d5a10")
-
-// DeriveID returns a stable UUID for the event that cause produces under
-// name. Re-handling the same cause gives the same id, so JetStream dedupes
-// the second append instead of storing a second effect.
-func DeriveID(cause, name string) string {
-	return uuid.NewSHA1(idSpace, []byte(cause+"/"+name)).String()
-}
 
 // Decision is one append a handler decided on its current state: Event is
 // appended only if the last message on Filter still has sequence Expect.
@@ -84,11 +73,11 @@ func (a *Appender) Execute(ctx context.Context, fold *Fold, decide func() (Decis
 // what the command targeted.
 func (a *Appender) Reject(ctx context.Context, cause *events.Message, key string, r *events.Rejection, source, aggregate, id string) (uint64, *events.Message, error) {
 	data := &events.Rejected{Reason: r.Reason, Message: r.Message, Aggregate: aggregate, ID: id}
-	meta := events.Meta{ID: DeriveID(key, "rejected"), Source: source, Actor: source}
+	meta := events.Meta{ID: events.DeriveID(key, "rejected"), Source: source, Actor: source}
 	if cause != nil {
 		data.CommandID = cause.ID()
 		data.CommandType = string(cause.Type())
-		meta = cause.Next(DeriveID(cause.ID(), "rejected"), source, source)
+		meta = cause.Next(events.DeriveID(cause.ID(), "rejected"), source, source)
 	}
 	switch d := dataOf(cause).(type) {
 	case interface {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go"
@@ -131,7 +132,7 @@ func (c *Client) Send(ctx context.Context, t events.Type, data events.Data, o Se
 	if err != nil {
 		return Sent{}, err
 	}
-	ack, err := c.js.PublishMsg(ctx, m.NATS())
+	ack, err := c.js.PublishMsg(ctx, bus.Msg(m))
 	if err != nil {
 		return Sent{}, fmt.Errorf("publish %s: %w", t, err)
 	}

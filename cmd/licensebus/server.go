@@ -12,7 +12,7 @@ import (
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
 	"github.com/licensebus/licensebus/handlers/provisioner"
-	"github.com/licensebus/licensebus/handlers/rollout"
+	"github.com/licensebus/licensebus/handlers/driver"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
@@ -51,7 +51,7 @@ type Server struct {
 	lic      *licensing.Model
 	dev      *devices.Model
 	ro       *rollouts.Model
-	exec     *rollout.Executor
+	exec     *driver.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
 	log      zerolog.Logger
@@ -114,12 +114,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = rollout.New(ctx, rollout.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -1,13 +1,14 @@
-package events_test
+package smartserver_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/handlers/smartserver"
 )
 
-func colours(t *events.DeviceTable) string {
+func colours(t *smartserver.Devices) string {
 	s := ""
 	for _, d := range t.Devices {
 		s += d.State.Colour()[:1] // p, b, g
@@ -15,8 +16,8 @@ func colours(t *events.DeviceTable) string {
 	return s
 }
 
-func table(version string, n int) *events.DeviceTable {
-	t := &events.DeviceTable{}
+func table(version string, n int) *smartserver.Devices {
+	t := &smartserver.Devices{}
 	t.SetLicensing(version, 0)
 	for i := range n {
 		t.Add(fmt.Sprintf("d%d", i), "", events.BACnet)
@@ -27,37 +28,37 @@ func table(version string, n int) *events.DeviceTable {
 // Ensure the colour rule: the first capacity devices in order of addition
 // are licensed, the rest purple; below 3.3 nothing is purple; transfer
 // deprovisions, so the next activation gives blue, not green.
-func TestDeviceTableCapacity(t *testing.T) {
+func TestDevicesCapacity(t *testing.T) {
 	tests := []struct {
 		name string
-		run  func(*events.DeviceTable)
+		run  func(*smartserver.Devices)
 		n    int
 		ver  string
 		want string
 	}{
-		{"no capacity", func(*events.DeviceTable) {}, 3, "3.4", "ppp"},
-		{"capacity 0 on 3.2 needs no license", func(*events.DeviceTable) {}, 3, "3.2", "bbb"},
-		{"exactly full", func(t *events.DeviceTable) { t.SetLicensing("3.4", 3) }, 3, "3.4", "bbb"},
-		{"over by one", func(t *events.DeviceTable) { t.SetLicensing("3.4", 2) }, 3, "3.4", "bbp"},
-		{"two capacity licenses add up", func(t *events.DeviceTable) { t.SetLicensing("3.4", 1); t.SetLicensing("3.4", 1+2) }, 4, "3.4", "bbbp"},
-		{"3.3 needs a license", func(*events.DeviceTable) {}, 2, "3.3", "pp"},
-		{"provisioned shows green", func(t *events.DeviceTable) { t.SetLicensing("3.4", 2); t.SetProvisioned("d0", true) }, 3, "3.4", "gbp"},
-		{"transfer with devices provisioned", func(t *events.DeviceTable) {
+		{"no capacity", func(*smartserver.Devices) {}, 3, "3.4", "ppp"},
+		{"capacity 0 on 3.2 needs no license", func(*smartserver.Devices) {}, 3, "3.2", "bbb"},
+		{"exactly full", func(t *smartserver.Devices) { t.SetLicensing("3.4", 3) }, 3, "3.4", "bbb"},
+		{"over by one", func(t *smartserver.Devices) { t.SetLicensing("3.4", 2) }, 3, "3.4", "bbp"},
+		{"two capacity licenses add up", func(t *smartserver.Devices) { t.SetLicensing("3.4", 1); t.SetLicensing("3.4", 1+2) }, 4, "3.4", "bbbp"},
+		{"3.3 needs a license", func(*smartserver.Devices) {}, 2, "3.3", "pp"},
+		{"provisioned shows green", func(t *smartserver.Devices) { t.SetLicensing("3.4", 2); t.SetProvisioned("d0", true) }, 3, "3.4", "gbp"},
+		{"transfer with devices provisioned", func(t *smartserver.Devices) {
 			t.SetLicensing("3.4", 2)
 			t.SetProvisioned("d0", true)
 			t.SetProvisioned("d1", true)
 			t.DeprovisionAll()
 			t.SetLicensing("3.4", 0)
 		}, 2, "3.4", "pp"},
-		{"activation after transfer is blue, not green", func(t *events.DeviceTable) {
+		{"activation after transfer is blue, not green", func(t *smartserver.Devices) {
 			t.SetLicensing("3.4", 2)
 			t.SetProvisioned("d0", true)
 			t.DeprovisionAll()
 			t.SetLicensing("3.4", 0)
 			t.SetLicensing("3.4", 2)
 		}, 2, "3.4", "bb"},
-		{"removing a device frees its slot for the next", func(t *events.DeviceTable) { t.SetLicensing("3.4", 2); t.Remove("d0") }, 3, "3.4", "bb"},
-		{"a purple device cannot stay provisioned", func(t *events.DeviceTable) {
+		{"removing a device frees its slot for the next", func(t *smartserver.Devices) { t.SetLicensing("3.4", 2); t.Remove("d0") }, 3, "3.4", "bb"},
+		{"a purple device cannot stay provisioned", func(t *smartserver.Devices) {
 			t.SetLicensing("3.2", 0)
 			t.SetProvisioned("d1", true)
 			t.SetLicensing("3.4", 1) // upgraded to 3.4 with capacity 1
@@ -75,7 +76,7 @@ func TestDeviceTableCapacity(t *testing.T) {
 }
 
 // Ensure the table reports exactly the devices whose state changed.
-func TestDeviceTableChanges(t *testing.T) {
+func TestDevicesChanges(t *testing.T) {
 	tab := table("3.4", 3)
 	changed := tab.SetLicensing("3.4", 2)
 	if len(changed) != 2 || changed[0].ID != "d0" || changed[1].ID != "d1" || changed[0].State != events.Unprovisioned {
@@ -88,8 +89,8 @@ func TestDeviceTableChanges(t *testing.T) {
 
 // Ensure Fold, the one colour rule every fold uses, follows the manual from
 // events alone, and ignores non-capacity licenses.
-func TestDeviceTableFold(t *testing.T) {
-	var tab events.DeviceTable
+func TestDevicesFold(t *testing.T) {
+	var tab smartserver.Devices
 	steps := []struct {
 		event events.Data
 		want  string

@@ -339,3 +339,11 @@ func (sh *Shell) own(ctx context.Context, seq uint64, m *events.Message) error {
 	sh.apply(seq, m)
 	return nil
 }
+
+// Reasons are the refusals the shell gives, whatever the rules: a message
+// that is no command of the handler, on the wrong subject, too large, or
+// a command id used again for another command.
+func Reasons() []events.Reason {
+	return []events.Reason{events.ReasonMalformed, events.ReasonUnknownType, events.ReasonInvalidData, events.ReasonBadUUID,
+		events.ReasonBadInstallCode, events.ReasonSubjectMismatch, events.ReasonTooLarge, events.ReasonIDReused}
+}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
-	"github.com/licensebus/licensebus/handlers/provisioner"
 	"github.com/licensebus/licensebus/handlers/driver"
+	"github.com/licensebus/licensebus/handlers/provisioner"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
@@ -37,8 +37,11 @@ type ServeConfig struct {
 	// process (tests run their own).
 	ProvisionRate float64
 	NoProvisioner bool
-	Logger        zerolog.Logger
-	Now           func() time.Time
+	// DedupeWindow replaces JetStream's dedupe windows of the command and
+	// event streams (tests of repeats after them); 0 keeps bus's.
+	DedupeWindow time.Duration
+	Logger       zerolog.Logger
+	Now          func() time.Time
 }
 
 // Server is a running licensebus: the embedded NATS server (unless it joined
@@ -91,7 +94,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, s.js); err != nil {
+	if err := bus.EnsureStreams(ctx, s.js, cfg.DedupeWindow); err != nil {
 		s.Close()
 		return nil, err
 	}

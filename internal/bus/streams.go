@@ -24,14 +24,21 @@ const (
 // EnsureStreams creates or updates the command, event and dead-letter
 // streams. The event stream is the system of record: it denies delete and
 // purge.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
+//
+// window, when given, replaces both dedupe windows: for tests of what
+// happens once a repeat comes after them.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, window ...time.Duration) error {
+	cmdWindow, evtWindow := CommandDedupeWindow, EventDedupeWindow
+	if len(window) > 0 && window[0] > 0 {
+		cmdWindow, evtWindow = window[0], window[0]
+	}
 	cfgs := []jetstream.StreamConfig{
 		{
 			Name:        events.CommandsStream,
 			Description: "licensebus commands (CloudEvents, binary or structured mode)",
 			Subjects:    []string{events.CloudCommands, events.DeviceCommands, events.RolloutCommands},
 			Storage:     jetstream.FileStorage,
-			Duplicates:  CommandDedupeWindow,
+			Duplicates:  cmdWindow,
 			AllowDirect: true,
 			// Commands are evidence too: the audit trail checks them.
 			DenyDelete: true,
@@ -41,7 +48,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Description: "licensebus events and rejections (CloudEvents, structured mode)",
 			Subjects:    []string{events.AllEvents},
 			Storage:     jetstream.FileStorage,
-			Duplicates:  EventDedupeWindow,
+			Duplicates:  evtWindow,
 			AllowDirect: true,
 			DenyDelete:  true,
 			DenyPurge:   true,

@@ -37,6 +37,10 @@ type ReactorConfig struct {
 	Workers int
 	// MaxDeliveries before an event is dead-lettered. Default 5.
 	MaxDeliveries uint64
+	// MaxDeliver bounds the attempts at one event, dead letter included:
+	// the last one ends the reaction even if the dead letter failed.
+	// Default MaxDeliver.
+	MaxDeliver uint64
 	// CheckpointEvery is how often the checkpoint is stored when it moved:
 	// about what a restart reacts to a second time. Default 250 ms (a KV
 	// write each time: nothing next to the reactions).
@@ -94,6 +98,10 @@ func (f *Feed) React(cfg ReactorConfig) *Reactor {
 	if cfg.MaxDeliveries == 0 {
 		cfg.MaxDeliveries = 5
 	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = MaxDeliver
+	}
+	cfg.MaxDeliver = max(cfg.MaxDeliver, cfg.MaxDeliveries)
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = 250 * time.Millisecond
 	}
@@ -248,29 +256,43 @@ loop:
 
 // handle reacts to one event, retrying a transient failure with a growing
 // pause, and dead-letters it after MaxDeliveries attempts, so one event
-// never holds up its partition for long.
+// never holds up its partition for long. An attempt after those whose
+// dead letter fails is retried too, up to MaxDeliver attempts in all: the
+// last one ends the reaction whatever happens, with an error line (the
+// event stays in the stream).
 func (r *Reactor) handle(ctx context.Context, x reaction) {
 	d := &Delivery{Message: x.m, Seq: x.seq}
+	var err error
 	for d.Deliveries = 1; ; d.Deliveries++ {
-		err := r.cfg.Handle(ctx, d)
-		if err == nil {
+		if err = r.cfg.Handle(ctx, d); err == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			return // stays open
 		}
-		log := LogMsg(r.cfg.Logger.Warn().Err(err).Str("reactor", r.cfg.Name).Uint64("seq", x.seq).Uint64("deliveries", d.Deliveries), x.m)
+		last := d.Deliveries >= r.cfg.MaxDeliver
+		log := func(e *zerolog.Event) *zerolog.Event {
+			return LogMsg(e.Err(err).Str("reactor", r.cfg.Name).Uint64("seq", x.seq).Uint64("deliveries", d.Deliveries), x.m)
+		}
 		if d.Deliveries >= r.cfg.MaxDeliveries && r.cfg.DeadLetters != nil {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			derr := r.cfg.DeadLetters.PutEvent(dctx, x.seq, x.m, err)
 			cancel()
 			if derr == nil {
-				log.Msg("giving up: dead-lettered")
+				log(r.cfg.Logger.Error()).Msg("giving up: dead-lettered")
 				break
 			}
-			log.AnErr("dead_letter_error", derr).Msg("dead letter failed; will retry")
+			if last {
+				log(r.cfg.Logger.Error()).AnErr("dead_letter_error", derr).
+					Msg("delivery limit reached and the dead letter failed: reaction dropped; the event stays in the stream")
+				break
+			}
+			log(r.cfg.Logger.Warn()).AnErr("dead_letter_error", derr).Msg("dead letter failed; will retry")
+		} else if last {
+			log(r.cfg.Logger.Error()).Msg("delivery limit reached: reaction dropped; the event stays in the stream")
+			break
 		} else {
-			log.Msg("reaction failed; will retry")
+			log(r.cfg.Logger.Warn()).Msg("reaction failed; will retry")
 		}
 		select {
 		case <-time.After(time.Duration(min(d.Deliveries, 10)) * 200 * time.Millisecond):

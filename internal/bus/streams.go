@@ -21,6 +21,16 @@ const (
 	EventDedupeWindow   = time.Minute
 )
 
+// CommandMaxSize is the largest command the command stream stores,
+// headers included. The largest command licensebus has a use for, a
+// rollout start naming 10,000 SmartServers by install codes of the
+// longest allowed length, takes about two thirds of it (docs/consumers.md
+// gives the sizes); anything larger is refused when it is published,
+// before a handler or the dead-letter stream has to carry it. It is also
+// the default payload limit of a NATS server, so a command the embedded
+// server takes is one any NATS serve joins takes too.
+const CommandMaxSize = 1 << 20
+
 // EnsureStreams creates or updates the command, event and dead-letter
 // streams. The event stream is the system of record: it denies delete and
 // purge.
@@ -32,6 +42,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) error {
 			Subjects:    []string{events.CloudCommands, events.DeviceCommands, events.RolloutCommands},
 			Storage:     jetstream.FileStorage,
 			Duplicates:  CommandDedupeWindow,
+			MaxMsgSize:  CommandMaxSize,
 			AllowDirect: true,
 			// Commands are evidence too: the audit trail checks them.
 			DenyDelete: true,
@@ -79,7 +90,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.Strea
 	}
 	cur := s.CachedInfo().Config
 	if cur.Description == c.Description && slices.Equal(cur.Subjects, c.Subjects) && cur.Duplicates == c.Duplicates &&
-		cur.AllowDirect == c.AllowDirect && cur.DenyDelete == c.DenyDelete && cur.DenyPurge == c.DenyPurge {
+		cur.AllowDirect == c.AllowDirect && cur.DenyDelete == c.DenyDelete && cur.DenyPurge == c.DenyPurge &&
+		max(cur.MaxMsgSize, 0) == c.MaxMsgSize {
 		return nil
 	}
 	_, err = js.UpdateStream(ctx, c)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -139,6 +140,9 @@ type Runner struct {
 	rebuild chan chan error
 	opened  bool
 	tap     *bus.Tap // the process's feed, if it has one
+	// problems are the checkpoints found out of step with the event
+	// stream at the start, until a rebuild.
+	problems []string
 
 	// Owned by the goroutine that restores and follows:
 	seed maphash.Seed
@@ -225,6 +229,10 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // restore loads every model from its bucket.
 func (r *Runner) restore(ctx context.Context) error {
+	stream, err := bus.State(ctx, r.js, events.EventsStream)
+	if err != nil {
+		return fmt.Errorf("projections: %w", err)
+	}
 	for i, m := range r.models {
 		ck, err := r.load(ctx, i, m, true)
 		if err != nil {
@@ -243,8 +251,34 @@ func (r *Runner) restore(ctx context.Context) error {
 		r.ckpt[i] = ck
 		r.mu.Unlock()
 		r.log.Info().Str("model", m.Name()).Uint64("checkpoint", ck).Msg("restored")
+		r.checkPosition(m, stream, ck)
 	}
 	return nil
+}
+
+// checkPosition reports a model whose checkpoint ck is out of step with
+// the event stream (deleted and created again under it, or events removed
+// before they were applied): its entries describe events the stream no
+// longer holds, and the events that now take their sequences are skipped.
+// Only a rebuild mends that; until one, Problems says so.
+func (r *Runner) checkPosition(m Model, state jetstream.StreamState, ck uint64) {
+	p := bus.PositionProblem(events.EventsStream, state, ck)
+	if p == "" {
+		return
+	}
+	r.log.Error().Str("model", m.Name()).Uint64("checkpoint", ck).Str("problem", p).
+		Msg("projection checkpoint is not in step with the event stream; rebuild the projections")
+	r.mu.Lock()
+	r.problems = append(r.problems, fmt.Sprintf("projection %s at checkpoint %d: %s", m.Name(), ck, p))
+	r.mu.Unlock()
+}
+
+// Problems lists the checkpoints found out of step with the event stream
+// when the runner started; a rebuild clears them.
+func (r *Runner) Problems() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.problems)
 }
 
 // replayFromStart readies model i, just reset, for a replay from the first
@@ -672,7 +706,7 @@ func (r *Runner) reset(ctx context.Context) error {
 		r.mu.Unlock()
 	}
 	r.mu.Lock()
-	r.applied = 0
+	r.applied, r.problems = 0, nil
 	r.mu.Unlock()
 	r.log.Info().Msg("projections reset for rebuild")
 	return nil

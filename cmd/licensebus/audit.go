@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -135,6 +136,7 @@ compares with the time the server stored the source message.`,
 				return err
 			}
 			defer closeFn()
+			ctx := cmd.Context()
 			w := bufio.NewWriter(a.stdout)
 			defer w.Flush()
 			p := &entryPrinter{w: w, json: a.output == "json"}
@@ -150,7 +152,7 @@ compares with the time the server stored the source message.`,
 				}
 				_ = w.Flush()
 			}
-			return audit.Read(cmd.Context(), js, audit.ReadOptions{Since: f.since, Follow: follow, CaughtUp: caughtUp}, func(r audit.Record) error {
+			err = audit.Read(ctx, js, audit.ReadOptions{Since: f.since, Follow: follow, CaughtUp: caughtUp}, func(r audit.Record) error {
 				if r.Entry == nil {
 					fmt.Fprintf(a.stderr, "warning: audit stream seq %d is not an audit entry; run `licensebus audit verify`\n", r.StreamSeq)
 					return nil
@@ -170,6 +172,7 @@ compares with the time the server stored the source message.`,
 				}
 				return nil
 			})
+			return err
 		},
 	}
 	fl := cmd.Flags()
@@ -323,6 +326,7 @@ stored at or after --since, to the last one before the first stored at or after
 				return err
 			}
 			defer closeFn()
+			ctx := cmd.Context()
 			w := bufio.NewWriterSize(a.stdout, 64<<10)
 			var cw *csv.Writer
 			if format == "csv" {
@@ -332,7 +336,7 @@ stored at or after --since, to the last one before the first stored at or after
 				}
 			}
 			started := false
-			err = audit.Read(cmd.Context(), js, audit.ReadOptions{Since: since}, func(r audit.Record) error {
+			err = audit.Read(ctx, js, audit.ReadOptions{Since: since}, func(r audit.Record) error {
 				if e := r.Entry; e != nil {
 					t, terr := time.Parse(time.RFC3339Nano, e.StreamTime)
 					if terr == nil && !started && t.Before(since) {
@@ -405,47 +409,61 @@ head hash with the live trail's to know nothing was cut off the end.`,
 				if err := a.verifyFile(args[0], &v); err != nil {
 					return err
 				}
-			} else {
-				res.Input = audit.Stream
-				js, closeFn, err := a.auditJS()
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				var checker *audit.SourceChecker
-				defer func() {
-					if checker != nil {
-						checker.Close()
-					}
-				}()
-				err = audit.Read(cmd.Context(), js, audit.ReadOptions{}, func(r audit.Record) error {
-					if checker == nil { // after Read's snapshot: every entry read records a message below the checker's
-						var err error
-						if checker, err = audit.NewSourceChecker(cmd.Context(), js); err != nil {
-							return err
-						}
-						v.Check = checker.Check
-					}
-					v.Add(r.Raw, fmt.Sprintf("audit stream seq %d", r.StreamSeq))
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-				if checker == nil {
-					if checker, err = audit.NewSourceChecker(cmd.Context(), js); err != nil {
-						return err
-					}
-				}
-				rep := v.Finish()
-				un := checker.Unaudited()
-				res.Report, res.Unaudited = rep, &un
+				res.Report = v.Finish()
 				return a.verifyOutput(res)
 			}
-			res.Report = v.Finish()
+			res.Input = audit.Stream
+			js, closeFn, err := a.auditJS()
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			ctx := cmd.Context()
+			if res.Report, res.Unaudited, err = verifyLive(ctx, js, &v); err != nil {
+				return err
+			}
 			return a.verifyOutput(res)
 		},
 	}
+}
+
+// verifyLive verifies the live trail with v, each entry against its source
+// message, and the streams against what the trail and serve expect of
+// them; unaudited is how many source messages the trail lacks yet.
+func verifyLive(ctx context.Context, js jetstream.JetStream, v *audit.Verifier) (rep audit.Report, unaudited *audit.Cursor, err error) {
+	var checker *audit.SourceChecker
+	defer func() {
+		if checker != nil {
+			checker.Close()
+		}
+	}()
+	err = audit.Read(ctx, js, audit.ReadOptions{}, func(r audit.Record) error {
+		if checker == nil { // after Read's snapshot: every entry read records a message below the checker's
+			var err error
+			if checker, err = audit.NewSourceChecker(ctx, js); err != nil {
+				return err
+			}
+			v.Check = checker.Check
+		}
+		v.Add(r.Raw, fmt.Sprintf("audit stream seq %d", r.StreamSeq))
+		return nil
+	})
+	if err != nil {
+		return rep, nil, err
+	}
+	if checker == nil {
+		if checker, err = audit.NewSourceChecker(ctx, js); err != nil {
+			return rep, nil, err
+		}
+	}
+	rep = v.Finish()
+	probs, err := audit.CheckStreams(ctx, js, rep.Cursor)
+	if err != nil {
+		return rep, nil, err
+	}
+	rep.Add(probs...)
+	un := checker.Unaudited()
+	return rep, &un, nil
 }
 
 // verifyFile feeds a JSONL export to v line by line.
@@ -552,8 +570,9 @@ nested objects (each entry with its children).`,
 				return err
 			}
 			defer closeFn()
+			ctx := cmd.Context()
 			tr := audit.NewTracer(args[0])
-			err = audit.Read(cmd.Context(), js, audit.ReadOptions{}, func(r audit.Record) error {
+			err = audit.Read(ctx, js, audit.ReadOptions{}, func(r audit.Record) error {
 				if r.Entry != nil {
 					tr.Add(r.Entry)
 				}

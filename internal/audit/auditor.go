@@ -89,7 +89,7 @@ func (a *Auditor) Run(ctx context.Context) error {
 	// lastOwn is the last entry this auditor stored; conflicted says its
 	// last append found the stream moved.
 	var lastOwn uint64
-	conflicted := false
+	conflicted, checked := false, false
 	for {
 		t, err := a.findTip(ctx, str)
 		switch {
@@ -113,6 +113,10 @@ func (a *Auditor) Run(ctx context.Context) error {
 			continue
 		}
 		conflicted = false
+		if !checked {
+			a.checkStreams(ctx, t.cursor)
+			checked = true
+		}
 		a.log.Info().Uint64("seq", t.seq).Uint64("commands", t.cursor.Commands).Uint64("events", t.cursor.Events).Msg("audit trail resumes")
 		lastOwn, err = a.follow(ctx, str, srcs, t)
 		if ctx.Err() != nil {
@@ -127,6 +131,21 @@ func (a *Auditor) Run(ctx context.Context) error {
 		if !sleep(ctx, time.Second) {
 			return nil
 		}
+	}
+}
+
+// checkStreams logs, at error level, every way the streams differ from
+// what the trail expects of them (CheckStreams): the trail cannot record
+// what a source lost, nor the messages of a source created again until it
+// passes the cursor, and only an operator can say why it happened.
+func (a *Auditor) checkStreams(ctx context.Context, cursor Cursor) {
+	probs, err := CheckStreams(ctx, a.cfg.JS, cursor)
+	if err != nil {
+		a.log.Warn().Err(err).Msg("cannot check the streams against the trail")
+		return
+	}
+	for _, p := range probs {
+		a.log.Error().Str("where", p.Where).Str("problem", p.Detail).Msg("a stream changed under the audit trail")
 	}
 }
 

@@ -163,6 +163,12 @@ func (r *Reactor) Open(ctx context.Context) error {
 	default:
 		return fmt.Errorf("reactor %s: %w", r.cfg.Name, err)
 	}
+	if state, err := State(ctx, r.js, events.EventsStream); err == nil {
+		if p := PositionProblem(events.EventsStream, state, floor); p != "" {
+			r.cfg.Logger.Error().Str("reactor", r.cfg.Name).Uint64("checkpoint", floor).Str("problem", p).
+				Msg("reactor checkpoint is not in step with the event stream: events may go unreacted to")
+		}
+	}
 	// Deleted only once the checkpoint that takes over from them is stored.
 	for _, name := range r.cfg.Replaces {
 		err := r.js.DeleteConsumer(ctx, events.EventsStream, name)
@@ -342,15 +348,21 @@ type ReactorState struct {
 	// Behind is how many events the stream holds past the checkpoint,
 	// matching or not: 0 once the reactor has handled everything.
 	Behind uint64 `json:"behind"`
+	// Problem says why the checkpoint is not in step with the stream (see
+	// PositionProblem); empty when it is.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Reactors reads every reactor's checkpoint, by name, and the event
 // stream's last sequence: where an operator sees how far behind the
-// reactions are (what a durable's pending count said before).
+// reactions are (what a durable's pending count said before), and whether
+// a checkpoint is out of step with the stream.
 func Reactors(ctx context.Context, js jetstream.JetStream) (last uint64, states []ReactorState, err error) {
-	if last, err = LastSeq(ctx, js, events.EventsStream); err != nil {
+	state, err := State(ctx, js, events.EventsStream)
+	if err != nil {
 		return 0, nil, err
 	}
+	last = state.LastSeq
 	kv, err := js.KeyValue(ctx, ReactorsBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return last, nil, nil // nothing has run a reactor yet
@@ -375,7 +387,7 @@ func Reactors(ctx context.Context, js jetstream.JetStream) (last uint64, states 
 		if err != nil {
 			return 0, nil, fmt.Errorf("reactor %s: checkpoint %q: %w", k, e.Value(), err)
 		}
-		states = append(states, ReactorState{Name: k, Checkpoint: ck, Behind: last - min(ck, last)})
+		states = append(states, ReactorState{Name: k, Checkpoint: ck, Behind: last - min(ck, last), Problem: PositionProblem(events.EventsStream, state, ck)})
 	}
 	slices.SortFunc(states, func(a, b ReactorState) int { return strings.Compare(a.Name, b.Name) })
 	return last, states, nil

@@ -1,9 +1,11 @@
 package bus_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/licensebus/licensebus/internal/bustest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // largestCommands are the largest commands licensebus has a use for: a
@@ -107,5 +110,113 @@ func TestCommandsStreamRefusesOversizedCommands(t *testing.T) {
 	var apiErr *jetstream.APIError
 	if _, err := js.PublishMsg(ctx, over); !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamMessageExceedsMaximum {
 		t.Fatalf("publish of %d bytes: %v, want refused for its size", len(over.Data), err)
+	}
+}
+
+// Ensure ConfigDrift names each setting that differs from what serve
+// creates, and nothing for the server's own spelling of a default.
+func TestConfigDrift(t *testing.T) {
+	want, _ := bus.WantedConfig(events.EventsStream)
+	tests := []struct {
+		name   string
+		change func(*jetstream.StreamConfig)
+		want   []string
+	}{
+		{"as created", func(*jetstream.StreamConfig) {}, nil},
+		{"defaults spelled out", func(c *jetstream.StreamConfig) {
+			c.MaxMsgs, c.MaxBytes, c.MaxMsgsPerSubject, c.MaxConsumers, c.MaxMsgSize, c.Replicas = -1, -1, -1, -1, -1, 1
+			c.Description, c.Metadata = "changed", map[string]string{"_nats.ver": "2.15.2"}
+		}, nil},
+		{"subjects in another order", func(c *jetstream.StreamConfig) { c.Subjects = []string{events.AllEvents} }, nil},
+		{"limits", func(c *jetstream.StreamConfig) { c.MaxMsgs, c.MaxAge = 100, time.Hour }, []string{
+			"max_msgs is 100, serve creates -1", "max_age is 1h0m0s, serve creates 0s"}},
+		{"deny flags", func(c *jetstream.StreamConfig) { c.DenyPurge, c.DenyDelete = false, false }, []string{
+			"deny_delete is false, serve creates true", "deny_purge is false, serve creates true"}},
+		{"subjects", func(c *jetstream.StreamConfig) { c.Subjects = append(c.Subjects, "lb.other.>") }, []string{
+			"subjects is [lb.evt.> lb.other.>], serve creates [lb.evt.>]"}},
+		{"storage and discard", func(c *jetstream.StreamConfig) { c.Storage, c.Discard = jetstream.MemoryStorage, jetstream.DiscardNew }, []string{
+			"discard is DiscardNew, serve creates DiscardOld", "storage is Memory, serve creates File"}},
+		{"a mirror", func(c *jetstream.StreamConfig) { c.Mirror = &jetstream.StreamSource{Name: "X"} }, []string{
+			`mirror is {"name":"X"}, serve creates none`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			have := want
+			have.Subjects = slices.Clone(want.Subjects)
+			tt.change(&have)
+			if got := bus.ConfigDrift(have, want); !slices.Equal(got, tt.want) {
+				t.Fatalf("drift=%q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Ensure the streams as the server reports them show no drift, that
+// CheckStream names what someone changed, and that EnsureStreams sets it
+// back and says so at error level.
+func TestEnsureStreamsSetsBackDrift(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := bustest.JetStream(t)
+	for _, want := range bus.StreamConfigs() {
+		st, err := bus.CheckStream(ctx, js, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Drift) > 0 {
+			t.Fatalf("%s as created: drift %q", want.Name, st.Drift)
+		}
+	}
+	want, _ := bus.WantedConfig(events.EventsStream)
+	changed := want
+	changed.MaxMsgs, changed.Subjects = 1000, []string{events.AllEvents, "lb.other.>"}
+	if _, err := js.UpdateStream(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	st, err := bus.CheckStream(ctx, js, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Drift) != 2 {
+		t.Fatalf("drift %q, want max_msgs and subjects", st.Drift)
+	}
+	var logged bytes.Buffer
+	if err := bus.EnsureStreams(ctx, js, bus.ReportRepairs(zerolog.New(&logged))); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range st.Drift {
+		if !strings.Contains(logged.String(), `"level":"error"`) || !strings.Contains(logged.String(), d) {
+			t.Errorf("no error line naming %q in %s", d, logged.String())
+		}
+	}
+	if st, err = bus.CheckStream(ctx, js, want); err != nil || len(st.Drift) > 0 {
+		t.Fatalf("after EnsureStreams: drift %q, %v", st.Drift, err)
+	}
+}
+
+// Ensure PositionProblem tells a reader in step with its stream from one
+// whose stream was created again or lost messages it had not read.
+func TestPositionProblem(t *testing.T) {
+	tests := []struct {
+		name        string
+		first, last uint64
+		seq         uint64
+		want        string
+	}{
+		{"new stream, nothing read", 0, 0, 0, ""},
+		{"behind", 1, 10, 4, ""},
+		{"at the end", 1, 10, 10, ""},
+		{"purged after it was read", 11, 10, 10, ""},
+		{"created again", 1, 2, 95, "S ends at seq 2, before seq 95 read already"},
+		{"purged before it was read", 11, 10, 4, "S starts at seq 11: seqs 5-10 were removed before they were read"},
+		{"first messages dropped", 50, 80, 10, "S starts at seq 50: seqs 11-49 were removed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := bus.PositionProblem("S", jetstream.StreamState{FirstSeq: tt.first, LastSeq: tt.last}, tt.seq)
+			if (got == "") != (tt.want == "") || !strings.HasPrefix(got, tt.want) {
+				t.Fatalf("problem %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

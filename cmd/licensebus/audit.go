@@ -29,7 +29,11 @@ func (a *app) auditCmd() *cobra.Command {
 		Long: `The audit trail has one entry per message of the command stream (valid or not)
 and of the event stream (events and rejections), in the order the server stored
 them, each chained to the one before by a SHA-256 hash. It is read straight from
-the LICENSEBUS_AUDIT stream; docs/consumers.md describes the entry format.`,
+the LICENSEBUS_AUDIT stream; docs/consumers.md describes the entry format.
+
+Each command reads the whole trail (or what it asks for), so it runs until it
+is done or interrupted (Ctrl-C, exit 130; tail --follow ends there with exit 0);
+--timeout, when given, bounds it (exit 3 when it runs out).`,
 	}
 	cmd.AddCommand(a.auditTailCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditTraceCmd())
 	return cmd
@@ -136,7 +140,8 @@ compares with the time the server stored the source message.`,
 				return err
 			}
 			defer closeFn()
-			ctx := cmd.Context()
+			ctx, cancel := a.readContext(cmd, true)
+			defer cancel()
 			w := bufio.NewWriter(a.stdout)
 			defer w.Flush()
 			p := &entryPrinter{w: w, json: a.output == "json"}
@@ -172,7 +177,8 @@ compares with the time the server stored the source message.`,
 				}
 				return nil
 			})
-			return err
+			// Ctrl-C is how --follow is meant to end: no error then.
+			return a.stopped(cmd, ctx, err)
 		},
 	}
 	fl := cmd.Flags()
@@ -326,7 +332,8 @@ stored at or after --since, to the last one before the first stored at or after
 				return err
 			}
 			defer closeFn()
-			ctx := cmd.Context()
+			ctx, cancel := a.readContext(cmd, true)
+			defer cancel()
 			w := bufio.NewWriterSize(a.stdout, 64<<10)
 			var cw *csv.Writer
 			if format == "csv" {
@@ -356,7 +363,7 @@ stored at or after --since, to the last one before the first stored at or after
 				return nil
 			})
 			if err != nil {
-				return err
+				return a.stopped(cmd, ctx, err)
 			}
 			if cw != nil {
 				cw.Flush()
@@ -418,9 +425,10 @@ head hash with the live trail's to know nothing was cut off the end.`,
 				return err
 			}
 			defer closeFn()
-			ctx := cmd.Context()
+			ctx, cancel := a.readContext(cmd, true)
+			defer cancel()
 			if res.Report, res.Unaudited, err = verifyLive(ctx, js, &v); err != nil {
-				return err
+				return a.stopped(cmd, ctx, err)
 			}
 			return a.verifyOutput(res)
 		},
@@ -570,7 +578,8 @@ nested objects (each entry with its children).`,
 				return err
 			}
 			defer closeFn()
-			ctx := cmd.Context()
+			ctx, cancel := a.readContext(cmd, true)
+			defer cancel()
 			tr := audit.NewTracer(args[0])
 			err = audit.Read(ctx, js, audit.ReadOptions{}, func(r audit.Record) error {
 				if r.Entry != nil {
@@ -579,7 +588,7 @@ nested objects (each entry with its children).`,
 				return nil
 			})
 			if err != nil {
-				return err
+				return a.stopped(cmd, ctx, err)
 			}
 			roots := tr.Roots()
 			if len(roots) == 0 {

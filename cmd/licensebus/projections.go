@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -16,17 +15,22 @@ func (a *app) projectionsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "projections", Short: "Read models built from the event stream"}
 	show := func(query string) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
-			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				var st client.Status
-				if err := c.Query(ctx, query, client.Params{}, &st); err != nil {
-					return err
-				}
-				probs, err := projections.Check(ctx, c.JetStream(), st.Checkpoints)
-				if err != nil {
-					return err
-				}
-				return a.projectionsStatus(st, probs)
-			})
+			ctx, cancel := a.readContext(cmd, false)
+			defer cancel()
+			c, closeFn, err := a.connect(ctx)
+			if err != nil {
+				return a.stopped(cmd, ctx, err)
+			}
+			defer closeFn()
+			var st client.Status
+			if err := c.Query(ctx, query, client.Params{}, &st); err != nil {
+				return a.stopped(cmd, ctx, err)
+			}
+			probs, err := projections.Check(ctx, c.JetStream(), st.Checkpoints)
+			if err != nil {
+				return a.stopped(cmd, ctx, err)
+			}
+			return a.projectionsStatus(st, probs)
 		}
 	}
 	cmd.AddCommand(

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
@@ -31,16 +30,16 @@ up to which it has handled everything. A restart reacts again after it.`,
 				return err
 			}
 			defer closeFn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
+			ctx, cancel := a.readContext(cmd, false)
 			defer cancel()
 			last, states, err := bus.Reactors(ctx, js)
 			if err != nil {
-				return err
+				return a.stopped(cmd, ctx, err)
 			}
 			want, _ := bus.WantedConfig(events.EventsStream)
 			stream, err := bus.CheckStream(ctx, js, want)
 			if err != nil {
-				return err
+				return a.stopped(cmd, ctx, err)
 			}
 			if states == nil {
 				states = []bus.ReactorState{}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -170,5 +172,58 @@ func TestStatusReportsStreamDrift(t *testing.T) {
 	s = mustServe(t, dir)
 	if r := cli(t, s.URL(), "projections", "status"); r.code != exitOK {
 		t.Errorf("projections status after a restart: exit %d, stderr %q; want the setting set back", r.code, r.err)
+	}
+}
+
+// cliCtx runs the CLI under ctx, as a Ctrl-C would end it.
+func cliCtx(ctx context.Context, url string, args ...string) result {
+	var out, errb bytes.Buffer
+	env := func(k string) string {
+		if k == "NATS_URL" {
+			return url
+		}
+		return ""
+	}
+	code := run(ctx, args, strings.NewReader(""), &out, &errb, env)
+	return result{out.String(), errb.String(), code}
+}
+
+// Ensure every audit, projections and reactors command honours --timeout
+// and Ctrl-C (tail --follow, which ends at Ctrl-C, is TestAuditTrail's),
+// and that audit verify of a trail whose command stream was
+// purged finishes, reporting the commands as gone, instead of waiting for
+// them.
+func TestReadCommandsHonourTimeoutAndInterrupt(t *testing.T) {
+	s := busyServer(t, t.TempDir())
+	url := s.URL()
+	_, js := mustClient(t, url)
+	ctx := ctxFor(t, 30*time.Second)
+	str, err := js.Stream(ctx, events.CommandsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := str.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, url, "audit", "verify", "--timeout", "30s")
+	if r.code != exitRefused || !strings.Contains(r.out, "no longer in the stream") || strings.Contains(r.out, "cannot read") {
+		t.Fatalf("audit verify of a purged command stream: exit %d, out %q, stderr %q; want each command reported gone", r.code, r.out, r.err)
+	}
+
+	commands := [][]string{
+		{"audit", "verify"}, {"audit", "export"}, {"audit", "tail"}, {"audit", "trace", "x"},
+		{"projections", "status"}, {"projections", "rebuild"}, {"reactors", "status"},
+	}
+	for _, args := range commands {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if r := cli(t, url, append(args, "--timeout", "1ns")...); r.code != exitInternal || !strings.Contains(r.err, "--timeout") {
+				t.Errorf("--timeout 1ns: exit %d, stderr %q; want exit 3 naming --timeout", r.code, r.err)
+			}
+			interrupted, cancel := context.WithCancel(context.Background())
+			cancel()
+			if r := cliCtx(interrupted, url, args...); r.code == exitOK || !strings.Contains(r.err, "interrupted") {
+				t.Errorf("interrupted: exit %d, stderr %q; want an error saying so", r.code, r.err)
+			}
+		})
 	}
 }

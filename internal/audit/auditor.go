@@ -503,7 +503,7 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 			case <-time.After(time.Second):
 				// Nothing for a second although the snapshot says there is
 				// more: the rest may have been deleted from the source.
-				gone, err := a.goneAfter(ctx, srcs[st.stream], done[st.stream], snap.last[st.stream])
+				gone, err := goneAfter(ctx, srcs[st.stream], done[st.stream], snap.last[st.stream])
 				if err != nil {
 					return w.acked, err
 				}
@@ -560,7 +560,7 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 }
 
 // goneAfter reports whether src holds no message in (after, last].
-func (a *Auditor) goneAfter(ctx context.Context, src jetstream.Stream, after, last uint64) (bool, error) {
+func goneAfter(ctx context.Context, src jetstream.Stream, after, last uint64) (bool, error) {
 	m, err := src.GetMsg(ctx, after+1, jetstream.WithGetMsgSubject(">"))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return true, nil

@@ -55,6 +55,9 @@ func Read(ctx context.Context, js jetstream.JetStream, o ReadOptions, fn func(Re
 		return fmt.Errorf("audit stream: %w", err)
 	}
 	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		last = 0 // emptied (only possible once its deny flags were changed): nothing to wait for
+	}
 	caught := false
 	caughtUp := func() {
 		if !caught {

@@ -39,7 +39,7 @@ func NewSourceChecker(ctx context.Context, js jetstream.JetStream) (*SourceCheck
 // Close stops the source readers.
 func (c *SourceChecker) Close() {
 	for _, r := range c.readers {
-		if r != nil {
+		if r != nil && r.it != nil {
 			r.it.Stop()
 		}
 	}
@@ -102,6 +102,20 @@ func (c *SourceChecker) Check(e *Entry, raw []byte, where string) []Problem {
 
 func (c *SourceChecker) reader(i int, stream string, after uint64) (*sourceReader, error) {
 	if c.readers[i] != nil {
+		return c.readers[i], nil
+	}
+	// A stream that holds nothing more up to the snapshot (purged, say)
+	// would leave a consumer's Next waiting for ever.
+	src, err := c.js.Stream(c.ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	gone, err := goneAfter(c.ctx, src, after, c.last[i])
+	if err != nil {
+		return nil, err
+	}
+	if gone {
+		c.readers[i] = &sourceReader{stream: stream, last: c.last[i], done: true}
 		return c.readers[i], nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{}

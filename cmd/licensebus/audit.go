@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
-	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/events/audit"
+	auditlog "github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,37 +59,6 @@ func (a *app) directJS(name string) (jetstream.JetStream, func(), error) {
 	return js, nc.Close, nil
 }
 
-// auditFilter selects entries for tail.
-type auditFilter struct {
-	license, smartserver, customer string
-	types, kinds                   []string
-	since                          time.Time
-}
-
-func (f *auditFilter) match(e *audit.Entry) bool {
-	if f.license != "" && e.LicenseID != f.license && !slices.Contains(e.LicenseIDs, f.license) {
-		return false
-	}
-	if f.smartserver != "" && e.InstallCode != f.smartserver {
-		return false
-	}
-	if f.customer != "" && e.CustomerID != f.customer {
-		return false
-	}
-	if len(f.kinds) > 0 && !slices.Contains(f.kinds, string(e.Kind)) {
-		return false
-	}
-	if len(f.types) > 0 && !slices.ContainsFunc(f.types, func(t string) bool { return e.Type == t || strings.HasSuffix(e.Type, "."+t) }) {
-		return false
-	}
-	if !f.since.IsZero() {
-		if t, err := time.Parse(time.RFC3339Nano, e.StreamTime); err == nil && t.Before(f.since) {
-			return false
-		}
-	}
-	return true
-}
-
 // parseWhen reads a point in time: RFC 3339, a date (UTC midnight), a date
 // and minute, or a duration meaning that long ago ("15m", "24h").
 func parseWhen(s string, now time.Time) (time.Time, error) {
@@ -107,8 +77,9 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 func (a *app) auditTailCmd() *cobra.Command {
-	var f auditFilter
+	var f audit.Filter
 	var since string
+	var kinds []string
 	var follow bool
 	var lines int
 	cmd := &cobra.Command{
@@ -124,16 +95,17 @@ compares with the time the server stored the source message.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
-			if f.since, err = parseWhen(since, time.Now()); err != nil {
+			if f.Since, err = parseWhen(since, time.Now()); err != nil {
 				return err
 			}
 			if lines < 0 {
 				return usageError{fmt.Errorf("-n must be 0 (all) or more, not %d", lines)}
 			}
-			for _, k := range f.kinds {
-				if k != string(audit.KindCommand) && k != string(audit.KindEvent) && k != string(audit.KindRejection) {
+			for _, k := range kinds {
+				if !audit.Kind(k).Known() {
 					return usageError{fmt.Errorf("--kind must be command, event or rejection, not %q", k)}
 				}
+				f.Kinds = append(f.Kinds, audit.Kind(k))
 			}
 			js, closeFn, err := a.auditJS()
 			if err != nil {
@@ -145,7 +117,7 @@ compares with the time the server stored the source message.`,
 			w := bufio.NewWriter(a.stdout)
 			defer w.Flush()
 			p := &entryPrinter{w: w, json: a.output == "json"}
-			var held []audit.Record // the last -n matches, until caught up
+			var held []auditlog.Record // the last -n matches, until caught up
 			live := lines == 0
 			caughtUp := func() {
 				for _, r := range held {
@@ -157,12 +129,12 @@ compares with the time the server stored the source message.`,
 				}
 				_ = w.Flush()
 			}
-			err = audit.Read(ctx, js, audit.ReadOptions{Since: f.since, Follow: follow, CaughtUp: caughtUp}, func(r audit.Record) error {
+			err = auditlog.Read(ctx, js, auditlog.ReadOptions{Since: f.Since, Follow: follow, CaughtUp: caughtUp}, func(r auditlog.Record) error {
 				if r.Entry == nil {
 					fmt.Fprintf(a.stderr, "warning: audit stream seq %d is not an audit entry; run `licensebus audit verify`\n", r.StreamSeq)
 					return nil
 				}
-				if !f.match(r.Entry) {
+				if !f.Match(r.Entry) {
 					return nil
 				}
 				if !live {
@@ -184,12 +156,12 @@ compares with the time the server stored the source message.`,
 	fl := cmd.Flags()
 	fl.BoolVarP(&follow, "follow", "f", false, "keep printing new entries until interrupted")
 	fl.IntVarP(&lines, "lines", "n", 20, "how many of the last matching entries to show first; 0 shows all")
-	fl.StringVar(&f.license, "license", "", "only entries naming this license id")
-	fl.StringVar(&f.smartserver, "smartserver", "", "only entries naming this install code")
-	fl.StringVar(&f.customer, "customer", "", "only entries naming this customer id")
+	fl.StringVar(&f.LicenseID, "license", "", "only entries naming this license id")
+	fl.StringVar(&f.InstallCode, "smartserver", "", "only entries naming this install code")
+	fl.StringVar(&f.CustomerID, "customer", "", "only entries naming this customer id")
 	fl.StringVar(&since, "since", "", "only entries stored at or after this time (RFC 3339, date, or duration ago)")
-	fl.StringArrayVar(&f.types, "type", nil, "only entries of this CloudEvent type (repeatable)")
-	fl.StringArrayVar(&f.kinds, "kind", nil, "only entries of this kind: command, event, rejection (repeatable)")
+	fl.StringArrayVar(&f.Types, "type", nil, "only entries of this CloudEvent type (repeatable)")
+	fl.StringArrayVar(&kinds, "kind", nil, "only entries of this kind: command, event, rejection (repeatable)")
 	return cmd
 }
 
@@ -200,7 +172,7 @@ type entryPrinter struct {
 	any  bool
 }
 
-func (p *entryPrinter) print(r audit.Record) {
+func (p *entryPrinter) print(r auditlog.Record) {
 	if p.json {
 		writeJSONLine(p.w, r.Raw)
 		p.any = true
@@ -286,7 +258,7 @@ var csvHeader = []string{
 	"message_sha256", "cursor_commands", "cursor_events", "prev_hash", "hash",
 }
 
-func csvRow(r audit.Record) []string {
+func csvRow(r auditlog.Record) []string {
 	e := r.Entry
 	if e == nil {
 		row := make([]string, len(csvHeader))
@@ -343,14 +315,14 @@ stored at or after --since, to the last one before the first stored at or after
 				}
 			}
 			started := false
-			err = audit.Read(ctx, js, audit.ReadOptions{Since: since}, func(r audit.Record) error {
+			err = auditlog.Read(ctx, js, auditlog.ReadOptions{Since: since}, func(r auditlog.Record) error {
 				if e := r.Entry; e != nil {
 					t, terr := time.Parse(time.RFC3339Nano, e.StreamTime)
 					if terr == nil && !started && t.Before(since) {
 						return nil
 					}
 					if terr == nil && !until.IsZero() && !t.Before(until) {
-						return audit.ErrStop
+						return auditlog.ErrStop
 					}
 					started = true
 				} else if !started {
@@ -439,16 +411,16 @@ head hash with the live trail's to know nothing was cut off the end.`,
 // message, and the streams against what the trail and serve expect of
 // them; unaudited is how many source messages the trail lacks yet.
 func verifyLive(ctx context.Context, js jetstream.JetStream, v *audit.Verifier) (rep audit.Report, unaudited *audit.Cursor, err error) {
-	var checker *audit.SourceChecker
+	var checker *auditlog.SourceChecker
 	defer func() {
 		if checker != nil {
 			checker.Close()
 		}
 	}()
-	err = audit.Read(ctx, js, audit.ReadOptions{}, func(r audit.Record) error {
+	err = auditlog.Read(ctx, js, auditlog.ReadOptions{}, func(r auditlog.Record) error {
 		if checker == nil { // after Read's snapshot: every entry read records a message below the checker's
 			var err error
-			if checker, err = audit.NewSourceChecker(ctx, js); err != nil {
+			if checker, err = auditlog.NewSourceChecker(ctx, js); err != nil {
 				return err
 			}
 			v.Check = checker.Check
@@ -460,12 +432,12 @@ func verifyLive(ctx context.Context, js jetstream.JetStream, v *audit.Verifier) 
 		return rep, nil, err
 	}
 	if checker == nil {
-		if checker, err = audit.NewSourceChecker(ctx, js); err != nil {
+		if checker, err = auditlog.NewSourceChecker(ctx, js); err != nil {
 			return rep, nil, err
 		}
 	}
 	rep = v.Finish()
-	probs, err := audit.CheckStreams(ctx, js, rep.Cursor)
+	probs, err := auditlog.CheckStreams(ctx, js, rep.Cursor)
 	if err != nil {
 		return rep, nil, err
 	}
@@ -581,7 +553,7 @@ nested objects (each entry with its children).`,
 			ctx, cancel := a.readContext(cmd, true)
 			defer cancel()
 			tr := audit.NewTracer(args[0])
-			err = audit.Read(ctx, js, audit.ReadOptions{}, func(r audit.Record) error {
+			err = auditlog.Read(ctx, js, auditlog.ReadOptions{}, func(r auditlog.Record) error {
 				if r.Entry != nil {
 					tr.Add(r.Entry)
 				}

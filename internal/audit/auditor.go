@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,7 +67,7 @@ var errFailClosed = errors.New("audit trail head is not genuine")
 type tip struct {
 	seq        uint64
 	hash       string
-	cursor     Cursor
+	cursor     trail.Cursor
 	streamLast uint64 // last sequence of the audit stream: the expectation of the next append
 }
 
@@ -138,7 +139,7 @@ func (a *Auditor) Run(ctx context.Context) error {
 // what the trail expects of them (CheckStreams): the trail cannot record
 // what a source lost, nor the messages of a source created again until it
 // passes the cursor, and only an operator can say why it happened.
-func (a *Auditor) checkStreams(ctx context.Context, cursor Cursor) {
+func (a *Auditor) checkStreams(ctx context.Context, cursor trail.Cursor) {
 	probs, err := CheckStreams(ctx, a.cfg.JS, cursor)
 	if err != nil {
 		a.log.Warn().Err(err).Msg("cannot check the streams against the trail")
@@ -176,7 +177,7 @@ func (a *Auditor) findTip(ctx context.Context, str jetstream.Stream) (tip, error
 	last := info.State.LastSeq
 	for s := last; s >= 1; s-- {
 		if last-s >= maxStrangers {
-			return tip{}, fmt.Errorf("%w: no genuine entry in the last %d messages of %s; run `licensebus audit verify`", errFailClosed, maxStrangers, Stream)
+			return tip{}, fmt.Errorf("%w: no genuine entry in the last %d messages of %s; run `licensebus audit verify`", errFailClosed, maxStrangers, trail.Stream)
 		}
 		raw, err := str.GetMsg(ctx, s)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -195,13 +196,13 @@ func (a *Auditor) findTip(ctx context.Context, str jetstream.Stream) (tip, error
 		a.log.Error().Uint64("stream_seq", s).Str("problem", why).
 			Msg("audit stream holds a message that is not a genuine entry (tampering?); it is not chained to")
 	}
-	return tip{hash: GenesisHash, streamLast: last}, nil
+	return tip{hash: trail.GenesisHash, streamLast: last}, nil
 }
 
 // genuine checks the message at audit stream sequence s. why is empty when
 // it is a genuine entry; err is for failures to read.
-func (a *Auditor) genuine(ctx context.Context, str jetstream.Stream, raw []byte, s uint64) (*Entry, string, error) {
-	e, ok, err := Open(raw)
+func (a *Auditor) genuine(ctx context.Context, str jetstream.Stream, raw []byte, s uint64) (*trail.Entry, string, error) {
+	e, ok, err := trail.Open(raw)
 	if err != nil {
 		return nil, err.Error(), nil
 	}
@@ -212,7 +213,7 @@ func (a *Auditor) genuine(ctx context.Context, str jetstream.Stream, raw []byte,
 	if err != nil || why != "" {
 		return nil, why, err
 	}
-	pred := &Entry{Hash: GenesisHash}
+	pred := &trail.Entry{Hash: trail.GenesisHash}
 	if e.Seq > 1 {
 		pred = nil
 		for p := s - 1; p >= 1 && s-p <= maxStrangers; p-- {
@@ -223,7 +224,7 @@ func (a *Auditor) genuine(ctx context.Context, str jetstream.Stream, raw []byte,
 			if err != nil {
 				return nil, "", fmt.Errorf("audit stream seq %d: %w", p, err)
 			}
-			if pe, ok, _ := Open(praw.Data); ok && pe.Hash == e.PrevHash {
+			if pe, ok, _ := trail.Open(praw.Data); ok && pe.Hash == e.PrevHash {
 				pred = pe
 				break
 			}
@@ -236,7 +237,7 @@ func (a *Auditor) genuine(ctx context.Context, str jetstream.Stream, raw []byte,
 }
 
 // continues says why e is not the next entry after pred ("" if it is).
-func continues(pred, e *Entry) string {
+func continues(pred, e *trail.Entry) string {
 	switch {
 	case pred == nil:
 		return "the entry its prev_hash names is not in the audit stream"
@@ -252,7 +253,7 @@ func continues(pred, e *Entry) string {
 
 // faithful says why e does not record its source message ("" if it does,
 // or if the source message is gone and cannot be compared).
-func (a *Auditor) faithful(ctx context.Context, e *Entry, raw []byte) (string, error) {
+func (a *Auditor) faithful(ctx context.Context, e *trail.Entry, raw []byte) (string, error) {
 	if e.Stream != events.CommandsStream && e.Stream != events.EventsStream {
 		return fmt.Sprintf("unknown source stream %q", e.Stream), nil
 	}
@@ -280,10 +281,10 @@ func (a *Auditor) faithful(ctx context.Context, e *Entry, raw []byte) (string, e
 
 // mismatch says how raw (entry e) differs from the entry src yields at e's
 // place in the chain ("" if it does not).
-func mismatch(e *Entry, raw []byte, src SourceMsg) string {
+func mismatch(e *trail.Entry, raw []byte, src SourceMsg) string {
 	want := Derive(src)
 	want.Seq, want.Cursor = e.Seq, e.Cursor
-	wraw, err := Seal(&want, e.PrevHash)
+	wraw, err := trail.Seal(&want, e.PrevHash)
 	if err != nil {
 		return err.Error()
 	}
@@ -315,13 +316,13 @@ func (a *Auditor) standby(ctx context.Context, str jetstream.Stream, srcs [2]jet
 			prev = last
 			continue
 		}
-		var cur Cursor
+		var cur trail.Cursor
 		if last > 0 {
 			raw, err := str.GetMsg(ctx, last)
 			if err != nil {
 				continue
 			}
-			if e, _, err := Open(raw.Data); err == nil {
+			if e, _, err := trail.Open(raw.Data); err == nil {
 				cur = e.Cursor
 			}
 		}
@@ -592,11 +593,11 @@ func (w *writer) append(ctx context.Context, m *SourceMsg) error {
 	e := Derive(*m)
 	e.Seq = w.tip.seq + 1
 	e.Cursor = w.tip.cursor.Advance(m.Stream, m.Seq)
-	raw, err := Seal(&e, w.tip.hash)
+	raw, err := trail.Seal(&e, w.tip.hash)
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: Subject, Data: raw, Header: nats.Header{nats.MsgIdHdr: []string{e.Hash}}}
+	msg := &nats.Msg{Subject: trail.Subject, Data: raw, Header: nats.Header{nats.MsgIdHdr: []string{e.Hash}}}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequence(w.tip.streamLast)}
 	if w.chained {
 		// Pipelined appends: each also expects the one before it to be the

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"slices"
 )
 
@@ -191,7 +192,7 @@ func (p *plainJSON) each(i int, f func(int)) {
 // plainFields sets the ids and reasons the plain document raw names, as
 // setData does from the decoded document. raw must have passed
 // plainCanonical (so it is plain and has no repeated names).
-func plainFields(e *Entry, raw []byte) {
+func plainFields(e *trail.Entry, raw []byte) {
 	p := plainJSON{in: raw}
 	if raw[0] != '{' {
 		return
@@ -241,7 +242,7 @@ func plainFields(e *Entry, raw []byte) {
 			}
 		})
 	}
-	if e.Kind == KindRejection {
+	if e.Kind == trail.KindRejection {
 		e.Reason, e.Message, e.CommandID, e.CommandType = str("reason"), str("message"), str("command_id"), str("command_type")
 	}
 }

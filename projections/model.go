@@ -73,8 +73,9 @@ func AppendEntry(b []byte, v any) []byte {
 }
 
 // Grower is a Model that can make room for its entries before a replay
-// from the first event: the Runner passes how many its bucket holds. Maps
-// that grow step by step to 10^5 entries cost about a tenth of a rebuild.
+// from the first event: the Runner passes how many its bucket holds, so
+// its maps do not grow step by step during the replay, rehashing as they
+// go.
 type Grower interface {
 	Grow(entries int)
 }

@@ -9,9 +9,9 @@ import (
 // plainCanonical is Canonical for the JSON licensebus itself writes: no
 // white space, strings of printable ASCII without escapes, integers of at
 // most 15 digits, no repeated member names. It sorts members by reading
-// spans of raw, without decoding into maps (the generic path was a quarter
-// of the auditor). ok is false for anything else, which the generic path
-// handles.
+// spans of raw, without decoding into maps, which is most of what the
+// generic path costs. ok is false for anything else, which the generic
+// path handles.
 func plainCanonical(raw []byte) (canon []byte, ok bool) {
 	p := plainJSON{in: raw, out: make([]byte, 0, len(raw))}
 	end, ok := p.skip(0, 0)

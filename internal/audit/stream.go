@@ -12,8 +12,8 @@ import (
 
 // DedupeWindow is how long the audit stream remembers Nats-Msg-Ids, so a
 // retried append within it is a duplicate rather than a second entry. It is
-// short because the server keeps every id of the window in memory (a
-// catch-up writes tens of thousands of entries a second) and because the
+// short because the server keeps every id of the window in memory (and a
+// catch-up writes entries as fast as the stream takes them) and because the
 // expected-last-sequence and expected-last-msg-id of every append already
 // stop a second copy: the window only has to cover a retry.
 const DedupeWindow = 30 * time.Second

@@ -9,9 +9,9 @@ import (
 	"github.com/licensebus/licensebus/events"
 )
 
-// replayRounds is how often replay and rebuild each run: both move by a
-// quarter or more from one run to the next on a small machine, so the
-// bench takes the median of rounds that alternate the two.
+// replayRounds is how often replay and rebuild each run: both move a lot
+// from one run to the next on a small machine, so the bench takes the
+// median of rounds that alternate the two.
 const replayRounds = 3
 
 // replay reads the whole event stream raw, then rebuilds the projections

@@ -56,11 +56,9 @@ type ReactorConfig struct {
 // Reactor reacts to events the process's Feed reads anyway: what a durable
 // consumer per request type did, without a second delivery of each event,
 // its decoding and its ack, and without the server's state for the
-// consumer (the cloud's and the device side's reactors took a tenth off
-// both the server's and licensebus's CPU per activation). Its durability
-// is a checkpoint of its own in ReactorsBucket: the stream sequence up to
-// which every reaction has succeeded. After a restart it reacts again to every matching event past
-// the checkpoint, which handlers answer idempotently, as they do a durable's
+// consumer. Its durability is a checkpoint of its own in ReactorsBucket:
+// the stream sequence up to which every reaction has succeeded. After a
+// restart it reacts again to every matching event past the checkpoint, which handlers answer idempotently, as they do a durable's
 // redeliveries.
 //
 // Every process that runs the same reactor reacts to every event (the first

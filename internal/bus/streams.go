@@ -15,8 +15,7 @@ import (
 )
 
 // Dedupe windows. The server keeps every message id of the window in
-// memory (at fleet scale, hundreds of MB for a 10-minute window), so the
-// windows cover client and handler retries, which come within seconds;
+// memory, so the windows cover client and handler retries, which come within seconds;
 // handlers remember every message they answered, so a repeat after the
 // window still has no second effect.
 const (
@@ -27,7 +26,7 @@ const (
 // CommandMaxSize is the largest command the command stream stores,
 // headers included. The largest command licensebus has a use for, a
 // rollout start naming 10,000 SmartServers by install codes of the
-// longest allowed length, takes about two thirds of it (docs/consumers.md
+// longest allowed length, fits with room to spare (docs/consumers.md
 // gives the sizes); anything larger is refused when it is published,
 // before a handler or the dead-letter stream has to carry it. It is also
 // the default payload limit of a NATS server, so a command the embedded

@@ -111,6 +111,10 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 		}
 	}
 
+	if probs := s.runner.Problems(); len(probs) != 4 {
+		t.Errorf("runner problems %q, want one per model", probs)
+	}
+
 	var ps projectionsStatusJSON
 	if r := statusOf(t, url, &ps, "projections", "status"); r.code != exitRefused || !strings.Contains(r.err, "ends at seq") {
 		t.Errorf("projections status: exit %d, stderr %q; want exit 1 naming the stream's end", r.code, r.err)
@@ -141,6 +145,14 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 	r := cli(t, url, "audit", "verify")
 	if r.code != exitRefused || !strings.Contains(r.out, "STREAM_CHANGED") || !strings.Contains(r.out, events.EventsStream) || strings.Contains(r.out, "intact: ") && !strings.Contains(r.out, "NOT intact") {
 		t.Errorf("audit verify: exit %d, out %q; want not intact, naming %s", r.code, r.out, events.EventsStream)
+	}
+
+	// A rebuild mends the projections.
+	if r := cli(t, url, "projections", "rebuild"); r.code != exitOK {
+		t.Errorf("projections rebuild: exit %d, stderr %q", r.code, r.err)
+	}
+	if probs := s.runner.Problems(); len(probs) > 0 {
+		t.Errorf("runner problems after a rebuild: %q", probs)
 	}
 }
 

@@ -58,8 +58,8 @@ type ReactorConfig struct {
 // its decoding and its ack, and without the server's state for the
 // consumer. Its durability is a checkpoint of its own in ReactorsBucket:
 // the stream sequence up to which every reaction has succeeded. After a
-// restart it reacts again to every matching event past the checkpoint, which handlers answer idempotently, as they do a durable's
-// redeliveries.
+// restart it reacts again to every matching event past the checkpoint,
+// which handlers answer idempotently, as they do a durable's redeliveries.
 //
 // Every process that runs the same reactor reacts to every event (the first
 // append wins, the others find it done): unlike a shared durable, it does

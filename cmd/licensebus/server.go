@@ -94,7 +94,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, s.js, cfg.DedupeWindow); err != nil {
+	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow)); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -88,7 +88,7 @@ type Fulfilled struct {
 // are activated at once, or none.
 type ImportLicenses struct {
 	InstallCode string          `json:"install_code"`
-	LicenseFile json.RawMessage `json:"license_file"`
+	LicenseFile json.RawMessage `json:"license_file"` // the license file itself, a JSON object (docs/license-file.schema.json)
 }
 
 // Imported is one license a SmartServer imported.

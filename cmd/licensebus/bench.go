@@ -133,11 +133,18 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 // formatting the log lines is part of the product's cost, writing them
 // somewhere is not.
 func startBenchProduct(ctx context.Context, url string) (*bench.Product, error) {
-	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel)})
+	// A signing key of its own, for the bench's one process.
+	dir, err := os.MkdirTemp("", "licensebus-bench-")
 	if err != nil {
 		return nil, err
 	}
-	return &bench.Product{Licensing: s.lic, Devices: s.dev, Projections: s.runner, Err: s.Err, Close: s.Close}, nil
+	s, err := StartServer(ctx, ServeConfig{NatsURL: url, DataDir: dir, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel)})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &bench.Product{Licensing: s.lic, Devices: s.dev, Projections: s.runner, Err: s.Err,
+		Close: func() { s.Close(); os.RemoveAll(dir) }}, nil
 }
 
 func parseFleet(s string) (targets, devices int, err error) {

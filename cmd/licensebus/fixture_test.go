@@ -17,12 +17,13 @@ import (
 )
 
 // mustJoin starts a second licensebus process-equivalent that joins the
-// NATS of another, as `licensebus serve --nats URL` does.
-func mustJoin(tb testing.TB, url string, batch int) *Server {
+// NATS of first, as `licensebus serve --nats URL --signing-key FILE` does
+// (the nodes of a cluster share one signing key).
+func mustJoin(tb testing.TB, first *Server, batch int) *Server {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Batch: batch, Logger: testLogger(tb)})
+	s, err := StartServer(ctx, ServeConfig{NatsURL: first.URL(), Batch: batch, Logger: testLogger(tb), SigningKeys: []string{first.SigningKeyFile()}})
 	if err != nil {
 		tb.Fatalf("StartServer(--nats): %v", err)
 	}

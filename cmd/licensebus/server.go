@@ -15,6 +15,7 @@ import (
 	"github.com/licensebus/licensebus/handlers/provisioner"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/keyring"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
@@ -40,6 +41,10 @@ type ServeConfig struct {
 	// DedupeWindow replaces JetStream's dedupe windows of the command and
 	// event streams (tests of repeats after them); 0 keeps bus's.
 	DedupeWindow time.Duration
+	// SigningKeys are the cloud's signing key files (--signing-key), the
+	// first one signing: how the nodes of a cluster share one key. None:
+	// the keys of <DataDir>/signing, created on first start.
+	SigningKeys []string
 	Logger       zerolog.Logger
 	Now          func() time.Time
 }
@@ -57,6 +62,7 @@ type Server struct {
 	exec     *driver.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
+	ring     *keyring.Ring
 	log      zerolog.Logger
 
 	cancel context.CancelFunc
@@ -70,6 +76,9 @@ type Server struct {
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s := &Server{log: cfg.Logger}
 	var err error
+	if s.ring, err = openRing(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.NatsURL == "" {
 		if cfg.DataDir == "" {
 			cfg.DataDir = "licensebus-data"
@@ -112,12 +121,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	dl := bus.NewDeadLetters(s.js)
 	// One read of the event stream for every handler of this process.
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
-	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
+	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Keys: s.ring})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Keys: s.ring})
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -52,7 +52,20 @@ type Grant struct {
 	KeyID   string `json:"key_id"` // the key that signed it
 	// Signature is the standard base64 of the 64-byte Ed25519 signature
 	// over the canonical JSON of the other members.
-	Signature string `json:"signature,omitempty"`
+	Signature string `json:"signature"`
+}
+
+// terms is a Grant without its signature: what the signature covers.
+type terms struct {
+	GrantID     string `json:"grant_id"`
+	LicenseID   string `json:"license_id"`
+	CustomerID  string `json:"customer_id"`
+	InstallCode string `json:"install_code"`
+	Kind        string `json:"kind"`
+	Devices     int    `json:"devices"`
+	Expires     string `json:"expires,omitempty"`
+	BoundAt     string `json:"bound_at"`
+	KeyID       string `json:"key_id"`
 }
 
 // Outcomes of verification callers branch on with errors.Is.
@@ -69,9 +82,7 @@ func Time(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // Signed returns the bytes the signature covers: the canonical JSON of g
 // without its signature.
 func (g *Grant) Signed() ([]byte, error) {
-	c := *g
-	c.Signature = ""
-	raw, err := json.Marshal(&c)
+	raw, err := json.Marshal(terms{g.GrantID, g.LicenseID, g.CustomerID, g.InstallCode, g.Kind, g.Devices, g.Expires, g.BoundAt, g.KeyID})
 	if err != nil {
 		return nil, err
 	}

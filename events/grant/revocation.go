@@ -17,14 +17,19 @@ type Revocation struct {
 	SignedBy  string `json:"signed_by"`  // the key that signed the revocation
 	// Signature is the standard base64 of the Ed25519 signature over the
 	// canonical JSON of the other members.
-	Signature string `json:"signature,omitempty"`
+	Signature string `json:"signature"`
+}
+
+// revoked is a Revocation without its signature.
+type revoked struct {
+	KeyID     string `json:"key_id"`
+	RevokedAt string `json:"revoked_at"`
+	SignedBy  string `json:"signed_by"`
 }
 
 // Signed returns the bytes the signature covers.
 func (r *Revocation) Signed() ([]byte, error) {
-	c := *r
-	c.Signature = ""
-	raw, err := json.Marshal(&c)
+	raw, err := json.Marshal(revoked{r.KeyID, r.RevokedAt, r.SignedBy})
 	if err != nil {
 		return nil, err
 	}

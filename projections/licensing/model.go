@@ -21,6 +21,9 @@ const (
 	StateActivating   = "activating"   // bound in the cloud, not yet active on the device
 	StateActive       = "active"       // active on a SmartServer
 	StateTransferring = "transferring" // being given back to the cloud
+	// StateFulfilled: bound by the portal (fulfil) to a SmartServer that
+	// has not imported its license file yet.
+	StateFulfilled = "fulfilled"
 )
 
 // Customer is a customer/project account.
@@ -173,6 +176,16 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if l := m.license(d.LicenseID, seq); l != nil {
 			m.moveServer(l, d.InstallCode)
 			l.State = StateActivating
+			if d.Offline {
+				l.State = StateFulfilled
+			}
+		}
+	case *events.LicensesImported:
+		for _, im := range d.Licenses {
+			if l := m.license(im.LicenseID, seq); l != nil {
+				m.moveServer(l, d.InstallCode)
+				l.State, l.ActivatedAt = StateActive, im.ActivatedAt
+			}
 		}
 	case *events.LicenseActivated:
 		if l := m.license(d.LicenseID, seq); l != nil {

@@ -244,6 +244,12 @@ func (d *Fulfil) RejectionFields() (string, string, string) {
 	return d.InstallCode, lid, d.CustomerID
 }
 
+// RejectionFields implements the rejection field hook: a binding the
+// device side refuses names its license.
+func (d *LicenseBound) RejectionFields() (string, string, string) {
+	return d.InstallCode, d.LicenseID, d.CustomerID
+}
+
 // RejectionFields implements the rejection field hook.
 func (d *ImportLicenses) RejectionFields() (string, string, string) { return d.InstallCode, "", "" }
 

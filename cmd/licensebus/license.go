@@ -70,5 +70,6 @@ func (a *app) licenseCmd() *cobra.Command {
 	list.Flags().StringVar(&p.InstallCode, "smartserver", "", "only licenses on this SmartServer")
 	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state")
 	cmd.AddCommand(add, list)
+	cmd.AddCommand(a.grantCmds()...)
 	return cmd
 }

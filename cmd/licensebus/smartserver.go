@@ -15,6 +15,7 @@ import (
 func (a *app) smartserverCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "smartserver", Aliases: []string{"ss"}, Short: "What the CMS Manage Licenses dialog does on one SmartServer"}
 	cmd.AddCommand(a.registerCmd(), a.accountsCmd(), a.setCustomerIDCmd(), a.downloadCmd(), a.activateCmd(), a.licensesCmd(), a.transferCmd(), a.autoProvisionCmd())
+	cmd.AddCommand(a.importCmd())
 	return cmd
 }
 

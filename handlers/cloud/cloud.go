@@ -332,7 +332,7 @@ func (h *Handler) rotate(ctx context.Context, m *events.Message, now time.Time) 
 // expectation online activation binds with, and completes it with their
 // grants. It binds all of them or none: a license that cannot be bound is
 // decided first, and one lost to a race on the way takes back what the
-// fulfil bound.
+// fulfil bound before the refusal is recorded.
 func (h *Handler) fulfil(ctx context.Context, m *events.Message, c *events.Fulfil, now time.Time) error {
 	ended := false
 	h.sh.Read(func() { ended = h.ended[m.ID()] })
@@ -356,15 +356,16 @@ func (h *Handler) fulfil(ctx context.Context, m *events.Message, c *events.Fulfi
 	})
 	for _, lid := range order {
 		var last handlers.Decision
-		err := h.sh.Handle(ctx, h.licenseCommandStep(m, lid, func(s license.State) bus.Decided {
+		st := h.licenseCommandStep(m, lid, func(s license.State) bus.Decided {
 			last = license.Fulfil(s, m.ID(), c, lid, customer, now, key)
 			return bus.Decided{Decision: last}
-		}))
-		if err != nil {
+		})
+		st.Undo = func(ctx context.Context) error { return h.unbind(ctx, m, c, now) }
+		if err := h.sh.Handle(ctx, st); err != nil {
 			return err
 		}
 		if last.Refuse != nil {
-			return h.unbind(ctx, m, c, now)
+			return nil
 		}
 	}
 	return h.sh.Handle(ctx, bus.Step{Cause: m, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "fulfilment", ID: c.InstallCode,

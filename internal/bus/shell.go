@@ -128,6 +128,10 @@ type Step struct {
 	Source, Actor string
 	// Aggregate and ID name what a refusal is about (its subject).
 	Aggregate, ID string
+	// Undo, if set, runs before a refusal is recorded: a command that
+	// changed other aggregates before this step takes that back first, so
+	// whoever sees the refusal sees nothing of it.
+	Undo func(ctx context.Context) error
 }
 
 // maxConflicts bounds how often one step is decided again after losing a
@@ -177,6 +181,11 @@ func (sh *Shell) Handle(ctx context.Context, st Step) error {
 						return err
 					}
 					continue
+				}
+			}
+			if st.Undo != nil {
+				if err := st.Undo(ctx); err != nil {
+					return err
 				}
 			}
 			return sh.Reject(ctx, m, rej, st.Aggregate, st.ID, "")

@@ -24,6 +24,9 @@ const (
 	// StateFulfilled: bound by the portal (fulfil) to a SmartServer that
 	// has not imported its license file yet.
 	StateFulfilled = "fulfilled"
+	// StateRefused: the SmartServer refused its binding (a grant that does
+	// not verify: forged, edited, under a revoked key).
+	StateRefused = "refused"
 )
 
 // Customer is a customer/project account.
@@ -56,6 +59,7 @@ type License struct {
 	InstallCode   string    `json:"install_code,omitempty"`
 	ActivatedAt   time.Time `json:"activated_at,omitzero"`
 	TransferredAt time.Time `json:"transferred_at,omitzero"`
+	Note          string    `json:"note,omitempty"` // why a binding was refused
 	Seq           uint64    `json:"seq"`
 }
 
@@ -175,9 +179,21 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	case *events.LicenseBound:
 		if l := m.license(d.LicenseID, seq); l != nil {
 			m.moveServer(l, d.InstallCode)
-			l.State = StateActivating
+			l.State, l.Note = StateActivating, ""
 			if d.Offline {
 				l.State = StateFulfilled
+			}
+		}
+	case *events.Rejected:
+		// A binding the SmartServer refused is not on it: it leaves the
+		// dialog, and the inventory says why.
+		if d.CommandType != string(events.LicenseBoundType) || d.LicenseID == "" {
+			return
+		}
+		if l := m.licenses[d.LicenseID]; l != nil && l.State == StateActivating && l.InstallCode == d.InstallCode {
+			if l = m.license(d.LicenseID, seq); l != nil {
+				m.moveServer(l, "")
+				l.State, l.Note = StateRefused, fmt.Sprintf("SmartServer %s refused its binding: %s", d.InstallCode, d.Reason)
 			}
 		}
 	case *events.LicensesImported:
@@ -201,7 +217,7 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	case *events.LicenseReleased:
 		if l := m.license(d.LicenseID, seq); l != nil {
 			m.moveServer(l, "")
-			l.State, l.ActivatedAt, l.TransferredAt = StateCloud, time.Time{}, d.TransferredAt
+			l.State, l.ActivatedAt, l.TransferredAt, l.Note = StateCloud, time.Time{}, d.TransferredAt, ""
 		}
 	}
 }

@@ -98,6 +98,8 @@ func (m *Model) row(l *License, viewer string, today time.Time) LicenseRow {
 		r.Status, r.Note = "Transferring", "transfer to the cloud in progress"
 	case StateFulfilled:
 		r.Status, r.Note = "Fulfilled", "bound by the portal; import its license file on the SmartServer"
+	case StateRefused:
+		r.Status, r.Note = "Binding refused", l.Note
 	}
 	if viewer != "" {
 		r.InstallCode = viewer

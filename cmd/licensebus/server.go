@@ -45,8 +45,8 @@ type ServeConfig struct {
 	// first one signing: how the nodes of a cluster share one key. None:
 	// the keys of <DataDir>/signing, created on first start.
 	SigningKeys []string
-	Logger       zerolog.Logger
-	Now          func() time.Time
+	Logger      zerolog.Logger
+	Now         func() time.Time
 }
 
 // Server is a running licensebus: the embedded NATS server (unless it joined

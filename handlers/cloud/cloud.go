@@ -154,8 +154,8 @@ func (h *Handler) Run(ctx context.Context) error {
 		Endpoints: []bus.Endpoint{{
 			Stream:   events.CommandsStream,
 			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.CloudCommands}},
-			Pool: bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger()},
-			Handle: h.handleCommand,
+			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger()},
+			Handle:   h.handleCommand,
 		}},
 		Reactors: []*bus.Reactor{h.react},
 	})

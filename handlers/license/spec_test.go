@@ -50,7 +50,9 @@ func added() given {
 func bound(ic, request string) given {
 	return given{&events.LicenseBound{LicenseID: lid, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200}, request}
 }
-func released(ic string) given { return given{&events.LicenseReleased{LicenseID: lid, InstallCode: ic}, "transfer-1"} }
+func released(ic string) given {
+	return given{&events.LicenseReleased{LicenseID: lid, InstallCode: ic}, "transfer-1"}
+}
 
 func state(gs []given) license.State {
 	var s license.State
@@ -161,4 +163,6 @@ func TestSpec(t *testing.T) {
 	spec.Covers(t, license.Reasons(), reasons)
 }
 
-func fulfilOf(ic string) *events.Fulfil { return &events.Fulfil{InstallCode: ic, LicenseIDs: []string{lid}} }
+func fulfilOf(ic string) *events.Fulfil {
+	return &events.Fulfil{InstallCode: ic, LicenseIDs: []string{lid}}
+}

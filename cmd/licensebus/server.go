@@ -161,7 +161,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
-	s.run(rctx, "audit", audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap}).Run)
+	s.run(rctx, "audit", audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap, Key: s.ring.Current}).Run)
 	s.run(rctx, "rollouts", s.exec.Run)
 	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,5 +118,36 @@ func TestGivenKeys(t *testing.T) {
 	}
 	if _, _, err := keyring.Open("", []string{filepath.Join(t.TempDir(), "missing.key")}, now); err == nil {
 		t.Fatal("a missing key file was taken")
+	}
+}
+
+// Ensure key files are what openssl writes and reads: a key made by
+// openssl genpkey is taken, and openssl reads the public half of ours.
+// Skipped without openssl.
+func TestKeyFilesAreOpenSSLs(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("no openssl")
+	}
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "theirs.pem")
+	if out, err := exec.Command("openssl", "genpkey", "-algorithm", "ed25519", "-out", theirs).CombinedOutput(); err != nil {
+		t.Fatalf("openssl genpkey: %v\n%s", err, out)
+	}
+	if err := os.Chmod(theirs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keyring.ReadKeyFile(theirs); err != nil {
+		t.Fatalf("openssl's key: %v", err)
+	}
+	r, _, err := keyring.Open(filepath.Join(dir, "signing"), nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("openssl", "pkey", "-in", r.CurrentFile(), "-pubout", "-outform", "DER").Output()
+	if err != nil {
+		t.Fatalf("openssl pkey: %v", err)
+	}
+	if pub := r.Current().Public().Key; !strings.HasSuffix(string(out), string(pub)) {
+		t.Fatalf("openssl reads another public key")
 	}
 }

@@ -2,8 +2,10 @@ package grant_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -279,6 +281,48 @@ func BenchmarkVerify(b *testing.B) {
 	for b.Loop() {
 		if err := keys.Verify(&g); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// countingSigner counts the signatures it makes.
+type countingSigner struct {
+	ed25519.PrivateKey
+	n int
+}
+
+func (c *countingSigner) Sign(r io.Reader, msg []byte, o crypto.SignerOpts) ([]byte, error) {
+	c.n++
+	return c.PrivateKey.Sign(r, msg, o)
+}
+
+// Ensure what adapters use to keep signatures out of their locks changes
+// nothing but the cost: a remembering key signs a grant once and gives the
+// same signature again; a memo gives a grant's first outcome again, and
+// tells another grant (or the same, edited) apart.
+func TestMemoAndRemembering(t *testing.T) {
+	base := seeded(1)
+	cs := &countingSigner{PrivateKey: base.Signer.(ed25519.PrivateKey)}
+	k := grant.Key{ID: base.ID, Signer: cs}.Remembering()
+	a, b := sample(base, "c0ffee00-1111-4222-8333-444455556666"), sample(base, "c0ffee00-1111-4222-8333-444455556666")
+	if err := k.Sign(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Sign(&b); err != nil {
+		t.Fatal(err)
+	}
+	if cs.n != 1 || a.Signature != b.Signature || a != sample(base, "c0ffee00-1111-4222-8333-444455556666") {
+		t.Fatalf("%d signatures made; want one, the same as without remembering", cs.n)
+	}
+	memo := grant.NewMemo(grant.Keys{base.ID: base.Public()})
+	edited := a
+	edited.Devices++
+	for range 2 {
+		if err := memo.Verify(&a); err != nil {
+			t.Fatal(err)
+		}
+		if err := memo.Verify(&edited); !errors.Is(err, grant.ErrBadSignature) {
+			t.Fatalf("edited grant through the memo: %v", err)
 		}
 	}
 }

@@ -246,7 +246,12 @@ func (h *Handler) handleRequest(ctx context.Context, d *bus.Delivery) error {
 	now := h.clock()
 	switch r := m.Data.(type) {
 	case *events.ActivationRequested:
-		key := h.keys.Current()
+		// Signed before the rule runs under the state's lock, so the fold
+		// never waits for a signature: the rule's signing is a lookup.
+		key := h.keys.Current().Remembering()
+		var s license.State
+		h.sh.Read(func() { s = h.licenses[r.LicenseID].state })
+		license.Bind(s, m.ID(), r, now, key)
 		return h.sh.Handle(ctx, h.licenseStep(m, r.LicenseID, true, func(s license.State) bus.Decided {
 			return bus.Decided{Decision: license.Bind(s, m.ID(), r, now, key)}
 		}))
@@ -342,7 +347,7 @@ func (h *Handler) fulfil(ctx context.Context, m *events.Message, c *events.Fulfi
 		return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "license", ID: c.LicenseIDs[0],
 			Decide: func() bus.Decided { return bus.Decided{} }})
 	}
-	key := h.keys.Current()
+	key := h.keys.Current().Remembering()
 	var customer string
 	order := c.LicenseIDs
 	h.sh.Read(func() {
@@ -355,6 +360,9 @@ func (h *Handler) fulfil(ctx context.Context, m *events.Message, c *events.Fulfi
 		}
 	})
 	for _, lid := range order {
+		var s license.State
+		h.sh.Read(func() { s = h.licenses[lid].state })
+		license.Fulfil(s, m.ID(), c, lid, customer, now, key) // signed before the lock, as a binding online
 		var last handlers.Decision
 		st := h.licenseCommandStep(m, lid, func(s license.State) bus.Decided {
 			last = license.Fulfil(s, m.ID(), c, lid, customer, now, key)

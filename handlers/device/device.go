@@ -226,6 +226,17 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 	m := d.Message
 	ic := m.Data.Key()
 	named := smartserver.Named(m.ID(), m.Data)
+	var keys *grant.Memo
+	if imp, ok := m.Data.(*events.ImportLicenses); ok {
+		// Verified before the rule runs under the state's lock (see
+		// handleAnswer).
+		h.sh.Read(func() { keys = grant.NewMemo(h.trust()) })
+		if f, err := imp.File(); err == nil {
+			for i := range f.Grants {
+				_ = keys.Verify(&f.Grants[i])
+			}
+		}
+	}
 	return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.DeviceSource + "/" + ic, Actor: m.Actor(),
 		Aggregate: "smartserver", ID: ic,
 		Decide: func() bus.Decided {
@@ -235,7 +246,7 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 			case *events.SetCustomerID:
 				c.CustomerExists = h.customers[d.CustomerID]
 			case *events.ImportLicenses:
-				c.Keys = h.trust()
+				c.Keys = keys
 			}
 			for _, id := range named {
 				if owner := h.owners[id]; owner != "" {
@@ -267,11 +278,18 @@ func (h *Handler) handleAnswer(ctx context.Context, d *bus.Delivery) error {
 		return nil
 	}
 	source := events.DeviceSource + "/" + ic
+	// The signature is checked before the rule runs under the state's
+	// lock, so the fold never waits for it: the rule's check is a lookup.
+	var keys *grant.Memo
+	h.sh.Read(func() { keys = grant.NewMemo(h.trust()) })
+	if b, ok := m.Data.(*events.LicenseBound); ok && b.Grant != nil {
+		_ = keys.Verify(b.Grant)
+	}
 	var last handlers.Decision
 	err := h.sh.Handle(ctx, bus.Step{Cause: m, Source: source, Actor: source, Aggregate: "smartserver", ID: ic,
 		Decide: func() bus.Decided {
 			s, seq := h.state(ic)
-			last = smartserver.Answer(s, ic, m, d.Seq, smartserver.Trust{Keys: h.trust(), Since: h.since})
+			last = smartserver.Answer(s, ic, m, d.Seq, smartserver.Trust{Keys: keys, Since: h.since})
 			return bus.Decided{Decision: last, Filter: events.AggregateFilter("smartserver", ic), Expect: seq}
 		}})
 	if err != nil || last.Refuse == nil {

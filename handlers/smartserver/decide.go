@@ -27,15 +27,17 @@ type Command struct {
 	// each is on; a device on none is absent.
 	Owners map[string]string
 	// Keys are the cloud's keys the SmartServer trusts, for the grants of
-	// an ImportLicenses.
-	Keys grant.Keys
+	// an ImportLicenses (a grant.Keys, or a grant.Memo of them).
+	Keys grant.Verifier
 }
 
 // Trust is what the SmartServer trusts of the cloud's answers: the keys of
 // their grants, and from where in the event stream a binding must carry
 // one.
 type Trust struct {
-	Keys grant.Keys
+	// Keys are the keys it trusts (a grant.Keys, revoked ones marked, or a
+	// grant.Memo of them).
+	Keys grant.Verifier
 	// Since is the event stream sequence of the first key the cloud
 	// published (0: none yet): bindings stored before it were written
 	// before grants existed and are taken without one; from it on, a
@@ -148,7 +150,7 @@ func Decide(s *State, ic string, c Command) handlers.Decision {
 // importLicenses activates the licenses of a license file, each as the
 // cloud's binding activates it online, once every grant verifies and
 // applies to the SmartServer: all of them, or none.
-func importLicenses(s *State, ic string, d *events.ImportLicenses, keys grant.Keys, emit func(events.Type, events.Data) handlers.Decision) handlers.Decision {
+func importLicenses(s *State, ic string, d *events.ImportLicenses, keys grant.Verifier, emit func(events.Type, events.Data) handlers.Decision) handlers.Decision {
 	switch {
 	case !events.NeedsLicense(s.Version):
 		return handlers.Refuse(events.ReasonNotRequired, "SmartServer %s runs %s; license management applies to 3.3 and higher", ic, s.Version)
@@ -158,6 +160,9 @@ func importLicenses(s *State, ic string, d *events.ImportLicenses, keys grant.Ke
 	f, err := d.File()
 	if err != nil {
 		return handlers.Decision{Refuse: events.AsRejection(err)}
+	}
+	if keys == nil {
+		keys = grant.Keys{}
 	}
 	out := &events.LicensesImported{InstallCode: ic}
 	seen := make(map[string]bool, len(f.Grants))
@@ -365,7 +370,11 @@ func checkBinding(s *State, id string, e *events.LicenseBound, seq uint64, t Tru
 		return events.Reject(events.ReasonBadSignature,
 			"binding %s of license %s carries no grant, and every binding from event stream seq %d on must", id, e.LicenseID, t.Since)
 	}
-	if rej := events.GrantError(t.Keys.Verify(g)); rej != nil {
+	keys := t.Keys
+	if keys == nil {
+		keys = grant.Keys{}
+	}
+	if rej := events.GrantError(keys.Verify(g)); rej != nil {
 		return rej
 	}
 	if g.GrantID != id || g.LicenseID != e.LicenseID || g.CustomerID != e.CustomerID || g.InstallCode != e.InstallCode ||

@@ -15,6 +15,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/rollout"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections/rollouts"
 	"github.com/schollz/progressbar/v3"
@@ -61,12 +62,14 @@ func (a *app) rolloutStartCmd(kind string) *cobra.Command {
 					}
 					return a.printPlan(p)
 				}
-				id := uuid.NewString()
 				cmdID := a.cmdID
 				if cmdID == "" {
 					cmdID = uuid.NewString()
 				}
-				// The rollout id is the correlation id of everything it does.
+				// The rollout id is the correlation id of everything it does;
+				// derived from the command id, a repeated command waits on
+				// the same one and finds the first outcome.
+				id := bus.DeriveID(cmdID, "rollout")
 				if _, err := c.Do(ctx, events.StartRolloutType, &events.StartRollout{RolloutID: id, Spec: spec}, client.SendOptions{ID: cmdID, CorrelationID: id}); err != nil {
 					return err
 				}

@@ -280,3 +280,23 @@ func TestRolloutRaceAndRestart(t *testing.T) {
 		}
 	}
 }
+
+// Ensure `rollout start` repeated with the same --id is a repeat: it gets
+// the first outcome at once and prints the same rollout id, instead of
+// waiting on a rollout id of its own that no handler will ever answer.
+func TestRolloutStartRepeatable(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, _ := mustClient(t, url)
+	cid := mustCustomer(t, c, "P-REPEAT")
+	pool(t, c, cid, 1, 0)
+	file := targetsFile(t, registered(t, c, "REP", 1))
+	args := []string{"rollout", "start", "--id", "start-rollout-1", "--customer", cid, "--targets", file, "--set-customer-id", "--activate", "capacity:200", "--timeout", "10s"}
+
+	first := mustCLI(t, url, args...)
+	waitRollout(t, c, first, "completed")
+	r := cli(t, url, args...)
+	if r.code != exitOK || strings.TrimSpace(r.out) != first {
+		t.Fatalf("repeat: exit %d, stdout %q, stderr %q; want exit 0 and the first rollout id %s", r.code, r.out, r.err, first)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,7 +59,14 @@ func (a *app) rootCmd() *cobra.Command {
 			return nil
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// A noun given a verb it does not know parses the verb's flags
+		// itself and fails on them: the verb is what is wrong.
+		if isNoun(c) && c.Flags().NArg() > 0 {
+			return unknownCommand(c, c.Flags().Arg(0))
+		}
+		return usageError{err}
+	})
 	pf := root.PersistentFlags()
 	url := a.getenv("NATS_URL")
 	if url == "" {
@@ -72,19 +80,41 @@ func (a *app) rootCmd() *cobra.Command {
 	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.benchCmd())
 	root.AddCommand(a.auditCmd())
 	// A noun without its verb prints its help; with a verb it does not
-	// know it is refused (cobra would print the help and exit 0).
+	// know it is refused with cobra's suggestions (cobra itself suggests
+	// only below the root, and would print the help and exit 0).
 	for _, c := range root.Commands() {
-		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
-			c.Args = cobra.ArbitraryArgs
-			c.RunE = func(cmd *cobra.Command, args []string) error {
-				if len(args) == 0 {
-					return cmd.Help()
+		if isNoun(c) {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return unknownCommand(cmd, args[0])
 				}
-				return usageError{fmt.Errorf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())}
+				return nil
 			}
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 		}
 	}
 	return root
+}
+
+// isNoun tells a command below the root that groups verbs.
+func isNoun(c *cobra.Command) bool { return c.HasParent() && c.HasSubCommands() }
+
+// unknownCommand refuses a verb a noun does not have, in the words cobra
+// uses for the root, with the closest verbs.
+func unknownCommand(noun *cobra.Command, verb string) error {
+	if noun.SuggestionsMinimumDistance <= 0 {
+		noun.SuggestionsMinimumDistance = 2 // cobra's default, set only where cobra suggests
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "unknown command %q for %q", verb, noun.CommandPath())
+	if s := noun.SuggestionsFor(verb); len(s) > 0 {
+		b.WriteString("\n\nDid you mean this?")
+		for _, v := range s {
+			b.WriteString("\n\t" + v)
+		}
+	}
+	fmt.Fprintf(&b, "\n\nRun '%s --help' for usage.", noun.CommandPath())
+	return usageError{errors.New(b.String())}
 }
 
 func defaultActor(getenv func(string) string) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
@@ -52,9 +53,6 @@ func (a *app) rootCmd() *cobra.Command {
 			if err := cmd.ValidateFlagGroups(); err != nil {
 				return usageError{err}
 			}
-			if a.output != "table" && a.output != "json" {
-				return usageError{fmt.Errorf("-o must be table or json, not %q", a.output)}
-			}
 			a.started = true
 			return nil
 		},
@@ -79,6 +77,22 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "how long to wait for an outcome")
 	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.benchCmd())
 	root.AddCommand(a.auditCmd())
+	enumFlag(root, "output", "table", "json")
+	// Flags of commands defined elsewhere that take fixed values, so that
+	// every such flag refuses the same way, while parsing.
+	for _, e := range []struct {
+		path    []string
+		flag    string
+		allowed []string
+	}{
+		{[]string{"serve"}, "log-level", []string{"trace", "debug", "info", "warn", "error"}},
+		{[]string{"audit", "tail"}, "kind", []string{string(audit.KindCommand), string(audit.KindEvent), string(audit.KindRejection)}},
+		{[]string{"audit", "export"}, "format", []string{"jsonl", "csv"}},
+	} {
+		if c, _, err := root.Find(e.path); err == nil && c.Name() == e.path[len(e.path)-1] {
+			enumFlag(c, e.flag, e.allowed...)
+		}
+	}
 	// A noun without its verb prints its help; with a verb it does not
 	// know it is refused with cobra's suggestions (cobra itself suggests
 	// only below the root, and would print the help and exit 0).

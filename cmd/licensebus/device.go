@@ -53,6 +53,7 @@ func (a *app) deviceAddCmd() *cobra.Command {
 	cmd.Flags().StringVar(&d.Name, "name", "", "device name")
 	cmd.Flags().StringVar(&d.DeviceID, "device-id", "", "Device ID to use (default: a new UUID)")
 	_ = cmd.MarkFlagRequired("protocol")
+	enumFlag(cmd, "protocol", events.LON, events.BACnet, events.Modbus)
 	return cmd
 }
 

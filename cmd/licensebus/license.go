@@ -43,6 +43,7 @@ func (a *app) licenseCmd() *cobra.Command {
 	f.IntVar(&d.Devices, "devices", 0, "devices covered (required)")
 	f.StringVar(&d.Expires, "expires", "", "expiry date YYYY-MM-DD (maintenance)")
 	f.StringVar(&d.LicenseID, "license-id", "", "License ID to use (default: a new UUID)")
+	enumFlag(add, "kind", events.Capacity, events.Maintenance)
 	for _, n := range []string{"customer", "kind", "devices"} {
 		_ = add.MarkFlagRequired(n)
 	}
@@ -68,7 +69,8 @@ func (a *app) licenseCmd() *cobra.Command {
 	}
 	list.Flags().StringVar(&p.CustomerID, "customer", "", "only this customer's licenses")
 	list.Flags().StringVar(&p.InstallCode, "smartserver", "", "only licenses on this SmartServer")
-	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state")
+	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state: cloud, activating, active or transferring")
+	enumFlag(list, "state", licensing.StateCloud, licensing.StateActivating, licensing.StateActive, licensing.StateTransferring)
 	cmd.AddCommand(add, list)
 	return cmd
 }

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"io"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Ensure a command line cobra refuses before running anything exits with
@@ -17,7 +23,7 @@ func TestCommandLineRefusedIsUsage(t *testing.T) {
 		{[]string{"smartserver", "activate"}, "requires at least 2 arg(s)"},
 		{[]string{"no-such-command"}, "no-such-command"},
 		{[]string{"smartserver", "nope"}, `unknown command "nope" for "licensebus smartserver"`},
-		{[]string{"customer", "list", "-o", "yaml"}, "-o must be table or json"},
+		{[]string{"customer", "list", "-o", "yaml"}, `invalid argument "yaml" for "-o, --output" flag: must be one of table, json`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -59,5 +65,75 @@ func TestUnknownCommandSuggestsClosest(t *testing.T) {
 	// A noun alone still shows its help.
 	if r := cli(t, "nats://127.0.0.1:1", "customer"); r.code != exitOK || !strings.Contains(r.out, "Available Commands") {
 		t.Fatalf("customer alone: exit %d, stdout %q; want its help", r.code, r.out)
+	}
+}
+
+// commandTree is every command of the CLI, the root first.
+func commandTree() []*cobra.Command {
+	a := &app{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	var all []*cobra.Command
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		all = append(all, c)
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(a.rootCmd())
+	return all
+}
+
+// Ensure every flag that takes one of a fixed set of values refuses any
+// other as a usage error listing the allowed ones, before anything runs
+// (here: with no server to talk to), and that no such flag was missed.
+func TestEnumFlagsRefuseUnknownValues(t *testing.T) {
+	enums := map[string][]string{} // "command path --flag" → allowed
+	for _, c := range commandTree() {
+		for _, fs := range []*pflag.FlagSet{c.LocalNonPersistentFlags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) {
+				if e, ok := f.Value.(*enumValue); ok {
+					enums[c.CommandPath()+" --"+f.Name] = e.allowed
+				}
+			})
+		}
+	}
+	want := []string{
+		"licensebus --output", "licensebus license add --kind", "licensebus license list --state", "licensebus device add --protocol",
+		"licensebus serve --log-level", "licensebus audit tail --kind", "licensebus audit export --format",
+	}
+	for _, w := range want {
+		if _, ok := enums[w]; !ok {
+			t.Errorf("%s takes fixed values but does not refuse others (enum flags: %v)", w, slices.Sorted(maps.Keys(enums)))
+		}
+	}
+	file := targetsFile(t, []string{"IC-1"})
+	tests := []struct {
+		args    []string
+		allowed []string
+	}{
+		{[]string{"license", "list", "--state", "bogus"}, []string{"cloud", "activating", "active", "transferring"}},
+		{[]string{"license", "add", "--kind", "perpetual", "--customer", "x", "--devices", "1"}, []string{"capacity", "maintenance"}},
+		{[]string{"device", "add", "IC-1", "--protocol", "knx"}, []string{"lon", "bacnet", "modbus"}},
+		{[]string{"customer", "list", "-o", "yaml"}, []string{"table", "json"}},
+		{[]string{"-o", "wide", "fleet", "status"}, []string{"table", "json"}},
+		{[]string{"serve", "--log-level", "loud"}, []string{"trace", "debug", "info", "warn", "error"}},
+		{[]string{"audit", "tail", "--kind", "everything"}, []string{"command", "event", "rejection"}},
+		{[]string{"audit", "export", "--format", "xml"}, []string{"jsonl", "csv"}},
+		{[]string{"smartserver", "auto-provision", "IC-1", "maybe"}, []string{"on", "off"}},
+		{[]string{"rollout", "start", "--customer", "00000000-0000-4000-8000-000000000000", "--targets", file, "--activate", "perpetual"}, []string{"capacity", "maintenance"}},
+		{[]string{"rollout", "transfer", "--targets", file, "--rate", "5/week"}, []string{"s", "min", "h"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := cli(t, "nats://127.0.0.1:1", tt.args...)
+			if r.code != exitUsage {
+				t.Fatalf("exit %d, stderr %q; want %d", r.code, r.err, exitUsage)
+			}
+			for _, v := range tt.allowed {
+				if !strings.Contains(r.err, v) {
+					t.Fatalf("stderr %q does not list %q among the allowed values %v", r.err, v, tt.allowed)
+				}
+			}
+		})
 	}
 }

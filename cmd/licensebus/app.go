@@ -206,4 +206,12 @@ func (a *app) confirm(question string) (bool, error) {
 	return answer == "y" || answer == "yes", nil
 }
 
+// count says n of noun in words that agree: "1 device", "2 devices".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 func isTerminal(f *os.File) bool { return isatty.IsTerminal(f.Fd()) }

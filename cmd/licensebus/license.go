@@ -61,9 +61,9 @@ func (a *app) licenseCmd() *cobra.Command {
 				}
 				t := make([]table.Row, len(rows))
 				for i, r := range rows {
-					t[i] = table.Row{r.LicenseID, r.CustomerID, r.Description, r.Status, r.InstallCode, r.ActivationDate, r.TransferDate}
+					t[i] = table.Row{r.LicenseID, r.CustomerID, r.Description, r.Status, r.SegmentController, r.InstallCode, r.ActivationDate, r.TransferDate}
 				}
-				return a.emit(rows, table.Row{"License ID", "Customer ID", "Description", "Status", "Install Code", "Activation Date", "Transfer Date"}, t)
+				return a.emit(rows, table.Row{"License ID", "Customer ID", "Description", "Status", "Segment Controller", "Install Code", "Activation Date", "Transfer Date"}, t)
 			})
 		},
 	}

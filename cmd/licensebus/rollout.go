@@ -246,7 +246,7 @@ func (a *app) printPlan(p rollout.Plan) error {
 		return err
 	}
 	if a.output != "json" {
-		fmt.Fprintf(a.stdout, "dry run: %d targets in %d waves, %d ready, %d would be refused; nothing was changed\n", p.Targets, len(p.Waves), p.Ready, p.Refused)
+		fmt.Fprintf(a.stdout, "dry run: %s in %s, %d ready, %d would be refused; nothing was changed\n", count(p.Targets, "target"), count(len(p.Waves), "wave"), p.Ready, p.Refused)
 	}
 	return nil
 }
@@ -283,8 +283,8 @@ func (a *app) printRollout(d rollouts.Detail) error {
 		progressbar.OptionShowCount(), progressbar.OptionSetDescription(fmt.Sprintf("%s %s", d.Kind, d.Status)))
 	_ = bar.Set(done)
 	fmt.Fprintln(a.stdout)
-	fmt.Fprintf(a.stdout, "rollout %s: %s — %d succeeded, %d failed, %d running, %d pending, %d skipped of %d\n", d.RolloutID, d.Status,
-		d.Counts.Succeeded, d.Counts.Failed, d.Counts.Running, d.Counts.Pending, d.Counts.Skipped, d.Counts.Total)
+	fmt.Fprintf(a.stdout, "rollout %s: %s — %d succeeded, %d failed, %d running, %d pending, %d skipped of %s\n", d.RolloutID, d.Status,
+		d.Counts.Succeeded, d.Counts.Failed, d.Counts.Running, d.Counts.Pending, d.Counts.Skipped, count(d.Counts.Total, "target"))
 	if d.Abort != "" {
 		fmt.Fprintf(a.stdout, "aborted: %s\n", d.Abort)
 	}

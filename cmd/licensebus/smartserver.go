@@ -112,9 +112,9 @@ func (a *app) downloadCmd() *cobra.Command {
 func (a *app) downloadTable(rows []licensing.LicenseRow) error {
 	t := make([]table.Row, len(rows))
 	for i, r := range rows {
-		t[i] = table.Row{r.InstallCode, r.LicenseID, r.TransferDate, r.Description}
+		t[i] = table.Row{r.SegmentController, r.InstallCode, r.LicenseID, r.TransferDate, r.Description}
 	}
-	return a.emit(rows, table.Row{"Segment Controller", "License ID", "Transfer Date", "Description"}, t)
+	return a.emit(rows, table.Row{"Segment Controller", "Install Code", "License ID", "Transfer Date", "Description"}, t)
 }
 
 // activation is one line of `smartserver activate` output.
@@ -195,9 +195,9 @@ func (a *app) licensesCmd() *cobra.Command {
 				}
 				t := make([]table.Row, len(rows))
 				for i, r := range rows {
-					t[i] = table.Row{r.SegmentController, r.Description, r.Status, r.ActivationDate, r.LicenseID, r.Note}
+					t[i] = table.Row{r.SegmentController, r.InstallCode, r.Description, r.Status, r.ActivationDate, r.LicenseID, r.Note}
 				}
-				return a.emit(rows, table.Row{"Segment Controller", "Description", "Status", "Activation Date", "License ID", "Note"}, t)
+				return a.emit(rows, table.Row{"Segment Controller", "Install Code", "Description", "Status", "Activation Date", "License ID", "Note"}, t)
 			})
 		},
 	}
@@ -217,7 +217,7 @@ func (a *app) transferCmd() *cobra.Command {
 					if err := c.Query(ctx, client.QueryManage, client.Params{InstallCode: ic}, &rows); err != nil {
 						return err
 					}
-					ok, err := a.confirm(fmt.Sprintf("Transfer all %d licenses of SmartServer %s to the cloud?", len(rows), ic))
+					ok, err := a.confirm(fmt.Sprintf("Transfer all %s of SmartServer %s to the cloud?", count(len(rows), "license"), ic))
 					if err != nil {
 						return err
 					}
@@ -231,11 +231,7 @@ func (a *app) transferCmd() *cobra.Command {
 				}
 				var d events.LicensesTransferred
 				_ = json.Unmarshal(out.Data, &d)
-				noun := "licenses"
-				if len(d.LicenseIDs) == 1 {
-					noun = "license"
-				}
-				return a.done(out, "%d %s of SmartServer %s transferred to the cloud on %s", len(d.LicenseIDs), noun, ic, d.TransferredAt.UTC().Format("2006-01-02"))
+				return a.done(out, "%s of SmartServer %s transferred to the cloud on %s", count(len(d.LicenseIDs), "license"), ic, d.TransferredAt.UTC().Format("2006-01-02"))
 			})
 		},
 	}

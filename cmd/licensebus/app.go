@@ -214,4 +214,10 @@ func count(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// terminal tells whether w is a terminal: progress is drawn only there.
+func (a *app) terminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}
+
 func isTerminal(f *os.File) bool { return isatty.IsTerminal(f.Fd()) }

@@ -278,11 +278,6 @@ func (a *app) printRollout(d rollouts.Detail) error {
 	if a.output == "json" {
 		return a.emit(d, nil, nil)
 	}
-	done := d.Counts.Succeeded + d.Counts.Failed + d.Counts.Skipped
-	bar := progressbar.NewOptions(max(1, d.Counts.Total), progressbar.OptionSetWriter(a.stdout), progressbar.OptionSetWidth(40),
-		progressbar.OptionShowCount(), progressbar.OptionSetDescription(fmt.Sprintf("%s %s", d.Kind, d.Status)))
-	_ = bar.Set(done)
-	fmt.Fprintln(a.stdout)
 	fmt.Fprintf(a.stdout, "rollout %s: %s — %d succeeded, %d failed, %d running, %d pending, %d skipped of %s\n", d.RolloutID, d.Status,
 		d.Counts.Succeeded, d.Counts.Failed, d.Counts.Running, d.Counts.Pending, d.Counts.Skipped, count(d.Counts.Total, "target"))
 	if d.Abort != "" {
@@ -306,10 +301,13 @@ func (a *app) printRollout(d rollouts.Detail) error {
 	return a.emit(nil, table.Row{"Wave", "Install Code", "Status", "Attempts", "Licenses", "Reason"}, targets)
 }
 
-// followRollout shows a live progress bar until the rollout ends.
+// followRollout shows the progress of a rollout on stderr until it ends,
+// then prints its status: a progress bar on a terminal, else a plain line
+// whenever the counts change (redraws would garble a log or a pipe).
 func (a *app) followRollout(ctx context.Context, c *client.Client, id string) error {
 	var bar *progressbar.ProgressBar
-	for {
+	var last rollouts.Counts
+	for i := 0; ; i++ {
 		var d rollouts.Detail
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.Query(qctx, client.QueryRollout, client.Params{RolloutID: id}, &d)
@@ -317,13 +315,19 @@ func (a *app) followRollout(ctx context.Context, c *client.Client, id string) er
 		if err != nil {
 			return err
 		}
-		if bar == nil && a.output != "json" {
-			bar = progressbar.NewOptions(max(1, d.Counts.Total), progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetWidth(40),
-				progressbar.OptionShowCount(), progressbar.OptionSetDescription(d.Kind))
-		}
-		if bar != nil {
+		switch {
+		case a.output == "json":
+		case a.terminal(a.stderr):
+			if bar == nil {
+				bar = progressbar.NewOptions(max(1, d.Counts.Total), progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetWidth(40),
+					progressbar.OptionShowCount(), progressbar.OptionSetDescription(d.Kind))
+			}
 			_ = bar.Set(d.Counts.Succeeded + d.Counts.Failed)
+		case i == 0 || d.Counts != last:
+			fmt.Fprintf(a.stderr, "rollout %s: %s, %d of %s done (%d succeeded, %d failed)\n", id, d.Status,
+				d.Counts.Succeeded+d.Counts.Failed+d.Counts.Skipped, count(d.Counts.Total, "target"), d.Counts.Succeeded, d.Counts.Failed)
 		}
+		last = d.Counts
 		switch d.Status {
 		case "completed", "aborted", "cancelled":
 			if bar != nil {

@@ -300,3 +300,49 @@ func TestRolloutStartRepeatable(t *testing.T) {
 		t.Fatalf("repeat: exit %d, stdout %q, stderr %q; want exit 0 and the first rollout id %s", r.code, r.out, r.err, first)
 	}
 }
+
+// Ensure progress is drawn only on a terminal and never on stdout: without
+// one, `rollout start --wait` and `rollout status [--watch]` write plain
+// lines, with no carriage-return redraws in either stream.
+func TestRolloutProgressOnlyOnATerminal(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, _ := mustClient(t, url)
+	cid := mustCustomer(t, c, "P-BAR")
+	pool(t, c, cid, 2, 0)
+	file := targetsFile(t, registered(t, c, "BAR", 2))
+
+	started := cli(t, url, "rollout", "start", "--customer", cid, "--targets", file, "--set-customer-id", "--activate", "capacity:200", "--wait")
+	if started.code != exitOK {
+		t.Fatalf("rollout start --wait: exit %d, stderr %q", started.code, started.err)
+	}
+	id := rolloutIDIn(t, started.out)
+	for name, r := range map[string]result{
+		"start --wait":   started,
+		"status":         cli(t, url, "rollout", "status", id),
+		"status --watch": cli(t, url, "rollout", "status", id, "--watch"),
+		"status -o json": cli(t, url, "rollout", "status", id, "-o", "json"),
+		"watch -o json":  cli(t, url, "rollout", "status", id, "--watch", "-o", "json"),
+	} {
+		if r.code != exitOK {
+			t.Fatalf("%s: exit %d, stderr %q", name, r.code, r.err)
+		}
+		if strings.ContainsAny(r.out+r.err, "\r█") {
+			t.Fatalf("%s drew a progress bar without a terminal:\nstdout %q\nstderr %q", name, r.out, r.err)
+		}
+		if !strings.HasSuffix(name, "json") && !strings.Contains(r.out, "rollout "+id+": completed — 2 succeeded") {
+			t.Fatalf("%s: stdout %q lacks the plain status line", name, r.out)
+		}
+	}
+}
+
+// rolloutIDIn finds the rollout id in a status report.
+func rolloutIDIn(tb testing.TB, out string) string {
+	tb.Helper()
+	_, rest, ok := strings.Cut(out, "rollout ")
+	id, _, _ := strings.Cut(rest, ":")
+	if !ok || len(id) != 36 {
+		tb.Fatalf("no rollout id in %q", out)
+	}
+	return id
+}

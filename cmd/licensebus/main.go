@@ -34,6 +34,10 @@ const (
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
 
+// refusedError marks an outcome the user asked about that failed, such as
+// a rollout with failed targets: exit 1 like a rejected command.
+type refusedError struct{ error }
+
 // run is main without the process: tests call it with their own streams.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	app := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
@@ -48,10 +52,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintln(stderr, "Error:", strings.TrimRight(err.Error(), "\n"))
 	var ue usageError
+	var re refusedError
 	switch {
 	case errors.As(err, &ue), !app.started:
 		return exitUsage
-	case events.AsRejection(err) != nil, isAPIRefusal(err):
+	case events.AsRejection(err) != nil, isAPIRefusal(err), errors.As(err, &re):
 		return exitRefused
 	}
 	return exitInternal

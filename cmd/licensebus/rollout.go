@@ -274,7 +274,36 @@ func (a *app) rolloutStatusCmd() *cobra.Command {
 	return cmd
 }
 
+// printRollout prints a rollout's status; once it ended with failed
+// targets or aborted, it is an error that says how many failed (exit 1).
 func (a *app) printRollout(d rollouts.Detail) error {
+	if err := a.rolloutReport(d); err != nil {
+		return err
+	}
+	return rolloutFailed(d)
+}
+
+// rolloutFailed is the refusal of an ended rollout that failed, else nil.
+func rolloutFailed(d rollouts.Detail) error {
+	switch d.Status {
+	case "completed", "aborted", "cancelled":
+	default:
+		return nil // still under way: nothing has failed for good
+	}
+	if d.Counts.Failed == 0 && d.Status != "aborted" {
+		return nil
+	}
+	msg := fmt.Sprintf("rollout %s %s: %d of %s failed", d.RolloutID, d.Status, d.Counts.Failed, count(d.Counts.Total, "target"))
+	if d.Counts.Skipped > 0 {
+		msg += fmt.Sprintf(", %d skipped", d.Counts.Skipped)
+	}
+	if d.Abort != "" {
+		msg += " (" + d.Abort + ")"
+	}
+	return refusedError{errors.New(msg)}
+}
+
+func (a *app) rolloutReport(d rollouts.Detail) error {
 	if a.output == "json" {
 		return a.emit(d, nil, nil)
 	}

@@ -23,7 +23,7 @@ func (a *app) customerCmd() *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, events.CreateCustomerType, &events.CreateCustomer{CustomerID: id, Name: name}, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				var d events.CustomerCreated
 				if err := json.Unmarshal(out.Data, &d); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -35,7 +36,7 @@ func (a *app) deviceAddCmd() *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, events.AddDeviceType, &d, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				var added events.DeviceAdded
 				if err := json.Unmarshal(out.Data, &added); err != nil {
@@ -66,7 +67,7 @@ func (a *app) deviceRemoveCmd() *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, events.RemoveDeviceType, &events.RemoveDevice{InstallCode: args[0], DeviceID: args[1]}, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				return a.done(out, "device %s removed from SmartServer %s", args[1], args[0])
 			})
@@ -150,7 +151,7 @@ func (a *app) deviceProvisionCmd() *cobra.Command {
 				}
 				// One batch command per MaxDeviceBatch devices.
 				var res []provisioning
-				var refused error
+				var refused []error
 				for start := 0; start < len(ids); start += events.MaxDeviceBatch {
 					batch := ids[start:min(start+events.MaxDeviceBatch, len(ids))]
 					out, err := c.Do(ctx, events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: batch}, client.SendOptions{})
@@ -158,7 +159,7 @@ func (a *app) deviceProvisionCmd() *cobra.Command {
 						return err
 					}
 					if err != nil {
-						refused = err
+						refused = append(refused, err)
 						for _, id := range batch {
 							res = append(res, provisioning{DeviceID: id, CommandID: out.CorrelationID, Status: "rejected", Reason: out.Reason, Message: out.Message})
 						}
@@ -173,19 +174,22 @@ func (a *app) deviceProvisionCmd() *cobra.Command {
 					}
 					for _, r := range d.Refused {
 						res = append(res, provisioning{DeviceID: r.DeviceID, CommandID: out.CorrelationID, Status: "rejected", Reason: string(r.Reason), Message: r.Message})
-						if refused == nil {
-							refused = &events.Rejection{Reason: r.Reason, Message: r.Message}
-						}
+						refused = append(refused, fmt.Errorf("device %s: %w", r.DeviceID, &events.Rejection{Reason: r.Reason, Message: r.Message}))
 					}
 				}
-				t := make([]table.Row, len(res))
-				for i, r := range res {
-					t[i] = table.Row{r.DeviceID, r.Status, r.Message}
+				// A refusal is said once, on stderr; the table shows the rest.
+				var t []table.Row
+				for _, r := range res {
+					if r.Status != "rejected" {
+						t = append(t, table.Row{r.DeviceID, r.Status, r.CommandID})
+					}
 				}
-				if err := a.emit(res, table.Row{"Device ID", "Status", "Reason"}, t); err != nil {
-					return err
+				if len(t) > 0 || a.output == "json" {
+					if err := a.emit(res, table.Row{"Device ID", "Status", "Command ID"}, t); err != nil {
+						return err
+					}
 				}
-				return refused
+				return errors.Join(refused...)
 			})
 		},
 	}
@@ -299,7 +303,7 @@ func (a *app) autoProvisionCmd() *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, events.SetAutoProvisionType, &events.SetAutoProvision{InstallCode: args[0], Enabled: on}, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				return a.done(out, "reactive provisioning on SmartServer %s: %s", args[0], args[1])
 			})

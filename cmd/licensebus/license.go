@@ -23,7 +23,7 @@ func (a *app) licenseCmd() *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, events.AddLicenseType, &d, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				var added events.LicenseAdded
 				if err := json.Unmarshal(out.Data, &added); err != nil {

@@ -50,7 +50,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "Error:", strings.TrimRight(err.Error(), "\n"))
+	// Several refusals (of several commands sent at once) get a line each.
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		fmt.Fprintln(stderr, "Error:", strings.TrimRight(e.Error(), "\n"))
+	}
 	var ue usageError
 	var re refusedError
 	switch {

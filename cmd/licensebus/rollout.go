@@ -402,7 +402,7 @@ func (a *app) rolloutRefCmd(verb, short string, t events.Type) *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, t, &events.RolloutRef{RolloutID: args[0]}, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				return a.done(out, "rollout %s: %s", args[0], strings.TrimPrefix(out.EventType, "io.licensebus.rollout."))
 			})

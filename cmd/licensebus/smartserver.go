@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jedib0t/go-pretty/v6/table"
@@ -28,7 +29,7 @@ func (a *app) registerCmd() *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, events.RegisterType, &d, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				return a.done(out, "SmartServer %s (%s, version %s) registered", d.InstallCode, d.Name, d.Version)
 			})
@@ -40,6 +41,18 @@ func (a *app) registerCmd() *cobra.Command {
 	_ = cmd.MarkFlagRequired("install-code")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
+}
+
+// refusal is how a command that was rejected ends: with -o json its
+// outcome goes to stdout; the rejection itself is printed once, on stderr,
+// by run.
+func (a *app) refusal(out *licensing.Outcome, err error) error {
+	if out != nil && a.output == "json" && events.AsRejection(err) != nil {
+		if e := a.emit(out, nil, nil); e != nil {
+			return e
+		}
+	}
+	return err
 }
 
 // done prints a command's outcome: the outcome as JSON, or a sentence.
@@ -81,7 +94,7 @@ func (a *app) setCustomerIDCmd() *cobra.Command {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				out, err := c.Do(ctx, events.SetCustomerIDType, &events.SetCustomerID{InstallCode: args[0], CustomerID: args[1]}, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				return a.done(out, "Customer ID of SmartServer %s set to %s", args[0], args[1])
 			})
@@ -96,8 +109,8 @@ func (a *app) downloadCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if _, err := c.Do(ctx, events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: args[0]}, client.SendOptions{ID: a.cmdID}); err != nil {
-					return err
+				if out, err := c.Do(ctx, events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: args[0]}, client.SendOptions{ID: a.cmdID}); err != nil {
+					return a.refusal(out, err)
 				}
 				var rows []licensing.LicenseRow
 				if err := c.Query(ctx, client.QueryDownloads, client.Params{InstallCode: args[0]}, &rows); err != nil {
@@ -148,7 +161,7 @@ func (a *app) activateCmd() *cobra.Command {
 					}
 					res[i] = activation{LicenseID: lid, CommandID: s.ID, Status: "sent"}
 				}
-				var refused error
+				var refused []error
 				if !noWait {
 					for i := range res {
 						out, err := c.Wait(ctx, res[i].CommandID)
@@ -157,9 +170,10 @@ func (a *app) activateCmd() *cobra.Command {
 						}
 						if rerr := client.OutcomeErr(out); rerr != nil {
 							res[i].Status, res[i].Reason, res[i].Message = "rejected", out.Reason, out.Message
-							if refused == nil {
-								refused = rerr
+							if len(lids) > 1 {
+								rerr = fmt.Errorf("license %s: %w", res[i].LicenseID, rerr)
 							}
+							refused = append(refused, rerr)
 							continue
 						}
 						var d events.LicenseActivated
@@ -167,14 +181,19 @@ func (a *app) activateCmd() *cobra.Command {
 						res[i].Status, res[i].ActivationDate = "activated", d.ActivatedAt.UTC().Format("2006-01-02")
 					}
 				}
-				t := make([]table.Row, len(res))
-				for i, r := range res {
-					t[i] = table.Row{r.LicenseID, r.Status, r.ActivationDate, r.Message, r.CommandID}
+				// A refusal is said once, on stderr; the table shows the rest.
+				var t []table.Row
+				for _, r := range res {
+					if r.Status != "rejected" {
+						t = append(t, table.Row{r.LicenseID, r.Status, r.ActivationDate, r.CommandID})
+					}
 				}
-				if err := a.emit(res, table.Row{"License ID", "Status", "Activation Date", "Reason", "Command ID"}, t); err != nil {
-					return err
+				if len(t) > 0 || a.output == "json" {
+					if err := a.emit(res, table.Row{"License ID", "Status", "Activation Date", "Command ID"}, t); err != nil {
+						return err
+					}
 				}
-				return refused
+				return errors.Join(refused...)
 			})
 		},
 	}
@@ -227,7 +246,7 @@ func (a *app) transferCmd() *cobra.Command {
 				}
 				out, err := c.Do(ctx, events.TransferToCloudType, &events.TransferToCloud{InstallCode: ic}, client.SendOptions{ID: a.cmdID})
 				if err != nil {
-					return err
+					return a.refusal(out, err)
 				}
 				var d events.LicensesTransferred
 				_ = json.Unmarshal(out.Data, &d)

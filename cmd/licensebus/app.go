@@ -75,7 +75,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.actor, "actor", defaultActor(a.getenv), "who is acting, recorded on every command")
 	pf.StringVar(&a.cmdID, "id", "", "CloudEvent id of the command; repeat it to retry safely")
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "how long to wait for an outcome")
-	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.benchCmd())
+	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.commandCmd(), a.benchCmd())
 	root.AddCommand(a.auditCmd())
 	enumFlag(root, "output", "table", "json")
 	// Flags of commands defined elsewhere that take fixed values, so that

@@ -25,10 +25,11 @@ func main() {
 
 // Exit codes.
 const (
-	exitOK       = 0
-	exitRefused  = 1 // a command was rejected, or a query refused
-	exitUsage    = 2 // bad flags or arguments
-	exitInternal = 3 // could not reach the server, timeouts, bugs
+	exitOK        = 0
+	exitRefused   = 1   // a command was rejected, or a query refused
+	exitUsage     = 2   // bad flags or arguments
+	exitInternal  = 3   // could not reach the server, timeouts, bugs
+	exitInterrupt = 130 // interrupted (Ctrl-C), as shells report SIGINT
 )
 
 // usageError marks errors in how the command was called.
@@ -60,7 +61,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	var ue usageError
 	var re refusedError
+	var ie interruptedError
 	switch {
+	case errors.As(err, &ie), errors.Is(ctx.Err(), context.Canceled):
+		return exitInterrupt
 	case errors.As(err, &ue), !app.started:
 		return exitUsage
 	case events.AsRejection(err) != nil, isAPIRefusal(err), errors.As(err, &re):

@@ -11,11 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/rollout"
-	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections/rollouts"
 	"github.com/schollz/progressbar/v3"
@@ -62,23 +60,24 @@ func (a *app) rolloutStartCmd(kind string) *cobra.Command {
 					}
 					return a.printPlan(p)
 				}
-				cmdID := a.cmdID
-				if cmdID == "" {
-					cmdID = uuid.NewString()
-				}
+				cmdID, _ := a.commandIDs(1)
 				// The rollout id is the correlation id of everything it does;
 				// derived from the command id, a repeated command waits on
 				// the same one and finds the first outcome.
-				id := bus.DeriveID(cmdID, "rollout")
-				if _, err := c.Do(ctx, events.StartRolloutType, &events.StartRollout{RolloutID: id, Spec: spec}, client.SendOptions{ID: cmdID, CorrelationID: id}); err != nil {
+				id := client.RolloutID(cmdID)
+				s, err := a.send(ctx, c, events.StartRolloutType, &events.StartRollout{RolloutID: id, Spec: spec}, client.SendOptions{ID: cmdID, CorrelationID: id})
+				if err != nil {
 					return err
 				}
-				if !f.wait {
-					if a.output == "json" {
-						return a.emit(map[string]string{"rollout_id": id}, nil, nil)
-					}
-					fmt.Fprintln(a.stdout, id)
-					return nil
+				cmds := []sent{s}
+				if err := a.await(ctx, c, cmds, cmdID); err != nil {
+					return err
+				}
+				if !f.wait || cmds[0].Out.Status == "rejected" {
+					return a.finish(ctx, c, cmds)
+				}
+				if a.output != "json" {
+					fmt.Fprintf(a.stderr, "rollout %s started; Ctrl-C stops following it, not the rollout\n", id)
 				}
 				return a.followRollout(cmd.Context(), c, id)
 			})
@@ -342,6 +341,9 @@ func (a *app) followRollout(ctx context.Context, c *client.Client, id string) er
 		err := c.Query(qctx, client.QueryRollout, client.Params{RolloutID: id}, &d)
 		cancel()
 		if err != nil {
+			if ctx.Err() != nil {
+				return a.stoppedFollowing(ctx, id)
+			}
 			return err
 		}
 		switch {
@@ -366,10 +368,16 @@ func (a *app) followRollout(ctx context.Context, c *client.Client, id string) er
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return a.stoppedFollowing(ctx, id)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// stoppedFollowing is the error of a rollout no longer followed: it goes
+// on, and its id says how to follow it again.
+func (a *app) stoppedFollowing(ctx context.Context, id string) error {
+	return a.ended(ctx, fmt.Errorf("rollout %s goes on; follow it with `licensebus rollout status %s --watch`", id, id))
 }
 
 func (a *app) rolloutListCmd() *cobra.Command {
@@ -400,11 +408,7 @@ func (a *app) rolloutRefCmd(verb, short string, t events.Type) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, t, &events.RolloutRef{RolloutID: args[0]}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return a.refusal(out, err)
-				}
-				return a.done(out, "rollout %s: %s", args[0], strings.TrimPrefix(out.EventType, "io.licensebus.rollout."))
+				return a.do(ctx, c, t, &events.RolloutRef{RolloutID: args[0]})
 			})
 		},
 	}

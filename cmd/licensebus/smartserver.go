@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/jedib0t/go-pretty/v6/table"
@@ -27,11 +25,7 @@ func (a *app) registerCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.RegisterType, &d, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return a.refusal(out, err)
-				}
-				return a.done(out, "SmartServer %s (%s, version %s) registered", d.InstallCode, d.Name, d.Version)
+				return a.do(ctx, c, events.RegisterType, &d)
 			})
 		},
 	}
@@ -41,27 +35,6 @@ func (a *app) registerCmd() *cobra.Command {
 	_ = cmd.MarkFlagRequired("install-code")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
-}
-
-// refusal is how a command that was rejected ends: with -o json its
-// outcome goes to stdout; the rejection itself is printed once, on stderr,
-// by run.
-func (a *app) refusal(out *licensing.Outcome, err error) error {
-	if out != nil && a.output == "json" && events.AsRejection(err) != nil {
-		if e := a.emit(out, nil, nil); e != nil {
-			return e
-		}
-	}
-	return err
-}
-
-// done prints a command's outcome: the outcome as JSON, or a sentence.
-func (a *app) done(out *licensing.Outcome, format string, args ...any) error {
-	if a.output == "json" {
-		return a.emit(out, nil, nil)
-	}
-	fmt.Fprintf(a.stdout, format+"\n", args...)
-	return nil
 }
 
 func (a *app) accountsCmd() *cobra.Command {
@@ -92,11 +65,7 @@ func (a *app) setCustomerIDCmd() *cobra.Command {
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.SetCustomerIDType, &events.SetCustomerID{InstallCode: args[0], CustomerID: args[1]}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return a.refusal(out, err)
-				}
-				return a.done(out, "Customer ID of SmartServer %s set to %s", args[0], args[1])
+				return a.do(ctx, c, events.SetCustomerIDType, &events.SetCustomerID{InstallCode: args[0], CustomerID: args[1]})
 			})
 		},
 	}
@@ -109,14 +78,7 @@ func (a *app) downloadCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if out, err := c.Do(ctx, events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: args[0]}, client.SendOptions{ID: a.cmdID}); err != nil {
-					return a.refusal(out, err)
-				}
-				var rows []licensing.LicenseRow
-				if err := c.Query(ctx, client.QueryDownloads, client.Params{InstallCode: args[0]}, &rows); err != nil {
-					return err
-				}
-				return a.downloadTable(rows)
+				return a.do(ctx, c, events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: args[0]})
 			})
 		},
 	}
@@ -130,16 +92,6 @@ func (a *app) downloadTable(rows []licensing.LicenseRow) error {
 	return a.emit(rows, table.Row{"Segment Controller", "Install Code", "License ID", "Transfer Date", "Description"}, t)
 }
 
-// activation is one line of `smartserver activate` output.
-type activation struct {
-	LicenseID      string `json:"license_id"`
-	CommandID      string `json:"command_id"`
-	Status         string `json:"status"` // activated | rejected | sent
-	Reason         string `json:"reason,omitempty"`
-	Message        string `json:"message,omitempty"`
-	ActivationDate string `json:"activation_date,omitempty"`
-}
-
 func (a *app) activateCmd() *cobra.Command {
 	var noWait bool
 	cmd := &cobra.Command{
@@ -149,51 +101,23 @@ func (a *app) activateCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ic, lids := args[0], args[1:]
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				res := make([]activation, len(lids))
+				// One command per license, all stored before any is waited for.
+				base, ids := a.commandIDs(len(lids))
+				cmds := make([]sent, len(lids))
 				for i, lid := range lids {
-					id := a.cmdID
-					if id != "" && len(lids) > 1 {
-						id = fmt.Sprintf("%s-%d", id, i+1)
-					}
-					s, err := c.Send(ctx, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: ic, LicenseID: lid}, client.SendOptions{ID: id})
+					s, err := a.send(ctx, c, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: ic, LicenseID: lid}, client.SendOptions{ID: ids[i]})
 					if err != nil {
 						return err
 					}
-					res[i] = activation{LicenseID: lid, CommandID: s.ID, Status: "sent"}
+					s.LicenseID = lid
+					cmds[i] = s
 				}
-				var refused []error
 				if !noWait {
-					for i := range res {
-						out, err := c.Wait(ctx, res[i].CommandID)
-						if err != nil {
-							return err
-						}
-						if rerr := client.OutcomeErr(out); rerr != nil {
-							res[i].Status, res[i].Reason, res[i].Message = "rejected", out.Reason, out.Message
-							if len(lids) > 1 {
-								rerr = fmt.Errorf("license %s: %w", res[i].LicenseID, rerr)
-							}
-							refused = append(refused, rerr)
-							continue
-						}
-						var d events.LicenseActivated
-						_ = json.Unmarshal(out.Data, &d)
-						res[i].Status, res[i].ActivationDate = "activated", d.ActivatedAt.UTC().Format("2006-01-02")
-					}
-				}
-				// A refusal is said once, on stderr; the table shows the rest.
-				var t []table.Row
-				for _, r := range res {
-					if r.Status != "rejected" {
-						t = append(t, table.Row{r.LicenseID, r.Status, r.ActivationDate, r.CommandID})
-					}
-				}
-				if len(t) > 0 || a.output == "json" {
-					if err := a.emit(res, table.Row{"License ID", "Status", "Activation Date", "Command ID"}, t); err != nil {
+					if err := a.await(ctx, c, cmds, base); err != nil {
 						return err
 					}
 				}
-				return errors.Join(refused...)
+				return a.finish(ctx, c, cmds)
 			})
 		},
 	}
@@ -244,13 +168,7 @@ func (a *app) transferCmd() *cobra.Command {
 						return usageError{fmt.Errorf("transfer not confirmed")}
 					}
 				}
-				out, err := c.Do(ctx, events.TransferToCloudType, &events.TransferToCloud{InstallCode: ic}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return a.refusal(out, err)
-				}
-				var d events.LicensesTransferred
-				_ = json.Unmarshal(out.Data, &d)
-				return a.done(out, "%s of SmartServer %s transferred to the cloud on %s", count(len(d.LicenseIDs), "license"), ic, d.TransferredAt.UTC().Format("2006-01-02"))
+				return a.do(ctx, c, events.TransferToCloudType, &events.TransferToCloud{InstallCode: ic})
 			})
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
@@ -141,30 +142,71 @@ func defaultActor(getenv func(string) string) string {
 	return "user:unknown"
 }
 
-// connect opens a client to the server named by --nats.
-func (a *app) connect(ctx context.Context) (*client.Client, func(), error) {
-	nc, err := nats.Connect(a.natsURL, nats.Name("licensebus cli"), nats.Timeout(5*time.Second))
+// conn is the CLI's connection to the server named by --nats.
+type conn struct {
+	*client.Client
+	nc *nats.Conn
+	// lost is closed when the connection closed without being asked to:
+	// the server stayed away longer than the reconnects last.
+	lost <-chan struct{}
+}
+
+// Close closes the connection.
+func (c *conn) Close() { c.nc.Close() }
+
+// lostErr says the connection is gone for good, in one line.
+func (c *conn) lostErr(url string) error {
+	why := "gave up reconnecting"
+	if err := c.nc.LastError(); err != nil {
+		why = err.Error()
+	}
+	return fmt.Errorf("lost the connection to %s and could not reconnect: %s", url, why)
+}
+
+// connect opens a client to the server named by --nats. A server that goes
+// away and comes back (a restart) is expected: reconnecting is quiet, and
+// so is the "consumer not active" that nats.go reports meanwhile for the
+// ordered consumers of KV watches (they reset themselves once reconnected;
+// its default handler writes it to stderr). Other asynchronous errors are
+// said once each.
+func (a *app) connect(ctx context.Context) (*conn, error) {
+	lost := make(chan struct{})
+	var mu sync.Mutex
+	said := map[string]bool{}
+	quietErrors := func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrConsumerNotActive) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !said[err.Error()] {
+			said[err.Error()] = true
+			fmt.Fprintf(a.stderr, "warning: %v\n", err)
+		}
+	}
+	nc, err := nats.Connect(a.natsURL, nats.Name("licensebus cli"), nats.Timeout(5*time.Second),
+		nats.ErrorHandler(quietErrors), nats.ClosedHandler(func(*nats.Conn) { close(lost) }))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
+		return nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
 	}
 	c, err := client.New(ctx, nc, a.actor)
 	if err != nil {
 		nc.Close()
-		return nil, nil, err
+		return nil, err
 	}
-	return c, nc.Close, nil
+	return &conn{Client: c, nc: nc, lost: lost}, nil
 }
 
 // withClient runs f with a client and the --timeout deadline.
 func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 	defer cancel()
-	c, closeFn, err := a.connect(ctx)
+	c, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
-	return f(ctx, c)
+	defer c.Close()
+	return f(ctx, c.Client)
 }
 
 // emit prints v as JSON with -o json, or as a table of rows otherwise.

@@ -157,11 +157,11 @@ func (a *app) deviceWatchCmd() *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, closeFn, err := a.connect(ctx)
+			c, err := a.connect(ctx)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer c.Close()
 			kv, err := c.JetStream().KeyValue(ctx, projections.Bucket(devices.New()))
 			if err != nil {
 				return fmt.Errorf("devices view (is licensebus serve running?): %w", err)
@@ -190,6 +190,8 @@ func (a *app) deviceWatchCmd() *cobra.Command {
 				select {
 				case <-ctx.Done():
 					return nil
+				case <-c.lost:
+					return c.lostErr(a.natsURL)
 				case e, ok := <-w.Updates():
 					if !ok {
 						return nil

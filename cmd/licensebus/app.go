@@ -37,7 +37,22 @@ type app struct {
 	started bool
 }
 
-const defaultNatsURL = "nats://127.0.0.1:4222"
+const (
+	defaultNatsURL = "nats://127.0.0.1:4222"
+	defaultTimeout = 2 * time.Minute
+)
+
+// sends gives a command that sends commands its --id and --timeout.
+func (a *app) sends(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().StringVar(&a.cmdID, "id", "", "CloudEvent id of the command (default: a new UUID); repeat it to retry safely: a repeat gets the first outcome")
+	return a.waits(cmd)
+}
+
+// waits gives a command that waits for outcomes its --timeout.
+func (a *app) waits(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().DurationVar(&a.timeout, "timeout", defaultTimeout, "how long to wait for the outcome (a command stays stored when the wait ends: see licensebus command wait)")
+	return cmd
+}
 
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -74,10 +89,10 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.natsURL, "nats", url, "NATS server URL (env NATS_URL)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&a.actor, "actor", defaultActor(a.getenv), "who is acting, recorded on every command")
-	pf.StringVar(&a.cmdID, "id", "", "CloudEvent id of the command; repeat it to retry safely")
-	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "how long to wait for an outcome")
+	a.timeout = defaultTimeout // queries have no --timeout, and use this
 	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.commandCmd(), a.benchCmd())
 	root.AddCommand(a.auditCmd())
+	setExamples(root)
 	enumFlag(root, "output", "table", "json")
 	// Flags of commands defined elsewhere that take fixed values, so that
 	// every such flag refuses the same way, while parsing.

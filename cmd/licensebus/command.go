@@ -11,7 +11,7 @@ import (
 
 func (a *app) commandCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "command", Short: "Commands already sent"}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(a.waits(&cobra.Command{
 		Use:   "wait COMMAND_ID...",
 		Short: "Wait for the outcome of stored commands and print it as the command that sent them does",
 		Long: `Wait for the outcome of commands that were stored (every command that sends
@@ -37,6 +37,6 @@ print it as the command would have, with the same exit code: 0 accepted,
 				return a.finish(ctx, c, cmds)
 			})
 		},
-	})
+	}))
 	return cmd
 }

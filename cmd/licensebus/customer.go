@@ -47,7 +47,7 @@ func (a *app) customerCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(a.sends(create), list)
 	return cmd
 }
 

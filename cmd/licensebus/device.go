@@ -20,7 +20,7 @@ import (
 
 func (a *app) deviceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "device", Short: "DMM devices (LON, BACnet, Modbus) and their colours"}
-	cmd.AddCommand(a.deviceAddCmd(), a.deviceRemoveCmd(), a.deviceListCmd(), a.deviceProvisionCmd(), a.deviceWatchCmd())
+	cmd.AddCommand(a.sends(a.deviceAddCmd()), a.sends(a.deviceRemoveCmd()), a.deviceListCmd(), a.sends(a.deviceProvisionCmd()), a.deviceWatchCmd())
 	return cmd
 }
 

@@ -57,6 +57,6 @@ func (a *app) licenseCmd() *cobra.Command {
 	list.Flags().StringVar(&p.InstallCode, "smartserver", "", "only licenses on this SmartServer")
 	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state: cloud, activating, active or transferring")
 	enumFlag(list, "state", licensing.StateCloud, licensing.StateActivating, licensing.StateActive, licensing.StateTransferring)
-	cmd.AddCommand(add, list)
+	cmd.AddCommand(a.sends(add), list)
 	return cmd
 }

@@ -22,11 +22,11 @@ import (
 
 func (a *app) rolloutCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Fleet-wide license rollouts in waves"}
-	cmd.AddCommand(a.rolloutStartCmd(events.RolloutActivate), a.rolloutStartCmd(events.RolloutTransfer), a.rolloutStatusCmd(), a.rolloutListCmd(),
-		a.rolloutRefCmd("pause", "Stop starting targets; those in flight finish", events.PauseRolloutType),
-		a.rolloutRefCmd("resume", "Go on with a paused rollout", events.ResumeRolloutType),
-		a.rolloutRefCmd("cancel", "Stop a rollout for good; targets in flight finish", events.CancelRolloutType),
-		a.rolloutRefCmd("retry-failed", "Run the failed targets of a finished rollout again", events.RetryFailedType))
+	cmd.AddCommand(a.sends(a.rolloutStartCmd(events.RolloutActivate)), a.sends(a.rolloutStartCmd(events.RolloutTransfer)), a.rolloutStatusCmd(), a.rolloutListCmd(),
+		a.sends(a.rolloutRefCmd("pause", "Stop starting targets; those in flight finish", events.PauseRolloutType)),
+		a.sends(a.rolloutRefCmd("resume", "Go on with a paused rollout", events.ResumeRolloutType)),
+		a.sends(a.rolloutRefCmd("cancel", "Stop a rollout for good; targets in flight finish", events.CancelRolloutType)),
+		a.sends(a.rolloutRefCmd("retry-failed", "Run the failed targets of a finished rollout again", events.RetryFailedType)))
 	return cmd
 }
 

@@ -13,26 +13,40 @@ import (
 
 func (a *app) smartserverCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "smartserver", Aliases: []string{"ss"}, Short: "What the CMS Manage Licenses dialog does on one SmartServer"}
-	cmd.AddCommand(a.registerCmd(), a.accountsCmd(), a.setCustomerIDCmd(), a.downloadCmd(), a.activateCmd(), a.licensesCmd(), a.transferCmd(), a.autoProvisionCmd())
+	cmd.AddCommand(a.sends(a.registerCmd()), a.accountsCmd(), a.sends(a.setCustomerIDCmd()), a.sends(a.downloadCmd()), a.sends(a.activateCmd()),
+		a.licensesCmd(), a.sends(a.transferCmd()), a.sends(a.autoProvisionCmd()))
 	return cmd
 }
 
 func (a *app) registerCmd() *cobra.Command {
 	var d events.Register
+	var flagIC string
 	cmd := &cobra.Command{
-		Use:   "register --install-code IC --name NAME --version X.Y",
+		Use:   "register IC --version X.Y [--name NAME]",
 		Short: "Announce a SmartServer (install code, segment controller name, firmware version)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:  maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// The install code is an argument, as for every smartserver
+			// command; --install-code is the old spelling, still taken.
+			switch {
+			case len(args) == 1 && flagIC != "" && flagIC != args[0]:
+				return usageError{fmt.Errorf("install code %q and --install-code %q differ; give the install code once", args[0], flagIC)}
+			case len(args) == 1:
+				d.InstallCode = args[0]
+			case flagIC != "":
+				d.InstallCode = flagIC
+			default:
+				return usageError{fmt.Errorf("the install code is missing; usage: %s", cmd.UseLine())}
+			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				return a.do(ctx, c, events.RegisterType, &d)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&d.InstallCode, "install-code", "", "install code (required)")
+	cmd.Flags().StringVar(&flagIC, "install-code", "", "install code")
+	_ = cmd.Flags().MarkHidden("install-code")
 	cmd.Flags().StringVar(&d.Name, "name", "", "segment controller name")
 	cmd.Flags().StringVar(&d.Version, "version", "", "firmware version, e.g. 3.4 (required)")
-	_ = cmd.MarkFlagRequired("install-code")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
 }
@@ -179,6 +193,15 @@ func (a *app) transferCmd() *cobra.Command {
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MaximumNArgs(n)(cmd, args); err != nil {
 			return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
 		}
 		return nil

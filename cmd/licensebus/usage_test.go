@@ -137,3 +137,60 @@ func TestEnumFlagsRefuseUnknownValues(t *testing.T) {
 		})
 	}
 }
+
+// Ensure every command's help has an Examples section that uses it, and
+// that --id and --timeout are offered exactly by the commands that send
+// commands (and --timeout by those that wait for outcomes).
+func TestEveryCommandHasExamples(t *testing.T) {
+	senders := map[string]bool{}
+	for _, p := range []string{"customer create", "license add", "smartserver register", "smartserver set-customer-id", "smartserver download-licenses",
+		"smartserver activate", "smartserver transfer-to-cloud", "smartserver auto-provision", "device add", "device remove", "device provision",
+		"rollout start", "rollout transfer", "rollout pause", "rollout resume", "rollout cancel", "rollout retry-failed"} {
+		senders["licensebus "+p] = true
+	}
+	waiters := map[string]bool{"licensebus command wait": true}
+	for _, c := range commandTree() {
+		path := c.CommandPath()
+		if c.Hidden {
+			continue
+		}
+		if c.Example == "" || !strings.Contains(c.Example, path) {
+			t.Errorf("%s: Examples %q, want examples that use it", path, c.Example)
+		}
+		hasID, hasTimeout := c.Flags().Lookup("id") != nil, c.Flags().Lookup("timeout") != nil
+		if hasID != senders[path] || hasTimeout != (senders[path] || waiters[path]) {
+			t.Errorf("%s: --id %v, --timeout %v; want --id only on commands that send, --timeout on those and on command wait", path, hasID, hasTimeout)
+		}
+	}
+	if r := cli(t, "nats://127.0.0.1:1", "customer", "list", "--id", "x"); r.code != exitUsage || !strings.Contains(r.err, "unknown flag: --id") {
+		t.Fatalf("customer list --id: exit %d, stderr %q; want a usage error", r.code, r.err)
+	}
+}
+
+// Ensure `smartserver register` takes the install code as an argument, as
+// every other smartserver command does, and still takes --install-code.
+func TestRegisterTakesInstallCodeArgument(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	if out := mustCLI(t, url, "smartserver", "register", "IC-ARG", "--name", "SC-ARG", "--version", "3.4"); !strings.Contains(out, "SmartServer IC-ARG (SC-ARG, version 3.4) registered") {
+		t.Fatalf("register IC-ARG printed %q", out)
+	}
+	mustCLI(t, url, "smartserver", "register", "--install-code", "IC-FLAG", "--version", "3.4")
+	mustCLI(t, url, "smartserver", "register", "IC-BOTH", "--install-code", "IC-BOTH", "--version", "3.4")
+	var accounts []struct {
+		InstallCode string `json:"install_code"`
+	}
+	mustJSON(t, url, &accounts, "smartserver", "accounts")
+	if len(accounts) != 3 || accounts[0].InstallCode != "IC-ARG" || accounts[1].InstallCode != "IC-BOTH" || accounts[2].InstallCode != "IC-FLAG" {
+		t.Fatalf("accounts=%+v, want IC-ARG, IC-BOTH and IC-FLAG", accounts)
+	}
+	for _, args := range [][]string{
+		{"smartserver", "register", "--version", "3.4"},
+		{"smartserver", "register", "IC-A", "--install-code", "IC-B", "--version", "3.4"},
+		{"smartserver", "register", "IC-A", "IC-B", "--version", "3.4"},
+	} {
+		if r := cli(t, url, args...); r.code != exitUsage {
+			t.Errorf("%v: exit %d, stderr %q; want a usage error", args, r.code, r.err)
+		}
+	}
+}

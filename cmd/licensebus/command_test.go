@@ -149,4 +149,15 @@ func TestInterruptedRolloutWaitSaysItsID(t *testing.T) {
 		t.Fatalf("repeated start -o json=%+v, want command_id slow-rollout and rollout_id %s", out, id)
 	}
 	mustCLI(t, url, "rollout", "cancel", id)
+
+	// Followed to its end, the JSON report carries the command id too.
+	var ended struct {
+		CommandID string `json:"command_id"`
+		RolloutID string `json:"rollout_id"`
+		Status    string `json:"status"`
+	}
+	mustJSON(t, url, &ended, "rollout", "start", "--id", "slow-rollout", "--customer", cid, "--targets", file, "--set-customer-id", "--activate", "capacity:200", "--rate", "1/min", "--wait")
+	if ended.CommandID != "slow-rollout" || ended.RolloutID != id || ended.Status != "cancelled" {
+		t.Fatalf("start --wait -o json=%+v, want command_id slow-rollout, rollout %s cancelled", ended, id)
+	}
 }

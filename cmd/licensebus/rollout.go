@@ -79,7 +79,7 @@ func (a *app) rolloutStartCmd(kind string) *cobra.Command {
 				if a.output != "json" {
 					fmt.Fprintf(a.stderr, "rollout %s started; Ctrl-C stops following it, not the rollout\n", id)
 				}
-				return a.followRollout(cmd.Context(), c, id)
+				return a.followRollout(cmd.Context(), c, id, cmdID)
 			})
 		},
 	}
@@ -259,13 +259,13 @@ func (a *app) rolloutStatusCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				if watch {
-					return a.followRollout(cmd.Context(), c, args[0])
+					return a.followRollout(cmd.Context(), c, args[0], "")
 				}
 				var d rollouts.Detail
 				if err := c.Query(ctx, client.QueryRollout, client.Params{RolloutID: args[0]}, &d); err != nil {
 					return err
 				}
-				return a.printRollout(d)
+				return a.printRollout(d, "")
 			})
 		},
 	}
@@ -273,10 +273,11 @@ func (a *app) rolloutStatusCmd() *cobra.Command {
 	return cmd
 }
 
-// printRollout prints a rollout's status; once it ended with failed
-// targets or aborted, it is an error that says how many failed (exit 1).
-func (a *app) printRollout(d rollouts.Detail) error {
-	if err := a.rolloutReport(d); err != nil {
+// printRollout prints a rollout's status (with the id of the command that
+// started it, if this one did); once it ended with failed targets or
+// aborted, it is an error that says how many failed (exit 1).
+func (a *app) printRollout(d rollouts.Detail, cmdID string) error {
+	if err := a.rolloutReport(d, cmdID); err != nil {
 		return err
 	}
 	return rolloutFailed(d)
@@ -302,8 +303,11 @@ func rolloutFailed(d rollouts.Detail) error {
 	return refusedError{errors.New(msg)}
 }
 
-func (a *app) rolloutReport(d rollouts.Detail) error {
-	if a.output == "json" {
+func (a *app) rolloutReport(d rollouts.Detail, cmdID string) error {
+	switch {
+	case a.output == "json" && cmdID != "":
+		return a.emitWithID(cmdID, d)
+	case a.output == "json":
 		return a.emit(d, nil, nil)
 	}
 	fmt.Fprintf(a.stdout, "rollout %s: %s — %d succeeded, %d failed, %d running, %d pending, %d skipped of %s\n", d.RolloutID, d.Status,
@@ -332,7 +336,7 @@ func (a *app) rolloutReport(d rollouts.Detail) error {
 // followRollout shows the progress of a rollout on stderr until it ends,
 // then prints its status: a progress bar on a terminal, else a plain line
 // whenever the counts change (redraws would garble a log or a pipe).
-func (a *app) followRollout(ctx context.Context, c *client.Client, id string) error {
+func (a *app) followRollout(ctx context.Context, c *client.Client, id, cmdID string) error {
 	var bar *progressbar.ProgressBar
 	var last rollouts.Counts
 	for i := 0; ; i++ {
@@ -364,7 +368,7 @@ func (a *app) followRollout(ctx context.Context, c *client.Client, id string) er
 			if bar != nil {
 				fmt.Fprintln(a.stderr)
 			}
-			return a.printRollout(d)
+			return a.printRollout(d, cmdID)
 		}
 		select {
 		case <-ctx.Done():

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
-	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
@@ -51,6 +51,21 @@ func (a *app) sends(cmd *cobra.Command) *cobra.Command {
 // waits gives a command that waits for outcomes its --timeout.
 func (a *app) waits(cmd *cobra.Command) *cobra.Command {
 	cmd.Flags().DurationVar(&a.timeout, "timeout", defaultTimeout, "how long to wait for the outcome (a command stays stored when the wait ends: see licensebus command wait)")
+	return cmd
+}
+
+// reads gives a command that reads what the server stores, through
+// readContext, its --timeout.
+func (a *app) reads(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().DurationVar(&a.timeout, "timeout", defaultTimeout, "how long to wait for the result (exit 3 when it runs out)")
+	return cmd
+}
+
+// readsLong gives a command that runs as long as what it reads (readContext
+// with long) a --timeout that bounds it only when given.
+func (a *app) readsLong(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().DurationVar(&a.timeout, "timeout", defaultTimeout, "stop after this long (exit 3); without it the command runs until it is done or interrupted")
+	cmd.Flags().Lookup("timeout").DefValue = "0s" // no bound unless given: say no default
 	return cmd
 }
 
@@ -107,6 +122,13 @@ func (a *app) rootCmd() *cobra.Command {
 	} {
 		if c, _, err := root.Find(e.path); err == nil && c.Name() == e.path[len(e.path)-1] {
 			enumFlag(c, e.flag, e.allowed...)
+		}
+	}
+	// The audit commands read the whole trail and honour --timeout when
+	// given (readContext); it is theirs now that it is not the root's.
+	for _, verb := range []string{"tail", "export", "verify", "trace"} {
+		if c, _, err := root.Find([]string{"audit", verb}); err == nil && c.Name() == verb && c.Flags().Lookup("timeout") == nil {
+			a.readsLong(c)
 		}
 	}
 	// A noun without its verb prints its help; with a verb it does not

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/rs/zerolog"
 )
@@ -133,7 +134,7 @@ func TestInterruptedRolloutWaitSaysItsID(t *testing.T) {
 	// One target a minute: the rollout is still running when interrupted.
 	r := interrupt(t, url, func(e string) bool { return strings.Contains(e, "Ctrl-C") },
 		"rollout", "start", "--id", "slow-rollout", "--customer", cid, "--targets", file, "--set-customer-id", "--activate", "capacity:200", "--rate", "1/min", "--wait")
-	id := bus.DeriveID("slow-rollout", "rollout")
+	id := events.DeriveID("slow-rollout", "rollout")
 	if r.code != exitInterrupt || !strings.Contains(r.err, "rollout "+id+" goes on") || !strings.Contains(r.err, "rollout status "+id+" --watch") {
 		t.Fatalf("exit %d, stderr %q; want exit 130 naming rollout %s", r.code, r.err, id)
 	}

@@ -148,7 +148,10 @@ func TestEveryCommandHasExamples(t *testing.T) {
 		"rollout start", "rollout transfer", "rollout pause", "rollout resume", "rollout cancel", "rollout retry-failed"} {
 		senders["licensebus "+p] = true
 	}
-	waiters := map[string]bool{"licensebus command wait": true}
+	// Commands that wait for outcomes, and those that read what the server
+	// stores and honour --timeout (readContext).
+	waiters := map[string]bool{"licensebus command wait": true, "licensebus projections status": true, "licensebus projections rebuild": true,
+		"licensebus reactors status": true, "licensebus audit tail": true, "licensebus audit export": true, "licensebus audit verify": true, "licensebus audit trace": true}
 	for _, c := range commandTree() {
 		path := c.CommandPath()
 		if c.Hidden {
@@ -159,7 +162,7 @@ func TestEveryCommandHasExamples(t *testing.T) {
 		}
 		hasID, hasTimeout := c.Flags().Lookup("id") != nil, c.Flags().Lookup("timeout") != nil
 		if hasID != senders[path] || hasTimeout != (senders[path] || waiters[path]) {
-			t.Errorf("%s: --id %v, --timeout %v; want --id only on commands that send, --timeout on those and on command wait", path, hasID, hasTimeout)
+			t.Errorf("%s: --id %v, --timeout %v; want --id only on commands that send, --timeout on those and on those that wait or read", path, hasID, hasTimeout)
 		}
 	}
 	if r := cli(t, "nats://127.0.0.1:1", "customer", "list", "--id", "x"); r.code != exitUsage || !strings.Contains(r.err, "unknown flag: --id") {

@@ -105,6 +105,9 @@ type Sent struct {
 	ID        string
 	Seq       uint64
 	Duplicate bool // JetStream had it already: its first outcome stands
+	// Digest is the command's digest (events.CommandDigest), what its
+	// outcome is checked against.
+	Digest string
 }
 
 // SendOptions override a command's generated attributes.
@@ -133,17 +136,17 @@ func (c *Client) Send(ctx context.Context, t events.Type, data events.Data, o Se
 	if err != nil {
 		return Sent{}, err
 	}
-	ack, err := c.js.PublishMsg(ctx, m.NATS())
+	ack, err := c.js.PublishMsg(ctx, bus.Msg(m))
 	if err != nil {
 		return Sent{}, fmt.Errorf("publish %s: %w", t, err)
 	}
-	return Sent{ID: o.ID, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	return Sent{ID: o.ID, Seq: ack.Sequence, Duplicate: ack.Duplicate, Digest: m.Digest()}, nil
 }
 
 // RolloutID is the id of the rollout a StartRollout command with CloudEvent
 // id cmdID starts when it names none; the CLI names this one, so that its
 // outcome, kept under the rollout id, can be found from the command id.
-func RolloutID(cmdID string) string { return bus.DeriveID(cmdID, "rollout") }
+func RolloutID(cmdID string) string { return events.DeriveID(cmdID, "rollout") }
 
 // Wait blocks until the outcome of the command with correlation id corr is
 // known, or ctx ends.
@@ -202,7 +205,22 @@ func (c *Client) Do(ctx context.Context, t events.Type, data events.Data, o Send
 	if err != nil {
 		return nil, err
 	}
+	if err := Reused(s, out); err != nil {
+		return out, err
+	}
 	return out, OutcomeErr(out)
+}
+
+// Reused is an id_reused refusal when out is the outcome of another command
+// than s (the same id, another body), else nil: the id's first outcome
+// stands, and s was not done.
+func Reused(s Sent, out *licensing.Outcome) error {
+	if out.CommandDigest == "" || s.Digest == "" || out.CommandDigest == s.Digest {
+		return nil
+	}
+	return events.Reject(events.ReasonIDReused,
+		"command id %s was used before for another command, whose outcome stands (%s %s); nothing was done: send this one with a new --id",
+		s.ID, out.Status, out.EventType)
 }
 
 // OutcomeErr is the *events.Rejection of a rejected outcome, else nil.

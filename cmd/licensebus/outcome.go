@@ -21,6 +21,10 @@ type sent struct {
 	ID   string // the CloudEvent id
 	Corr string // the key its outcome is stored under: its correlation id
 	Out  *licensing.Outcome
+	// Digest is the command's digest, checked against the outcome's: an
+	// id used before for another command finds that command's outcome.
+	Digest string
+	reused error // the id_reused refusal when it did
 	// What the sender knows of its target, for refusals whose outcome
 	// does not say (a batch names no devices).
 	LicenseID string
@@ -65,7 +69,7 @@ func (a *app) send(ctx context.Context, c *client.Client, t events.Type, d event
 	if a.output != "json" || t == events.DownloadLicensesType {
 		note := ""
 		if s.Duplicate {
-			note = " (a repeat: its first outcome stands)"
+			note = " (JetStream had this id already)"
 		}
 		fmt.Fprintf(a.stderr, "command %s stored%s\n", s.ID, note)
 	}
@@ -73,7 +77,7 @@ func (a *app) send(ctx context.Context, c *client.Client, t events.Type, d event
 	if corr == "" {
 		corr = s.ID
 	}
-	return sent{ID: s.ID, Corr: corr}, nil
+	return sent{ID: s.ID, Corr: corr, Digest: s.Digest}, nil
 }
 
 // await waits for the outcome of each command. An interrupted or timed out
@@ -102,6 +106,7 @@ func (a *app) await(ctx context.Context, c *client.Client, cmds []sent, retryID 
 			return a.ended(ctx, errors.New(how))
 		}
 		cmds[i].Out = out
+		cmds[i].reused = client.Reused(client.Sent{ID: cmds[i].ID, Digest: cmds[i].Digest}, out)
 	}
 	return nil
 }
@@ -139,6 +144,17 @@ func (a *app) finish(ctx context.Context, c *client.Client, cmds []sent) error {
 	var provs []provisioning
 	for _, s := range cmds {
 		out := s.Out
+		if s.reused != nil {
+			// The id's first outcome stands; this command was not done.
+			if a.output == "json" {
+				r := events.AsRejection(s.reused)
+				if err := a.emitWithID(s.ID, map[string]string{"status": "rejected", "reason": string(r.Reason), "message": r.Message}); err != nil {
+					return err
+				}
+			}
+			refused = append(refused, s.reused)
+			continue
+		}
 		switch typeOf(out) {
 		case events.ActivateLicenseType, events.LicenseActivatedType:
 			r := activation{LicenseID: s.LicenseID, CommandID: s.ID, Status: "sent"}

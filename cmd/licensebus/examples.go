@@ -61,6 +61,9 @@ func examples() map[string][]string {
 		"smartserver register": {
 			"licensebus smartserver register IC-0001 --name SC-01 --version 3.4",
 		},
+		"smartserver set-version": {
+			"licensebus smartserver set-version IC-0001 3.5",
+		},
 		"smartserver accounts": {
 			"licensebus smartserver accounts",
 			"licensebus smartserver accounts -o json",

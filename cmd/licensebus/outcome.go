@@ -260,6 +260,13 @@ func (a *app) printOne(ctx context.Context, c *client.Client, s sent) error {
 		var d events.Registered
 		_ = json.Unmarshal(out.Data, &d)
 		return a.done(s.ID, out, "SmartServer %s (%s, version %s) registered", d.InstallCode, d.Name, d.Version)
+	case events.VersionSetType:
+		var d events.VersionSet
+		_ = json.Unmarshal(out.Data, &d)
+		if d.Previous != "" {
+			return a.done(s.ID, out, "SmartServer %s runs version %s (was %s)", d.InstallCode, d.Version, d.Previous)
+		}
+		return a.done(s.ID, out, "SmartServer %s runs version %s", d.InstallCode, d.Version)
 	case events.CustomerIDSetType:
 		var d events.CustomerIDSet
 		_ = json.Unmarshal(out.Data, &d)

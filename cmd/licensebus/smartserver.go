@@ -13,7 +13,7 @@ import (
 
 func (a *app) smartserverCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "smartserver", Aliases: []string{"ss"}, Short: "What the CMS Manage Licenses dialog does on one SmartServer"}
-	cmd.AddCommand(a.sends(a.registerCmd()), a.accountsCmd(), a.sends(a.setCustomerIDCmd()), a.sends(a.downloadCmd()), a.sends(a.activateCmd()),
+	cmd.AddCommand(a.sends(a.registerCmd()), a.sends(a.setVersionCmd()), a.accountsCmd(), a.sends(a.setCustomerIDCmd()), a.sends(a.downloadCmd()), a.sends(a.activateCmd()),
 		a.licensesCmd(), a.sends(a.transferCmd()), a.sends(a.autoProvisionCmd()))
 	return cmd
 }
@@ -49,6 +49,19 @@ func (a *app) registerCmd() *cobra.Command {
 	cmd.Flags().StringVar(&d.Version, "version", "", "firmware version, e.g. 3.4 (required)")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
+}
+
+func (a *app) setVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-version IC X.Y",
+		Short: "Record a SmartServer's new firmware version (refused below 3.3 while licenses are active)",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				return a.do(ctx, c, events.SetVersionType, &events.SetVersion{InstallCode: args[0], Version: args[1]})
+			})
+		},
+	}
 }
 
 func (a *app) accountsCmd() *cobra.Command {

@@ -143,7 +143,7 @@ func TestEnumFlagsRefuseUnknownValues(t *testing.T) {
 // commands (and --timeout by those that wait for outcomes).
 func TestEveryCommandHasExamples(t *testing.T) {
 	senders := map[string]bool{}
-	for _, p := range []string{"customer create", "license add", "smartserver register", "smartserver set-customer-id", "smartserver download-licenses",
+	for _, p := range []string{"customer create", "license add", "smartserver register", "smartserver set-version", "smartserver set-customer-id", "smartserver download-licenses",
 		"smartserver activate", "smartserver transfer-to-cloud", "smartserver auto-provision", "device add", "device remove", "device provision",
 		"rollout start", "rollout transfer", "rollout pause", "rollout resume", "rollout cancel", "rollout retry-failed"} {
 		senders["licensebus "+p] = true
@@ -195,5 +195,26 @@ func TestRegisterTakesInstallCodeArgument(t *testing.T) {
 		if r := cli(t, url, args...); r.code != exitUsage {
 			t.Errorf("%v: exit %d, stderr %q; want a usage error", args, r.code, r.err)
 		}
+	}
+}
+
+// Ensure a SmartServer's version changes with `smartserver set-version`,
+// the command a refused second register points to.
+func TestSetVersionFromTheCLI(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	mustCLI(t, url, "smartserver", "register", "IC-VER", "--version", "3.4")
+	if r := cli(t, url, "smartserver", "register", "IC-VER", "--version", "3.5"); r.code != exitRefused || !strings.Contains(r.err, "set-version") {
+		t.Fatalf("register with another version: exit %d, stderr %q; want a refusal pointing to set-version", r.code, r.err)
+	}
+	if out := mustCLI(t, url, "smartserver", "set-version", "IC-VER", "3.5"); out != "SmartServer IC-VER runs version 3.5 (was 3.4)" {
+		t.Fatalf("set-version printed %q", out)
+	}
+	var accounts []struct {
+		Version string `json:"version"`
+	}
+	mustJSON(t, url, &accounts, "smartserver", "accounts")
+	if len(accounts) != 1 || accounts[0].Version != "3.5" {
+		t.Fatalf("accounts=%+v, want version 3.5", accounts)
 	}
 }

@@ -266,11 +266,6 @@ func (a *app) emit(v any, header table.Row, rows []table.Row) error {
 	return nil
 }
 
-func isAPIRefusal(err error) bool {
-	_, ok := err.(*client.APIError)
-	return ok
-}
-
 // confirm asks a yes/no question on the terminal; without a terminal it
 // refuses, so scripts must say --yes.
 func (a *app) confirm(question string) (bool, error) {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/client"
 )
 
 func main() {
@@ -67,8 +68,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitInterrupt
 	case errors.As(err, &ue), !app.started:
 		return exitUsage
-	case events.AsRejection(err) != nil, isAPIRefusal(err), errors.As(err, &re):
+	case errors.As(err, &re):
 		return exitRefused
 	}
+	if r, ok := refusal(err); ok {
+		return r.Class().ExitCode()
+	}
 	return exitInternal
+}
+
+// refusal is the reason err refuses with: a rejected command's, or a
+// refused query's.
+func refusal(err error) (events.Reason, bool) {
+	if rej := events.AsRejection(err); rej != nil {
+		return rej.Reason, true
+	}
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		return events.Reason(ae.Code), true
+	}
+	return "", false
 }

@@ -234,7 +234,14 @@ func (a *app) printPlan(p rollout.Plan) error {
 	var rows []table.Row
 	for _, w := range p.Waves {
 		for _, t := range w.Targets {
-			what := strings.Join(t.LicenseIDs, " ")
+			var ls []string
+			for _, l := range t.Licenses {
+				ls = append(ls, l.LicenseID+" ("+l.Label()+")")
+			}
+			what := strings.Join(ls, ", ")
+			if p.Kind == events.RolloutTransfer && what != "" {
+				what = "gives back " + what
+			}
 			if t.Refusal != "" {
 				what = string(t.Refusal) + ": " + t.Message
 			}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/spf13/cobra"
@@ -81,5 +82,5 @@ func (a *app) projectionsStatus(st client.Status, probs []projections.Problem) e
 			lines[i] = "projection " + p.Model + ": " + p.Detail
 		}
 	}
-	return &client.APIError{Code: "out_of_step", Message: fmt.Sprintf("the projections are out of step with the event stream (rebuild them once you know why):\n  %s", strings.Join(lines, "\n  "))}
+	return &client.APIError{Code: string(events.ReasonOutOfStep), Message: fmt.Sprintf("the projections are out of step with the event stream (rebuild them once you know why):\n  %s", strings.Join(lines, "\n  "))}
 }

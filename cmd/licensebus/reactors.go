@@ -68,7 +68,7 @@ up to which it has handled everything. A restart reacts again after it.`,
 				return err
 			}
 			if len(probs) > 0 {
-				return &client.APIError{Code: "out_of_step", Message: "the reactors are out of step with the event stream:\n  " + strings.Join(probs, "\n  ")}
+				return &client.APIError{Code: string(events.ReasonOutOfStep), Message: "the reactors are out of step with the event stream:\n  " + strings.Join(probs, "\n  ")}
 			}
 			return nil
 		},

@@ -43,6 +43,8 @@ type Config struct {
 	// Feed shares one read of the event stream between the components of
 	// a process; default a feed of its own.
 	Feed *bus.Feed
+	// Horizon is how long a command id is remembered (bus.ShellConfig).
+	Horizon time.Duration
 }
 
 // Handler is the device side. It is safe for concurrent use; run it with Run.
@@ -77,7 +79,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	var err error
 	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "device", Source: events.DeviceSource, Apply: h.apply,
-		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger})
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Horizon: cfg.Horizon})
 	if err != nil {
 		return nil, err
 	}

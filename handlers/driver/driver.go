@@ -80,6 +80,10 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, x.log)
 	}
+	x.st.Horizon = cfg.Horizon
+	if x.st.Horizon <= 0 {
+		x.st.Horizon = events.DefaultHorizon
+	}
 	var err error
 	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger, Horizon: cfg.Horizon})
 	if err != nil {

@@ -70,7 +70,8 @@ const (
 	ReasonNotProvisioned     Reason = "not_provisioned"
 	ReasonPoolExhausted      Reason = "pool_exhausted"
 	ReasonRolloutState       Reason = "rollout_state"
-	ReasonTampered           Reason = "tampered" // an audit trail or export that does not verify
+	ReasonTampered           Reason = "tampered"    // an audit trail or export that does not verify
+	ReasonOutOfStep          Reason = "out_of_step" // a checkpoint or stream setting that is not in step with the stream
 	// ReasonGrantUsed: a grant the SmartServer activated before and gave
 	// back to the cloud since; a new binding gives a new grant.
 	ReasonGrantUsed Reason = "grant_used"
@@ -114,7 +115,7 @@ func reasonClasses() []struct {
 		{ReasonNoActiveLicenses, Conflict}, {ReasonTransferInFlight, Conflict}, {ReasonNotDownloaded, Conflict},
 		{ReasonOtherServer, Conflict}, {ReasonUnlicensed, Conflict}, {ReasonAlreadyProvisioned, Conflict},
 		{ReasonNotProvisioned, Conflict}, {ReasonPoolExhausted, Conflict}, {ReasonRolloutState, Conflict},
-		{ReasonTampered, Conflict}, {ReasonGrantUsed, Conflict}, {ReasonSigningKeyState, Conflict},
+		{ReasonTampered, Conflict}, {ReasonOutOfStep, Conflict}, {ReasonGrantUsed, Conflict}, {ReasonSigningKeyState, Conflict},
 		{ReasonPermissionDenied, Forbidden}, {ReasonBadSignature, Forbidden}, {ReasonKeyRevoked, Forbidden},
 		{ReasonNoOutcome, Unavailable},
 		{ReasonInternal, Internal},

@@ -156,6 +156,9 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 			continue
 		}
 		stored, replaying, mark := r.stored[i], r.replaying[i], r.mark[i]
+		if e, ok := m.(Expirer); ok {
+			e.Expired(func(k string) { delete(stored, k) })
+		}
 		if replaying && !quiet && last-sent[i] < replayHold {
 			// Replaying from the first event: the bucket keeps the values
 			// it has until the head, where the model's changes since the

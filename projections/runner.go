@@ -81,9 +81,13 @@ func (r *Runner) Open(ctx context.Context) error {
 		return nil
 	}
 	for _, m := range r.models {
-		_, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		cfg := jetstream.KeyValueConfig{
 			Bucket: Bucket(m), Description: "licensebus read model " + m.Name(), History: 1, Storage: jetstream.FileStorage,
-		})
+		}
+		if e, ok := m.(Expirer); ok {
+			cfg.TTL = e.TTL()
+		}
+		_, err := r.js.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("projection %s: bucket: %w", m.Name(), err)
 		}

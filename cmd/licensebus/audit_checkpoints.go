@@ -37,6 +37,8 @@ signs the head of the trail — seq, hash, cursors, the last source messages —
 with the cloud's key. audit verify holds the trail against them. Keep a copy
 elsewhere (-o json) to verify an export, or a trail whose streams were all
 deleted, with audit verify --checkpoints.`,
+		Example: example("licensebus audit checkpoints", "# a copy kept elsewhere, to hold the trail against later",
+			"licensebus audit checkpoints -o json > checkpoints.json", "licensebus audit verify --checkpoints checkpoints.json"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			js, closeFn, err := a.auditJS()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/events/audit"
 	auditlog "github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/client"
@@ -40,7 +41,7 @@ nested objects (each entry with its children).`,
 			}
 			roots := tr.Roots()
 			if len(roots) == 0 {
-				return &client.APIError{Code: "not_found", Message: fmt.Sprintf("no entry in the audit trail has correlation id %s", args[0])}
+				return &client.APIError{Code: string(events.ReasonNotFound), Message: fmt.Sprintf("no entry in the audit trail has correlation id %s", args[0])}
 			}
 			if a.output == "json" {
 				return a.emit(traceJSON(roots), nil, nil)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/events/audit"
 	auditlog "github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/client"
@@ -202,7 +203,7 @@ func (a *app) verifyOutput(res verifyResult) error {
 	}
 	if !rep.Intact {
 		first := rep.Problems[0]
-		return &client.APIError{Code: "tampered", Message: fmt.Sprintf("audit trail tampered: %d problem(s), first: %s at %s", rep.ProblemCount, first.Kind, first.Where)}
+		return &client.APIError{Code: string(events.ReasonTampered), Message: fmt.Sprintf("audit trail tampered: %d problem(s), first: %s at %s", rep.ProblemCount, first.Kind, first.Where)}
 	}
 	return nil
 }

@@ -27,12 +27,18 @@ import (
 // grantCmds are the license subcommands of signed grants and offline
 // activation (the License Customer Portal).
 func (a *app) grantCmds() []*cobra.Command {
-	return []*cobra.Command{a.pubkeyCmd(), a.grantCmd(), a.verifyCmd(), a.fulfilCmd(), a.rotateKeyCmd(), a.revokeKeyCmd()}
+	return []*cobra.Command{a.reads(a.pubkeyCmd()), a.reads(a.grantCmd()), a.reads(a.verifyCmd()),
+		a.sends(a.fulfilCmd()), a.sends(a.rotateKeyCmd()), a.sends(a.revokeKeyCmd())}
 }
 
 func (a *app) pubkeyCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "pubkey",
+		Use: "pubkey",
+		Example: example(
+			"licensebus license pubkey",
+			"# keep a copy to verify files with, offline",
+			"licensebus license pubkey -o json > keys.json",
+		),
 		Short: "The cloud's public keys that sign license grants (key id, algorithm, base64 public key, created, current)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -75,7 +81,10 @@ func (a *app) publishedKeys(cmd *cobra.Command) ([]client.PublishedKey, error) {
 func (a *app) grantCmd() *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "grant LICENSE_ID [--out FILE]",
+		Use: "grant LICENSE_ID [--out FILE]",
+		Example: example(
+			"licensebus license grant $CAP --out IC-0001.lic",
+		),
 		Short: "Write the signed license file of a license bound to a SmartServer (stdout without --out)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -138,7 +147,12 @@ func (a *app) verifyCmd() *cobra.Command {
 	var pubkeys []string
 	var pubkeyFile string
 	cmd := &cobra.Command{
-		Use:   "verify FILE [--pubkey KEY|--pubkey-file F]",
+		Use: "verify FILE [--pubkey KEY|--pubkey-file F]",
+		Example: example(
+			"licensebus license verify IC-0001.lic",
+			"# no network: the keys given",
+			"licensebus license verify IC-0001.lic --pubkey-file keys.json -o json",
+		),
 		Short: "Verify a license file's signatures and show its terms; exit 1 with bad_signature, unknown_key, key_revoked or malformed_license_file",
 		Long: `Verify every grant of a license file (FILE, or - for stdin) and print its
 terms. The keys are the cloud's published ones (license pubkey), read from
@@ -278,58 +292,44 @@ func readPubkeyFile(path string, keys grant.Keys) error {
 
 func (a *app) fulfilCmd() *cobra.Command {
 	var d events.Fulfil
-	var out string
 	cmd := &cobra.Command{
-		Use:   "fulfil --install-code IC LICENSE_ID [LICENSE_ID...] [--out FILE]",
+		Use: "fulfil --install-code IC LICENSE_ID [LICENSE_ID...] [--out FILE]",
+		Example: example(
+			"licensebus license fulfil --install-code IC-0002 $CAP $MNT --out IC-0002.lic",
+		),
 		Short: "License Customer Portal: bind licenses to an offline SmartServer and write their signed license file",
 		Long: `Bind licenses in the cloud to the SmartServer with install code IC, which is
 not online, as an online activation binds them (a license active on another
 SmartServer is refused), and write their signed grants as a license file
 (FILE, or stdout without --out) for smartserver import-licenses. All the
-licenses are bound, or none.`,
+licenses are bound, or none. licensebus command wait ID writes the file of a
+fulfil to stdout again.`,
 		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d.LicenseIDs = args
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				o, err := c.Do(ctx, events.FulfilType, &d, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				var f events.Fulfilled
-				if err := json.Unmarshal(o.Data, &f); err != nil {
-					return fmt.Errorf("fulfil outcome: %w", err)
-				}
-				return a.writeLicenseFile(out, f.Grants)
+				return a.do(ctx, c, events.FulfilType, &d)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&d.InstallCode, "install-code", "", "install code of the SmartServer (required)")
 	cmd.Flags().StringVar(&d.CustomerID, "customer", "", "Customer ID the licenses must belong to (default: the first license's)")
-	cmd.Flags().StringVar(&out, "out", "", "license file to write (default: stdout)")
+	cmd.Flags().StringVar(&a.licenseOut, "out", "", "license file to write (default: stdout)")
 	_ = cmd.MarkFlagRequired("install-code")
 	return cmd
 }
 
 func (a *app) rotateKeyCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "rotate-key",
+		Use: "rotate-key",
+		Example: example(
+			"licensebus license rotate-key",
+		),
 		Short: "Sign new grants with a new key; files signed before keep verifying",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				o, err := c.Do(ctx, events.RotateKeyType, &events.RotateKey{}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				var k events.KeyAdded
-				if err := json.Unmarshal(o.Data, &k); err != nil {
-					return err
-				}
-				if a.output == "json" {
-					return a.emit(k, nil, nil)
-				}
-				fmt.Fprintf(a.stdout, "new grants are signed with key %s\n", k.KeyID)
-				return nil
+				return a.do(ctx, c, events.RotateKeyType, &events.RotateKey{})
 			})
 		},
 	}
@@ -337,16 +337,15 @@ func (a *app) rotateKeyCmd() *cobra.Command {
 
 func (a *app) revokeKeyCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "revoke-key KEY_ID",
+		Use: "revoke-key KEY_ID",
+		Example: example(
+			"licensebus license revoke-key 3f2a9c0d1e4b5a6c",
+		),
 		Short: "Revoke a signing key that no longer signs: grants under it stop verifying",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				o, err := c.Do(ctx, events.RevokeKeyType, &events.RevokeKey{KeyID: args[0]}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				return a.done(o, "key %s revoked: grants signed with it no longer verify", args[0])
+				return a.do(ctx, c, events.RevokeKeyType, &events.RevokeKey{KeyID: args[0]})
 			})
 		},
 	}
@@ -354,7 +353,10 @@ func (a *app) revokeKeyCmd() *cobra.Command {
 
 func (a *app) importCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "import-licenses IC FILE",
+		Use: "import-licenses IC FILE",
+		Example: example(
+			"licensebus smartserver import-licenses IC-0002 IC-0002.lic",
+		),
 		Short: "Add License: verify every grant of a license file and activate them on the SmartServer",
 		Long: `Import a license file (FILE, or - for stdin) from license fulfil on the
 SmartServer with install code IC: every grant is verified against the keys
@@ -373,30 +375,50 @@ second effect (its command id derives from the file, unless --id).`,
 				_, err := grant.Decode(raw)
 				return events.GrantError(err)
 			}
-			id := a.cmdID
-			if id == "" {
-				id = importID(ic, raw)
+			if a.cmdID == "" {
+				a.cmdID = importID(ic, raw)
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				o, err := c.Do(ctx, events.ImportLicensesType, &events.ImportLicenses{InstallCode: ic, LicenseFile: bytes.TrimSpace(raw)}, client.SendOptions{ID: id})
-				if err != nil {
-					return err
-				}
-				var d events.LicensesImported
-				if err := json.Unmarshal(o.Data, &d); err != nil {
-					return err
-				}
-				if a.output == "json" {
-					return a.emit(o, nil, nil)
-				}
-				rows := make([]table.Row, len(d.Licenses))
-				for i, l := range d.Licenses {
-					rows[i] = table.Row{l.LicenseID, licensing.Description(l.Kind, l.Devices, l.Expires), l.ActivatedAt.UTC().Format(time.DateOnly), l.KeyID}
-				}
-				return a.emit(o, table.Row{"License ID", "Description", "Activation Date", "Key ID"}, rows)
+				return a.do(ctx, c, events.ImportLicensesType, &events.ImportLicenses{InstallCode: ic, LicenseFile: bytes.TrimSpace(raw)})
 			})
 		},
 	}
+}
+
+// printGrantOutcome prints the accepted outcomes of the commands above
+// (for them and for licensebus command wait); ok is false for any other.
+func (a *app) printGrantOutcome(s sent) (ok bool, err error) {
+	out := s.Out
+	switch events.Type(out.EventType) {
+	case events.FulfilledType:
+		var d events.Fulfilled
+		if err := json.Unmarshal(out.Data, &d); err != nil {
+			return true, fmt.Errorf("outcome of command %s: %w", s.ID, err)
+		}
+		return true, a.writeLicenseFile(a.licenseOut, d.Grants)
+	case events.KeyAddedType:
+		var d events.KeyAdded
+		_ = json.Unmarshal(out.Data, &d)
+		return true, a.done(s.ID, out, "new grants are signed with key %s", d.KeyID)
+	case events.KeyRevokedType:
+		var d events.KeyRevoked
+		_ = json.Unmarshal(out.Data, &d)
+		return true, a.done(s.ID, out, "key %s revoked: grants signed with it no longer verify", d.KeyID)
+	case events.LicensesImportedType:
+		var d events.LicensesImported
+		if err := json.Unmarshal(out.Data, &d); err != nil {
+			return true, fmt.Errorf("outcome of command %s: %w", s.ID, err)
+		}
+		if a.output == "json" {
+			return true, a.emitWithID(s.ID, out)
+		}
+		rows := make([]table.Row, len(d.Licenses))
+		for i, l := range d.Licenses {
+			rows[i] = table.Row{l.LicenseID, licensing.Description(l.Kind, l.Devices, l.Expires), l.ActivatedAt.UTC().Format(time.DateOnly), l.KeyID}
+		}
+		return true, a.emit(nil, table.Row{"License ID", "Description", "Activation Date", "Key ID"}, rows)
+	}
+	return false, nil
 }
 
 // importID is the command id of importing raw on ic: one file, one
@@ -409,3 +431,6 @@ func importID(ic string, raw []byte) string {
 	sum := sha256.Sum256(b)
 	return events.DeriveID(hex.EncodeToString(sum[:]), "import/"+ic)
 }
+
+// example is an Examples section of the help, one command a line.
+func example(lines ...string) string { return "  " + strings.Join(lines, "\n  ") }

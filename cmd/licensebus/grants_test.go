@@ -447,7 +447,7 @@ func waitRejection(tb testing.TB, js jetstream.JetStream, ic, cause string) even
 // is not left bound (a fulfil binds all or none).
 func TestOnlineOfflineRaceOneWinner(t *testing.T) {
 	s := mustServeCfg(t, ServeConfig{DataDir: t.TempDir(), Batch: 1})
-	mustJoin(t, s, 1)
+	mustJoin(t, s.URL(), 1, s.SigningKeyFile())
 	c, js := mustClient(t, s.URL())
 	f := mustFleet(t, c, "RACEOFF", 2)
 	mustDo(t, c, events.RegisterType, &events.Register{InstallCode: "RACE-B", Version: "3.4"})

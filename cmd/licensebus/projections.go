@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jedib0t/go-pretty/v6/table"
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/spf13/cobra"
@@ -17,11 +18,11 @@ func (a *app) projectionsCmd() *cobra.Command {
 		return func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := a.readContext(cmd, false)
 			defer cancel()
-			c, closeFn, err := a.connect(ctx)
+			c, err := a.connect(ctx)
 			if err != nil {
 				return a.stopped(cmd, ctx, err)
 			}
-			defer closeFn()
+			defer c.Close()
 			var st client.Status
 			if err := c.Query(ctx, query, client.Params{}, &st); err != nil {
 				return a.stopped(cmd, ctx, err)
@@ -34,8 +35,8 @@ func (a *app) projectionsCmd() *cobra.Command {
 		}
 	}
 	cmd.AddCommand(
-		&cobra.Command{Use: "rebuild", Short: "Throw the read models away and rebuild them from the event stream", Args: cobra.NoArgs, RunE: show(client.QueryRebuild)},
-		&cobra.Command{Use: "status", Short: "Show each projection's checkpoint", Args: cobra.NoArgs, RunE: show(client.QueryStatus)},
+		a.reads(&cobra.Command{Use: "rebuild", Short: "Throw the read models away and rebuild them from the event stream", Args: cobra.NoArgs, RunE: show(client.QueryRebuild)}),
+		a.reads(&cobra.Command{Use: "status", Short: "Show each projection's checkpoint", Args: cobra.NoArgs, RunE: show(client.QueryStatus)}),
 	)
 	return cmd
 }
@@ -81,5 +82,5 @@ func (a *app) projectionsStatus(st client.Status, probs []projections.Problem) e
 			lines[i] = "projection " + p.Model + ": " + p.Detail
 		}
 	}
-	return &client.APIError{Code: "out_of_step", Message: fmt.Sprintf("the projections are out of step with the event stream (rebuild them once you know why):\n  %s", strings.Join(lines, "\n  "))}
+	return &client.APIError{Code: string(events.ReasonOutOfStep), Message: fmt.Sprintf("the projections are out of step with the event stream (rebuild them once you know why):\n  %s", strings.Join(lines, "\n  "))}
 }

@@ -20,7 +20,7 @@ process reads anyway (no durable consumers on the event stream). Each reactor
 stores a checkpoint in the KV bucket ` + bus.ReactorsBucket + `: the event sequence
 up to which it has handled everything. A restart reacts again after it.`,
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(a.reads(&cobra.Command{
 		Use:   "status",
 		Short: "Show each reactor's checkpoint against the event stream",
 		Args:  cobra.NoArgs,
@@ -68,10 +68,10 @@ up to which it has handled everything. A restart reacts again after it.`,
 				return err
 			}
 			if len(probs) > 0 {
-				return &client.APIError{Code: "out_of_step", Message: "the reactors are out of step with the event stream:\n  " + strings.Join(probs, "\n  ")}
+				return &client.APIError{Code: string(events.ReasonOutOfStep), Message: "the reactors are out of step with the event stream:\n  " + strings.Join(probs, "\n  ")}
 			}
 			return nil
 		},
-	})
+	}))
 	return cmd
 }

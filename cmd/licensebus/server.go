@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
 	"github.com/licensebus/licensebus/handlers/driver"
@@ -38,6 +39,10 @@ type ServeConfig struct {
 	// process (tests run their own).
 	ProvisionRate float64
 	NoProvisioner bool
+	// Horizon is how long a command id is remembered: its repeat gets the
+	// first outcome, and the outcomes bucket keeps it; default
+	// events.DefaultHorizon.
+	Horizon time.Duration
 	// DedupeWindow replaces JetStream's dedupe windows of the command and
 	// event streams (tests of repeats after them); 0 keeps bus's.
 	DedupeWindow time.Duration
@@ -121,17 +126,17 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	dl := bus.NewDeadLetters(s.js)
 	// One read of the event stream for every handler of this process.
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
-	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Keys: s.ring})
+	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Keys: s.ring})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Horizon: cfg.Horizon})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -144,7 +149,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.NewOutcomes()
+	horizon, now := cfg.Horizon, cfg.Now
+	if horizon <= 0 {
+		horizon = events.DefaultHorizon
+	}
+	if now == nil {
+		now = time.Now
+	}
+	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.OutcomesWithin(horizon, now)
 	// Outcomes last: a caller that sees its outcome finds every view updated.
 	s.runner = projections.NewRunner(js["projections"], cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
 	// The runner follows the handlers' feed once it has caught up, so the

@@ -107,6 +107,9 @@ func Bind(s State, requestID string, r *events.ActivationRequested, now time.Tim
 	case s.Customer != r.CustomerID:
 		return handlers.Refuse(events.ReasonCustomerMismatch,
 			"license %s belongs to another customer than %s, the Customer ID of SmartServer %s", r.LicenseID, r.CustomerID, r.InstallCode)
+	case s.BoundTo == r.InstallCode && s.Grant != nil:
+		return handlers.Refuse(events.ReasonAlreadyActive,
+			"license %s is bound to SmartServer %s by the portal: import its license file there (licensebus license grant writes it again)", r.LicenseID, r.InstallCode)
 	case s.BoundTo == r.InstallCode:
 		return handlers.Refuse(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", r.LicenseID, r.InstallCode)
 	case s.BoundTo != "":

@@ -112,6 +112,8 @@ func TestSpec(t *testing.T) {
 			then: spec.Then{Type: events.LicenseBoundType, Data: boundTo("IC-1", events.DeriveID("request-1", "bound"), false)}},
 		{name: "a license fulfilled offline is not activated online elsewhere", given: []given{added(), fulfilled("IC-2")}, request: request("IC-1", cid),
 			then: spec.Then{Reason: events.ReasonAlreadyActive}},
+		{name: "a license fulfilled for this SmartServer is imported, not activated online", given: []given{added(), fulfilled("IC-1")}, request: request("IC-1", cid),
+			then: spec.Then{Reason: events.ReasonAlreadyActive}},
 
 		// The License Customer Portal: offline activation.
 		{name: "fulfil binds a license in the cloud offline, with its signed grant", given: []given{added()}, fulfil: fulfilOf("IC-1"),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -139,6 +140,7 @@ type Runner struct {
 	rebuild chan chan error
 	opened  bool
 	tap     *bus.Tap // the process's feed, if it has one
+	tracer  *tracing.Tracer
 
 	// Owned by the goroutine that restores and follows:
 	seed maphash.Seed
@@ -384,11 +386,13 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	apply := func(ev bus.FeedEvent) error {
 		seq := ev.Seq
 		if ev.Message != nil {
+			span := r.span(ctx, ev, maxBatch)
 			for i, model := range r.models {
 				if seq > gate[i] {
 					model.Apply(seq, ev.Message)
 				}
 			}
+			span.End(nil)
 		}
 		last, quiet = seq, ev.Pending == 0
 		dirty++

@@ -32,6 +32,7 @@ type app struct {
 	// error before that (an unknown command, say) is a usage error
 	// whatever cobra calls it.
 	started bool
+	tracing tracer
 }
 
 const defaultNatsURL = "nats://127.0.0.1:4222"
@@ -55,7 +56,7 @@ func (a *app) rootCmd() *cobra.Command {
 				return usageError{fmt.Errorf("-o must be table or json, not %q", a.output)}
 			}
 			a.started = true
-			return nil
+			return a.setupTracing(cmd.Context())
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -108,13 +109,16 @@ func (a *app) connect(ctx context.Context) (*client.Client, func(), error) {
 		nc.Close()
 		return nil, nil, err
 	}
+	c.UseTracer(a.tracing.t)
 	return c, nc.Close, nil
 }
 
 // withClient runs f with a client and the --timeout deadline.
-func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) (err error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 	defer cancel()
+	ctx, span := a.span(ctx, cmd)
+	defer func() { span.End(err) }()
 	c, closeFn, err := a.connect(ctx)
 	if err != nil {
 		return err

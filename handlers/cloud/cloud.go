@@ -45,6 +45,8 @@ type Config struct {
 	// Feed shares one read of the event stream between the components of
 	// a process; default a feed of its own.
 	Feed *bus.Feed
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
 }
 
 // Handler is the cloud side. It is safe for concurrent use; run it with Run.
@@ -82,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	var err error
 	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "cloud", Source: events.CloudSource, Apply: h.apply,
-		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger})
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}

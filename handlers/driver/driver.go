@@ -35,6 +35,8 @@ type Config struct {
 	Now            func() time.Time
 	// Feed shares one read of the event stream; default its own.
 	Feed *bus.Feed
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
 }
 
 // Executor handles rollout commands and drives running rollouts.
@@ -79,7 +81,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		cfg.Feed = bus.NewFeed(cfg.JS, x.log)
 	}
 	var err error
-	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger})
+	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}

@@ -184,22 +184,11 @@ func (s *Server) Ready(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}
 	}
-	s.obs.mu.Lock()
-	var stopped []string
-	for _, name := range jobs {
-		if s.obs.running[name] == nil {
-			stopped = append(stopped, name)
-		}
-	}
-	s.obs.mu.Unlock()
-	if len(stopped) > 0 {
-		return fmt.Errorf("not running: %s", strings.Join(stopped, ", "))
-	}
 	lags, err := s.lags(ctx)
 	if err != nil {
 		return err
 	}
-	var late []string
+	var why []string
 	for _, l := range lags {
 		if l.Kind == metrics.LagAudit || l.Messages <= s.obs.maxLag {
 			continue
@@ -208,10 +197,17 @@ func (s *Server) Ready(ctx context.Context) error {
 		if l.Name != "" {
 			name += " " + l.Name
 		}
-		late = append(late, fmt.Sprintf("%s %d events behind", name, l.Messages))
+		why = append(why, fmt.Sprintf("%s %d events behind (bound %d)", name, l.Messages, s.obs.maxLag))
 	}
-	if len(late) > 0 {
-		return fmt.Errorf("catching up (bound %d events): %s", s.obs.maxLag, strings.Join(late, ", "))
+	s.obs.mu.Lock()
+	for _, name := range jobs {
+		if s.obs.running[name] == nil {
+			why = append(why, name+" not running")
+		}
+	}
+	s.obs.mu.Unlock()
+	if len(why) > 0 {
+		return errors.New(strings.Join(why, "; "))
 	}
 	return nil
 }

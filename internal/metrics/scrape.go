@@ -170,7 +170,7 @@ func collectServer(ns *server.Server, gauge, counter func(*prometheus.Desc, floa
 	counter(descNATSOutBytes, float64(v.OutBytes))
 	gauge(descNATSConns, float64(v.Connections))
 	counter(descNATSSlow, float64(v.SlowConsumers))
-	js, err := ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true, Consumer: true})
+	js, err := ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true, Consumer: true, Config: true})
 	if err != nil {
 		return err
 	}

@@ -105,7 +105,9 @@ func TestNewMatchesGeneral(t *testing.T) {
 		meta Meta
 	}{
 		{"every attribute", full},
-		{"no extensions", with(func(m *Meta) { m.CorrelationID, m.CausationID, m.Actor, m.TraceParent, m.TraceState = "", "", "", "", "" })},
+		{"no extensions", with(func(m *Meta) {
+			m.CorrelationID, m.CausationID, m.Actor, m.TraceParent, m.TraceState = "", "", "", "", ""
+		})},
 		{"only a trace context", with(func(m *Meta) { m.CorrelationID, m.CausationID, m.Actor = "", "", "" })},
 		{"only an actor", with(func(m *Meta) { m.CorrelationID, m.CausationID = "", "" })},
 		{"a URN source (general path)", with(func(m *Meta) { m.Source = "urn:licensebus:x" })},

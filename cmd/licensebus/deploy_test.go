@@ -491,3 +491,36 @@ func TestDeployQueries(t *testing.T) {
 		})
 	}
 }
+
+// Ensure what the NATS Helm values merge into the servers' configuration
+// is configuration nats-server reads (its own parser), and lets through
+// the payloads licensebus's embedded server takes.
+func TestDeployNATSValuesMerge(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(deployDir, "kubernetes/nats-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Config struct {
+			Merge map[string]any
+		}
+	}
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := json.Marshal(values.Config.Merge) // nats-server's format reads JSON
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("merge %s: %v", conf, err)
+	}
+	if opts.MaxPayload != 8<<20 {
+		t.Fatalf("max_payload %d, want %d as the embedded server's", opts.MaxPayload, 8<<20)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/client"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -571,7 +572,7 @@ nested objects (each entry with its children).`,
 			}
 			w := bufio.NewWriter(a.stdout)
 			for _, r := range roots {
-				printTree(w, r, args[0], "", "", true)
+				printTree(w, r, args[0], "", "", "", true)
 			}
 			return w.Flush()
 		},
@@ -592,11 +593,18 @@ func traceJSON(ns []*audit.Node) []traceNode {
 	return out
 }
 
-func printTree(w io.Writer, n *audit.Node, root, prefix, branch string, top bool) {
+// printTree prints n and its effects; an entry shows its correlation id
+// when it is not the root's, and its W3C trace id beside it when it is not
+// its cause's (at the top, always).
+func printTree(w io.Writer, n *audit.Node, root, trace, prefix, branch string, top bool) {
 	e := n.Entry
 	line := fmt.Sprintf("%s %s  seq %d  %s  actor=%s", e.Kind, orDash(shortType(e.Type)), e.Seq, shortTime(e.StreamTime), orDash(e.Actor))
-	if e.CorrelationID != root && e.CorrelationID != "" {
-		line += "  corr=" + e.CorrelationID
+	if top || e.CorrelationID != root && e.CorrelationID != "" {
+		line += "  corr=" + orDash(e.CorrelationID)
+	}
+	if tid := tracing.TraceID(e.TraceParent); tid != "" && (top || tid != trace) {
+		line += "  trace=" + tid
+		trace = tid
 	}
 	if w := whatTree(e); w != "" {
 		line += "  " + w
@@ -614,7 +622,7 @@ func printTree(w io.Writer, n *audit.Node, root, prefix, branch string, top bool
 		if i == len(n.Children)-1 {
 			b = "└── "
 		}
-		printTree(w, c, root, prefix, b, false)
+		printTree(w, c, root, trace, prefix, b, false)
 	}
 }
 

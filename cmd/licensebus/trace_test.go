@@ -179,3 +179,30 @@ func values(m map[trace.SpanID]tracetest.SpanStub) tracetest.SpanStubs {
 	}
 	return out
 }
+
+// Ensure `audit trace` shows the command's W3C trace id beside its
+// correlation id, and the entries keep the traceparent.
+func TestAuditTraceShowsTraceID(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, js := mustClient(t, url)
+	out := mustDo(t, c, events.RegisterType, &events.Register{InstallCode: "IC-0001", Name: "SC-01", Version: "3.4"})
+	evs := streamEvents(t, js, "lb.evt.smartserver.IC-0001.registered")
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+	tid := tracing.TraceID(evs[0].TraceParent())
+	waitAudited(t, js)
+	text := mustCLI(t, url, "audit", "trace", out.CorrelationID)
+	first, _, _ := strings.Cut(text, "\n")
+	if !strings.Contains(first, "corr="+out.CorrelationID) || !strings.Contains(first, "trace="+tid) {
+		t.Fatalf("audit trace first line %q, want corr=%s and trace=%s", first, out.CorrelationID, tid)
+	}
+	var tree []struct {
+		TraceParent string `json:"traceparent"`
+	}
+	mustJSON(t, url, &tree, "audit", "trace", out.CorrelationID)
+	if len(tree) != 1 || tracing.TraceID(tree[0].TraceParent) != tid {
+		t.Fatalf("audit trace -o json %+v, want the command's traceparent in trace %s", tree, tid)
+	}
+}

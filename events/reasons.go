@@ -63,7 +63,8 @@ const (
 	ReasonNotProvisioned     Reason = "not_provisioned"
 	ReasonPoolExhausted      Reason = "pool_exhausted"
 	ReasonRolloutState       Reason = "rollout_state"
-	ReasonTampered           Reason = "tampered" // an audit trail or export that does not verify
+	ReasonTampered           Reason = "tampered"    // an audit trail or export that does not verify
+	ReasonOutOfStep          Reason = "out_of_step" // a checkpoint or stream setting that is not in step with the stream
 
 	// Forbidden.
 	ReasonPermissionDenied Reason = "permission_denied"
@@ -95,7 +96,7 @@ func reasonClasses() []struct {
 		{ReasonNoActiveLicenses, Conflict}, {ReasonTransferInFlight, Conflict}, {ReasonNotDownloaded, Conflict},
 		{ReasonOtherServer, Conflict}, {ReasonUnlicensed, Conflict}, {ReasonAlreadyProvisioned, Conflict},
 		{ReasonNotProvisioned, Conflict}, {ReasonPoolExhausted, Conflict}, {ReasonRolloutState, Conflict},
-		{ReasonTampered, Conflict},
+		{ReasonTampered, Conflict}, {ReasonOutOfStep, Conflict},
 		{ReasonPermissionDenied, Forbidden},
 		{ReasonNoOutcome, Unavailable},
 		{ReasonInternal, Internal},

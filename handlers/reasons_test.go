@@ -19,6 +19,7 @@ func TestEveryReasonIsGiven(t *testing.T) {
 	notCommands := []events.Reason{
 		events.ReasonBadRequest, events.ReasonUnknownQuery, events.ReasonNotFound, // the query API
 		events.ReasonTampered,         // audit verify
+		events.ReasonOutOfStep,        // projections and reactors status
 		events.ReasonPermissionDenied, // the NATS server, for identities
 		events.ReasonInternal,         // a fault, never a rule
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -331,5 +332,100 @@ func settle(tb testing.TB, js jetstream.JetStream) {
 	}
 	for _, r := range []string{"device-answers", "cloud-requests", "provisioner-triggers"} {
 		waitReacted(tb, js, r)
+	}
+}
+
+// Ensure a rollout does what its dry run showed: the licenses of the plan,
+// labelled with their kind, go to the targets the plan gave them to; and a
+// transfer's dry run lists the licenses each target gives back (issue 22,
+// defect 11).
+func TestDryRunPlanIsWhatRuns(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, _ := mustClient(t, url)
+	cid := mustCustomer(t, c, "P-PLAN")
+	pool(t, c, cid, 6, 3)
+	ics := registered(t, c, "PLAN", 3)
+	file := targetsFile(t, ics)
+	args := []string{"rollout", "start", "--customer", cid, "--targets", file, "--set-customer-id", "--activate", "capacity:200,maintenance"}
+
+	var plan struct {
+		Waves []struct {
+			Targets []struct {
+				InstallCode string   `json:"install_code"`
+				LicenseIDs  []string `json:"license_ids"`
+				Licenses    []struct {
+					Kind string `json:"kind"`
+				} `json:"licenses"`
+			} `json:"targets"`
+		} `json:"waves"`
+	}
+	mustJSON(t, url, &plan, append(args, "--dry-run")...)
+	planned := map[string][]string{}
+	for _, w := range plan.Waves {
+		for _, tg := range w.Targets {
+			if len(tg.Licenses) != 2 || tg.Licenses[0].Kind != events.Capacity || tg.Licenses[1].Kind != events.Maintenance {
+				t.Fatalf("plan of %s: %+v, want a capacity and a maintenance license, labelled", tg.InstallCode, tg.Licenses)
+			}
+			planned[tg.InstallCode] = tg.LicenseIDs
+		}
+	}
+	if table := mustCLI(t, url, append(args, "--dry-run")...); !strings.Contains(table, "(capacity 200)") || !strings.Contains(table, "(maintenance 200 until") {
+		t.Fatalf("dry run table without kinds:\n%s", table)
+	}
+
+	id := mustCLI(t, url, args...)
+	d := waitRollout(t, c, id, "completed")
+	for _, tg := range d.Targets {
+		if fmt.Sprint(tg.LicenseIDs) != fmt.Sprint(planned[tg.InstallCode]) {
+			t.Errorf("%s got %v, the plan said %v", tg.InstallCode, tg.LicenseIDs, planned[tg.InstallCode])
+		}
+	}
+
+	out := mustCLI(t, url, "rollout", "transfer", "--targets", file, "--dry-run")
+	for _, ic := range ics {
+		for _, lid := range planned[ic] {
+			if !strings.Contains(out, lid) {
+				t.Errorf("transfer dry run does not list %s of %s:\n%s", lid, ic, out)
+			}
+		}
+	}
+	if !strings.Contains(out, "gives back") {
+		t.Errorf("transfer dry run does not say what is given back:\n%s", out)
+	}
+}
+
+// Ensure what grows with commands is bounded by the horizon: the outcomes
+// bucket keeps an outcome for it, and a command repeated after it is
+// decided again by the rules, which give it no second effect (issue 21).
+func TestHorizonBoundsWhatIsRemembered(t *testing.T) {
+	const horizon = 2 * time.Second
+	s := mustServeCfg(t, ServeConfig{DataDir: t.TempDir(), Horizon: horizon, DedupeWindow: 200 * time.Millisecond})
+	c, js := mustClient(t, s.URL())
+	ctx := ctxFor(t, 30*time.Second)
+	kv, err := js.KeyValue(ctx, "licensebus_view_outcomes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != horizon {
+		t.Fatalf("outcomes bucket TTL=%v, want the horizon %v", st.TTL(), horizon)
+	}
+	id := uuid.NewString()
+	first, err := c.Do(ctx, events.CreateCustomerType, &events.CreateCustomer{Name: "H"}, client.SendOptions{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(horizon + time.Second)
+	mustCustomer(t, c, "later") // time moves on in the stream too
+	_, err = c.Do(ctx, events.CreateCustomerType, &events.CreateCustomer{Name: "H"}, client.SendOptions{ID: id})
+	if rej := events.AsRejection(err); rej == nil || rej.Reason != events.ReasonAlreadyExists {
+		t.Fatalf("repeat after the horizon: %v, want already_exists (decided again, no second customer; first was %s)", err, first.EventID)
+	}
+	if n := subjectCount(t, js, events.EventsStream, "lb.evt.customer.>"); n != 2 {
+		t.Fatalf("customer events=%d, want 2 (H and later)", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/licensebus/licensebus/events"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/metrics"
@@ -179,7 +180,7 @@ func (s *Server) Ready(ctx context.Context) error {
 			return fmt.Errorf("NATS connection %q is %s", nc.Opts.Name, strings.ToLower(nc.Status().String()))
 		}
 	}
-	for _, name := range []string{events.CommandsStream, events.EventsStream, events.DeadLettersStream, audit.Stream} {
+	for _, name := range []string{events.CommandsStream, events.EventsStream, events.DeadLettersStream, trail.Stream} {
 		if _, err := s.js.Stream(ctx, name); err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
@@ -64,6 +65,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "host:port the embedded NATS server listens on")
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
+	f.DurationVar(&cfg.Horizon, "horizon", events.DefaultHorizon, "how long a command id is remembered: a repeat within it gets the first outcome; the outcomes bucket keeps outcomes that long")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: /metrics, /healthz, /readyz (and the console); "" for none`)
 	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
 	"github.com/licensebus/licensebus/handlers/driver"
@@ -37,6 +38,10 @@ type ServeConfig struct {
 	// process (tests run their own).
 	ProvisionRate float64
 	NoProvisioner bool
+	// Horizon is how long a command id is remembered: its repeat gets the
+	// first outcome, and the outcomes bucket keeps it; default
+	// events.DefaultHorizon.
+	Horizon time.Duration
 	// DedupeWindow replaces JetStream's dedupe windows of the command and
 	// event streams (tests of repeats after them); 0 keeps bus's.
 	DedupeWindow time.Duration
@@ -97,7 +102,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, s.js, cfg.DedupeWindow); err != nil {
+	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -116,17 +121,17 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// One read of the event stream for every handler of this process.
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
 	tel := s.observe(cfg, feed)
-	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Telemetry: tel})
+	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Telemetry: tel})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Telemetry: tel})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Horizon: cfg.Horizon, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -139,7 +144,14 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.NewOutcomes()
+	horizon, now := cfg.Horizon, cfg.Now
+	if horizon <= 0 {
+		horizon = events.DefaultHorizon
+	}
+	if now == nil {
+		now = time.Now
+	}
+	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.OutcomesWithin(horizon, now)
 	// Outcomes last: a caller that sees its outcome finds every view updated.
 	s.runner = projections.NewRunner(js["projections"], cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
 	// The runner follows the handlers' feed once it has caught up, so the

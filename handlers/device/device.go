@@ -43,6 +43,8 @@ type Config struct {
 	// Feed shares one read of the event stream between the components of
 	// a process; default a feed of its own.
 	Feed *bus.Feed
+	// Horizon is how long a command id is remembered (bus.ShellConfig).
+	Horizon time.Duration
 	// Telemetry observes the handler's steps (metrics, traces).
 	Telemetry bus.Telemetry
 }
@@ -79,7 +81,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	var err error
 	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "device", Source: events.DeviceSource, Apply: h.apply,
-		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Telemetry: cfg.Telemetry})
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Horizon: cfg.Horizon, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,9 @@ func (x *Executor) plan(id string) {
 		if r.Spec.Kind != events.RolloutActivate {
 			return
 		}
-		p = rollout.MakePlan(x.st, r.Spec, x.today(), x.heldBy(""), func(ic string) bool { return rollout.Runnable(r.Targets[ic]) })
+		// Targets found running resume their attempt: their steps' outcomes
+		// may be known already, so they get no plan (see target).
+		p = rollout.MakePlan(x.st, r.Spec, x.today(), x.heldBy(""), func(ic string) bool { return r.Targets[ic].Status == rollout.Pending })
 	})
 	planned := p.Planned()
 	x.plans[id] = planned
@@ -113,22 +115,25 @@ func (x *Executor) runWave(ctx context.Context, id string, wave int, spec events
 				return
 			}
 		}
-		attempt := rollout.Attempt(&t)
+		attempt, resumed := rollout.Attempt(&t), t.Status == rollout.Running
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			x.runTarget(ctx, id, ic, wave, attempt, spec)
+			x.runTarget(ctx, id, ic, wave, attempt, resumed, spec)
 		}()
 	}
 }
 
 // runTarget runs attempts on one target until one succeeds, a failure is
 // final, or ctx ends.
-func (x *Executor) runTarget(ctx context.Context, id, ic string, wave, attempt int, spec events.RolloutSpec) {
+// A resumed target was in flight when the last driver stopped: its
+// first attempt here may find its steps sent already.
+func (x *Executor) runTarget(ctx context.Context, id, ic string, wave, attempt int, resumed bool, spec events.RolloutSpec) {
 	for ctx.Err() == nil {
 		x.record(ctx, id, events.TargetStartedType, &events.TargetStarted{RolloutID: id, InstallCode: ic, Wave: wave, Attempt: attempt}, rollout.TargetName(ic, attempt, "started"))
-		licenses, note, rej := x.target(ctx, id, ic, attempt, spec)
+		licenses, note, rej := x.target(ctx, id, ic, attempt, resumed, spec)
+		resumed = false
 		if ctx.Err() != nil {
 			return // stopped mid-target: the next driver resumes it
 		}
@@ -152,7 +157,7 @@ func (x *Executor) runTarget(ctx context.Context, id, ic string, wave, attempt i
 // target does one attempt on one SmartServer, step by step as the rules
 // list them, each step a command whose id derives from (rollout, target,
 // attempt, step).
-func (x *Executor) target(ctx context.Context, id, ic string, attempt int, spec events.RolloutSpec) ([]string, string, *events.Rejection) {
+func (x *Executor) target(ctx context.Context, id, ic string, attempt int, resumed bool, spec events.RolloutSpec) ([]string, string, *events.Rejection) {
 	cause := rollout.Cause(id, ic, attempt)
 	do := func(s rollout.Step) (rollout.Outcome, *events.Rejection) {
 		return x.do(ctx, rollout.CommandID(id, ic, attempt, s.Name), cause, s.Type, s.Data)
@@ -172,22 +177,47 @@ func (x *Executor) target(ctx context.Context, id, ic string, attempt int, spec 
 	var got []string
 	for i := range spec.Activate {
 		for pick := 0; ; pick++ {
-			lid, note, rej := x.pick(id, ic, spec, i)
-			if rej != nil {
-				return got, "", rej
+			// A step a driver before this one sent has its outcome: whatever
+			// license it named, that outcome stands, so nothing is picked.
+			cmdID := rollout.CommandID(id, ic, attempt, rollout.ActivateStep(ic, i, pick, "").Name)
+			o, known := x.outcome(cmdID)
+			var rej *events.Rejection
+			lid := o.License
+			if !known && resumed {
+				// Sent before the stop, its outcome not in yet: send the same
+				// command again and take its outcome, whatever is free now.
+				if a := x.sent(ctx, cmdID, ic); a != nil {
+					lid = a.LicenseID
+					o, rej = do(rollout.ActivateStep(ic, i, pick, lid))
+					known = true
+				}
 			}
-			o, rej := do(rollout.ActivateStep(ic, i, pick, lid))
-			if rej == nil {
-				got = append(got, o.License)
+			if known {
+				if rej == nil {
+					rej = o.Rejection()
+				}
+			} else {
+				var note string
+				var prej *events.Rejection
+				lid, note, prej = x.pick(id, ic, spec, i)
+				if prej != nil {
+					return got, "", prej
+				}
 				if note != "" {
 					notes = append(notes, note)
 				}
+				o, rej = do(rollout.ActivateStep(ic, i, pick, lid))
+			}
+			if rej == nil {
+				got = append(got, o.License)
 				break
 			}
 			if !rollout.PickAgain(rej, pick) {
 				return got, "", rej
 			}
-			x.unplan(id, ic, lid) // lost it: the next pick takes another
+			if lid != "" {
+				x.unplan(id, ic, lid) // lost it: the next pick takes another
+			}
 		}
 	}
 	for _, s := range after {
@@ -334,4 +364,35 @@ func (x *Executor) record(ctx context.Context, id string, t events.Type, d event
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// outcome is the outcome of command id, if the fold has it.
+func (x *Executor) outcome(id string) (rollout.Outcome, bool) {
+	var o rollout.Outcome
+	var ok bool
+	x.sh.Read(func() { o, ok = x.st.Outcomes[id] })
+	return o, ok
+}
+
+// sent is the activation a driver before this one stored as command id for
+// SmartServer ic, nil if it stored none: the last activation on the
+// SmartServer's subject is it, or the command was never stored.
+func (x *Executor) sent(ctx context.Context, id, ic string) *events.ActivateLicense {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := x.js.Stream(cctx, events.CommandsStream)
+	if err != nil {
+		return nil
+	}
+	info, _ := events.Lookup(events.ActivateLicenseType)
+	last, err := s.GetLastMsgForSubject(cctx, events.CommandSubject(info, &events.ActivateLicense{InstallCode: ic}))
+	if err != nil || last.Header.Get(events.MsgIDHeader) != id {
+		return nil
+	}
+	m, err := events.Decode(last.Header, last.Data)
+	if err != nil {
+		return nil
+	}
+	a, _ := m.Data.(*events.ActivateLicense)
+	return a
 }

@@ -11,6 +11,7 @@ import (
 // Plan is what a rollout would do, computed on the state as it is without
 // changing anything (--dry-run), and what its driver follows.
 type Plan struct {
+	Kind    string     `json:"kind"` // activate | transfer
 	Waves   []PlanWave `json:"waves"`
 	Targets int        `json:"targets"`
 	Ready   int        `json:"ready"`
@@ -129,7 +130,7 @@ func MakePlan(s *State, spec events.RolloutSpec, today string, taken func(string
 		}
 		return ""
 	}
-	var p Plan
+	p := Plan{Kind: spec.Kind}
 	for w, ics := range spec.Waves() {
 		pw := PlanWave{Wave: w}
 		for _, ic := range ics {

@@ -35,6 +35,12 @@ type ShellConfig struct {
 	Feed        *Feed
 	DeadLetters *DeadLetters // default on the appender's JetStream
 	Logger      zerolog.Logger
+	// Horizon is how long the handled set remembers a command: a repeat
+	// within it has no second effect and gets the first outcome; after
+	// it the command is decided again, and the rules (derived ids,
+	// expected-sequence appends, state checks) stop most second effects.
+	// Default events.DefaultHorizon.
+	Horizon time.Duration
 	// Telemetry observes the shell's steps; the zero value observes
 	// nothing and passes trace contexts on.
 	Telemetry Telemetry
@@ -70,7 +76,11 @@ func NewShell(ctx context.Context, js jetstream.JetStream, cfg ShellConfig) (*Sh
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 	}
-	sh := &Shell{app: app, dl: cfg.DeadLetters, cfg: cfg, log: cfg.Logger.With().Str("side", cfg.Name).Logger(), obs: cfg.Telemetry.Observer}
+	if cfg.Horizon <= 0 {
+		cfg.Horizon = events.DefaultHorizon
+	}
+	sh := &Shell{app: app, dl: cfg.DeadLetters, cfg: cfg, log: cfg.Logger.With().Str("side", cfg.Name).Logger(),
+		handled: events.Handled{Horizon: cfg.Horizon}, obs: cfg.Telemetry.Observer}
 	if sh.obs == nil {
 		sh.obs = nopObserver{}
 	}
@@ -105,7 +115,7 @@ func (sh *Shell) apply(seq uint64, m *events.Message) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if c := m.CausationID(); c != "" {
-		sh.handled.Add(c, m.CommandDigest())
+		sh.handled.Add(c, m.CommandDigest(), m.Event.Time())
 	}
 	sh.cfg.Apply(seq, m)
 }

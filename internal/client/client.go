@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -148,9 +149,21 @@ func (c *Client) Send(ctx context.Context, t events.Type, data events.Data, o Se
 	return Sent{ID: o.ID, Seq: ack.Sequence, Duplicate: ack.Duplicate, Digest: m.Digest()}, nil
 }
 
+// RolloutID is the id of the rollout a StartRollout command with CloudEvent
+// id cmdID starts when it names none; the CLI names this one, so that its
+// outcome, kept under the rollout id, can be found from the command id.
+func RolloutID(cmdID string) string { return events.DeriveID(cmdID, "rollout") }
+
 // Wait blocks until the outcome of the command with correlation id corr is
 // known, or ctx ends.
 func (c *Client) Wait(ctx context.Context, corr string) (*licensing.Outcome, error) {
+	return c.WaitAny(ctx, corr)
+}
+
+// WaitAny blocks until an outcome is known under any of the correlation
+// ids, and returns the first one seen, or ctx ends.
+func (c *Client) WaitAny(ctx context.Context, corrs ...string) (*licensing.Outcome, error) {
+	corr := strings.Join(corrs, " or ")
 	if c.outcomes == nil {
 		kv, err := c.js.KeyValue(ctx, projections.Bucket(licensing.NewOutcomes()))
 		if err != nil {
@@ -158,7 +171,7 @@ func (c *Client) Wait(ctx context.Context, corr string) (*licensing.Outcome, err
 		}
 		c.outcomes = kv
 	}
-	w, err := c.outcomes.Watch(ctx, corr)
+	w, err := c.outcomes.WatchFiltered(ctx, corrs)
 	if err != nil {
 		return nil, err
 	}

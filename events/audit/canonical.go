@@ -21,13 +21,14 @@ import (
 // whatever bytes an exporter wrote is what lets anyone recompute a hash with
 // any JCS library.
 func Canonical(raw []byte) ([]byte, error) {
-	c, _, err := canonicalValue(raw)
+	c, _, err := CanonicalValue(raw)
 	return c, err
 }
 
-// canonicalValue is Canonical that also returns the decoded document, so a
-// caller that needs its values does not parse it again.
-func canonicalValue(raw []byte) ([]byte, any, error) {
+// CanonicalValue is Canonical that also returns the document decoded
+// (objects as map[string]any, numbers as json.Number), so a caller that
+// needs its values does not parse it again.
+func CanonicalValue(raw []byte) ([]byte, any, error) {
 	v, err := decodeJSON(raw)
 	if err != nil {
 		return nil, nil, err

@@ -8,9 +8,9 @@ import (
 // appendEntry writes the JCS form of e, with or without its hash member,
 // straight from the struct: its members are ASCII names, so their sorted
 // order is fixed and written out here (TestEntryCanonicalMatchesGeneric
-// checks it, and every byte, against the generic canonicaliser). The
-// generic path — marshal, decode into a map, sort — cost the auditor a
-// tenth of the product's CPU.
+// checks it, and every byte, against the generic canonicaliser), without
+// the generic path's marshalling, decoding into a map and sorting for
+// every entry the auditor writes.
 func appendEntry(b *bytes.Buffer, e *Entry, withHash bool) error {
 	w := memberWriter{b: b}
 	b.WriteByte('{')

@@ -9,13 +9,16 @@ import (
 type Tamper string
 
 // What can be wrong with a trail. The first four concern the trail itself;
-// the last concerns the source streams it records.
+// the last two the streams it is stored on and records.
 const (
 	Edited        Tamper = "edited"         // an entry's content differs from what was written
 	Dropped       Tamper = "dropped"        // an entry (or a source message) is missing
 	Reordered     Tamper = "reordered"      // an entry is out of its place
 	Inserted      Tamper = "inserted"       // a message that is not part of the chain
 	SourceMissing Tamper = "source_missing" // a recorded source message is gone from its stream
+	// StreamChanged: a stream of the trail or a source was changed under
+	// it (deleted and created again, messages removed, settings changed).
+	StreamChanged Tamper = "stream_changed"
 )
 
 // Problem is one finding. Seq is the audit seq concerned (0 if unknown);
@@ -44,6 +47,17 @@ type Report struct {
 	Problems []Problem `json:"problems"`
 	// ProblemCount counts every problem, also beyond the ones kept.
 	ProblemCount int `json:"problem_count"`
+}
+
+// Add records findings beside the chain's (about the streams, say), ahead
+// of them: they explain what the chain shows.
+func (r *Report) Add(probs ...Problem) {
+	if len(probs) == 0 {
+		return
+	}
+	r.Problems = append(probs[:len(probs):len(probs)], r.Problems...)
+	r.ProblemCount += len(probs)
+	r.Intact = false
 }
 
 // Verifier checks a trail read in order, one message at a time, in constant

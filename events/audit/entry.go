@@ -1,15 +1,6 @@
 package audit
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"time"
-
-	"github.com/licensebus/licensebus/events"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/segmentio/encoding/json"
-)
+import "github.com/segmentio/encoding/json"
 
 // The audit stream and its one subject.
 const (
@@ -17,13 +8,19 @@ const (
 	Subject = "lb.audit.entries"
 )
 
-// DedupeWindow is how long the audit stream remembers Nats-Msg-Ids, so a
-// retried append within it is a duplicate rather than a second entry. It is
-// short because the server keeps every id of the window in memory (a
-// catch-up writes tens of thousands of entries a second) and because the
-// expected-last-sequence and expected-last-msg-id of every append already
-// stop a second copy: the window only has to cover a retry.
-const DedupeWindow = 30 * time.Second
+// The source streams the trail records (the names events gives them).
+const (
+	CommandsStream = "LICENSEBUS_COMMANDS"
+	EventsStream   = "LICENSEBUS_EVENTS"
+)
+
+// Size limits of an entry, so that no message, however large or hostile,
+// makes an entry the audit stream cannot store. MessageSHA256 still binds
+// the entry to everything that was cut.
+const (
+	MaxField = 1024      // bytes per string field
+	MaxData  = 16 * 1024 // bytes of canonical data (or of payload before base64)
+)
 
 // GenesisHash is the prev_hash of entry 1.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
@@ -38,6 +35,9 @@ const (
 	KindRejection Kind = "rejection" // an io.licensebus.command.rejected event
 )
 
+// Known says k is one of the kinds above.
+func (k Kind) Known() bool { return k == KindCommand || k == KindEvent || k == KindRejection }
+
 // Cursor is how far the trail has read each source stream: the last stream
 // sequence included, up to and including the entry that carries it. The
 // auditor resumes after the cursor of the last entry.
@@ -48,7 +48,7 @@ type Cursor struct {
 
 // Advance returns c moved to seq on stream.
 func (c Cursor) Advance(stream string, seq uint64) Cursor {
-	if stream == events.CommandsStream {
+	if stream == CommandsStream {
 		c.Commands = seq
 	} else {
 		c.Events = seq
@@ -58,7 +58,7 @@ func (c Cursor) Advance(stream string, seq uint64) Cursor {
 
 // Of returns the position of stream.
 func (c Cursor) Of(stream string) uint64 {
-	if stream == events.CommandsStream {
+	if stream == CommandsStream {
 		return c.Commands
 	}
 	return c.Events
@@ -116,41 +116,10 @@ type Entry struct {
 	PrevHash string `json:"prev_hash"`      // hash of the entry before (64 zeros for entry 1)
 	Hash     string `json:"hash,omitempty"` // hex SHA-256 of prev_hash followed by the JCS form of the entry without hash
 
-	canonical bool // Data is in canonical form already (Derive made it)
+	canonical bool // Data is in canonical form already (SetCanonicalData)
 }
 
-// StreamConfig is the audit stream: file storage, deny delete and purge,
-// direct gets for random access.
-func StreamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        Stream,
-		Description: "licensebus audit trail: one hash-chained entry per command, event and rejection",
-		Subjects:    []string{Subject},
-		Storage:     jetstream.FileStorage,
-		Duplicates:  DedupeWindow,
-		AllowDirect: true,
-		DenyDelete:  true,
-		DenyPurge:   true,
-	}
-}
-
-// EnsureStream creates the audit stream if it does not exist. It never
-// updates an existing one: the trail's settings are not something a process
-// starting up should change.
-func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	s, err := js.Stream(ctx, Stream)
-	if err == nil {
-		return s, nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("audit stream: %w", err)
-	}
-	s, err = js.CreateStream(ctx, StreamConfig())
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.Stream(ctx, Stream) // another process created it first
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create audit stream: %w", err)
-	}
-	return s, nil
-}
+// SetCanonicalData sets Data to data, which the caller has in its JCS form
+// already: Seal then writes it as it is rather than canonicalise it again
+// (what it does with Data set directly).
+func (e *Entry) SetCanonicalData(data []byte) { e.Data, e.canonical = data, true }

@@ -2,15 +2,27 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/licensebus/licensebus/events"
 )
+
+// entryOf is the entry of a message of a source stream with no headers
+// and data, as the auditor records one (without seq, cursor and chain).
+func entryOf(stream string, seq uint64, subject string, t time.Time, data string) Entry {
+	kind := KindEvent
+	if stream == CommandsStream {
+		kind = KindCommand
+	}
+	sum := sha256.Sum256([]byte("\r\n" + data))
+	return Entry{Kind: kind, Stream: stream, StreamSeq: seq, StreamTime: t.UTC().Format(time.RFC3339Nano), Subject: subject,
+		Data: []byte(data), MessageSHA256: hex.EncodeToString(sum[:])}
+}
 
 // chain builds n sealed entries as an export holds them.
 func chain(tb testing.TB, n int) [][]byte {
@@ -19,13 +31,12 @@ func chain(tb testing.TB, n int) [][]byte {
 	prev, cur := GenesisHash, Cursor{}
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := 1; i <= n; i++ {
-		stream := events.CommandsStream
+		stream := CommandsStream
 		if i%2 == 0 {
-			stream = events.EventsStream
+			stream = EventsStream
 		}
 		seq := cur.Of(stream) + 1
-		e := Derive(SourceMsg{Stream: stream, Seq: seq, Subject: "lb.cmd.cloud.customer_create", Time: t0.Add(time.Duration(i) * time.Millisecond),
-			Data: fmt.Appendf(nil, `{"name":"customer %d"}`, i)})
+		e := entryOf(stream, seq, "lb.cmd.cloud.customer_create", t0.Add(time.Duration(i)*time.Millisecond), fmt.Sprintf(`{"name":"customer %d"}`, i))
 		e.Seq, e.Cursor = uint64(i), cur.Advance(stream, seq)
 		raw, err := Seal(&e, prev)
 		if err != nil {
@@ -166,8 +177,8 @@ func TestVerifyReport(t *testing.T) {
 	// caught by comparing the head hash with the live trail's (or by the
 	// live check against the source streams): the report gives the head.
 	last, _, _ := Open(ls[5])
-	forged := Derive(SourceMsg{Stream: events.EventsStream, Seq: 4, Subject: "lb.evt.x", Data: []byte(`{}`)})
-	forged.Seq, forged.Cursor = 7, last.Cursor.Advance(events.EventsStream, 4)
+	forged := entryOf(EventsStream, 4, "lb.evt.x", time.Now(), `{}`)
+	forged.Seq, forged.Cursor = 7, last.Cursor.Advance(EventsStream, 4)
 	raw, err := Seal(&forged, last.Hash)
 	if err != nil {
 		t.Fatal(err)

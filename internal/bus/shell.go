@@ -235,7 +235,6 @@ func (sh *Shell) Handle(ctx context.Context, st Step) (err error) {
 		if !repeat {
 			sh.obs.Appended(ev)
 		}
-		tracing.Outcome(ctx, "accepted", "")
 		if err := sh.own(ctx, seq, ev); err != nil {
 			return err
 		}

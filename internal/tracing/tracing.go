@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/hex"
 	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/licensebus/licensebus/events"
 	"go.opentelemetry.io/otel/attribute"
@@ -26,8 +27,8 @@ const InstrumentationName = "github.com/licensebus/licensebus"
 // Span attribute keys licensebus sets besides OpenTelemetry's messaging
 // conventions.
 const (
+	AttrEventID       = attribute.Key("cloudevents.event_id")
 	AttrCorrelationID = attribute.Key("licensebus.correlation_id")
-	AttrCausationID   = attribute.Key("licensebus.causation_id")
 	AttrOutcome       = attribute.Key("licensebus.outcome")
 	AttrReason        = attribute.Key("licensebus.reason")
 	AttrSeq           = attribute.Key("licensebus.stream_seq")
@@ -36,7 +37,16 @@ const (
 // Tracer starts licensebus's spans. A nil *Tracer starts none: its methods
 // hand back the context they were given and a Span that does nothing.
 type Tracer struct {
-	t trace.Tracer
+	t   trace.Tracer
+	off atomic.Bool
+}
+
+// SetOn turns a Tracer's spans on or off while it is in use (the bench
+// compares both in one run); a Tracer starts on.
+func (t *Tracer) SetOn(on bool) {
+	if t != nil {
+		t.off.Store(!on)
+	}
 }
 
 // New returns a Tracer on tp; nil tp gives a nil Tracer (tracing off).
@@ -68,47 +78,56 @@ func (s Span) End(err error) {
 // that wrote m. name is the verb ("handle", "project"); the span is named
 // "<name> <aggregate>.<verb>" of m's type.
 func (t *Tracer) Step(ctx context.Context, name string, m *events.Message, seq uint64) (context.Context, Span) {
-	if t == nil || m == nil {
+	if t == nil || m == nil || t.off.Load() {
 		return ctx, Span{}
 	}
 	if sc := parse(m.TraceParent(), m.TraceState()); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	attrs := []attribute.KeyValue{
-		attribute.String("messaging.system", "nats"),
-		attribute.String("messaging.message.id", m.ID()),
-		attribute.String("cloudevents.event_id", m.ID()),
-		attribute.String("cloudevents.event_type", string(m.Type())),
-		AttrCorrelationID.String(m.CorrelationID()),
-	}
-	if c := m.CausationID(); c != "" {
-		attrs = append(attrs, AttrCausationID.String(c))
-	}
+	// Few attributes: each costs the SDK an allocation or two per span,
+	// and the type is in the name, the rest in the audit trail by id.
+	attrs := [3]attribute.KeyValue{AttrEventID.String(m.ID()), AttrCorrelationID.String(m.CorrelationID())}
+	n := 2
 	if seq != 0 {
-		attrs = append(attrs, AttrSeq.Int64(int64(seq)))
+		attrs[n], n = AttrSeq.Int64(int64(seq)), n+1
 	}
-	ctx, s := t.t.Start(ctx, name+" "+typeName(m), trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	ctx, s := t.t.Start(ctx, spanName(name, m), trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs[:n]...))
 	return ctx, Span{s}
 }
 
 // Start starts a span of its own (a CLI command, a send), a child of the
 // span in ctx if there is one.
 func (t *Tracer) Start(ctx context.Context, name string, kind trace.SpanKind) (context.Context, Span) {
-	if t == nil {
+	if t == nil || t.off.Load() {
 		return ctx, Span{}
 	}
 	ctx, s := t.t.Start(ctx, name, trace.WithSpanKind(kind))
 	return ctx, Span{s}
 }
 
-// typeName is "<aggregate>.<verb>" of m's type, or its type when licensebus
-// does not define it.
-func typeName(m *events.Message) string {
-	if m.Info.Verb != "" {
-		return m.Info.Aggregate + "." + m.Info.Verb
+// spanName is "<step> <aggregate>.<verb>" of m's type (its type when
+// licensebus does not define it), built once per step and type.
+func spanName(step string, m *events.Message) string {
+	if n, ok := spanNames[[2]string{step, string(m.Info.Type)}]; ok {
+		return n
 	}
-	return string(m.Type())
+	if m.Info.Verb != "" {
+		return step + " " + m.Info.Aggregate + "." + m.Info.Verb
+	}
+	return step + " " + string(m.Type())
 }
+
+// spanNames are the names of the steps licensebus traces, by step and type.
+var spanNames = func() map[[2]string]string {
+	names := map[[2]string]string{}
+	for _, t := range events.Types() {
+		info, _ := events.Lookup(t)
+		for _, step := range []string{"handle", "screen", "project"} {
+			names[[2]string{step, string(t)}] = step + " " + info.Aggregate + "." + info.Verb
+		}
+	}
+	return names
+}()
 
 // Inject puts the trace context of the span in ctx on meta, when there is
 // one; otherwise meta keeps what it has (Next copies the cause's), and a
@@ -195,14 +214,38 @@ func format(sc trace.SpanContext) string {
 	return string(b[:])
 }
 
-// parse reads a traceparent and tracestate with OpenTelemetry's W3C
-// propagator; an invalid one gives an invalid SpanContext.
+// parse reads a traceparent and tracestate as OpenTelemetry's W3C
+// propagator does (that one for anything but the version-00 form
+// licensebus writes); an invalid one gives an invalid SpanContext.
 func parse(traceparent, tracestate string) trace.SpanContext {
 	if traceparent == "" {
 		return trace.SpanContext{}
 	}
+	if len(traceparent) == 55 && traceparent[:3] == "00-" && traceparent[35] == '-' && traceparent[52] == '-' && tracestate == "" {
+		var c trace.SpanContextConfig
+		_, e1 := hex.Decode(c.TraceID[:], []byte(traceparent[3:35]))
+		_, e2 := hex.Decode(c.SpanID[:], []byte(traceparent[36:52]))
+		var f [1]byte
+		_, e3 := hex.Decode(f[:], []byte(traceparent[53:55]))
+		if e1 == nil && e2 == nil && e3 == nil && lowerHex(traceparent) && f[0] <= 3 {
+			c.TraceFlags, c.Remote = trace.TraceFlags(f[0])&(trace.FlagsSampled|trace.FlagsRandom), true
+			return trace.NewSpanContext(c) // invalid when an id is all zeros
+		}
+		return trace.SpanContext{}
+	}
 	c := carrier{traceparent, tracestate}
 	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), c))
+}
+
+// lowerHex says the hex digits of a version-00 traceparent are lowercase,
+// as the W3C format requires (hex.Decode takes both cases).
+func lowerHex(tp string) bool {
+	for i := 0; i < len(tp); i++ {
+		if c := tp[i]; c >= 'A' && c <= 'F' {
+			return false
+		}
+	}
+	return true
 }
 
 // carrier is a propagation.TextMapCarrier of one message's trace context.
@@ -223,7 +266,9 @@ func (c carrier) Set(string, string) {}
 func (c carrier) Keys() []string { return []string{events.ExtTraceParent, events.ExtTraceState} }
 
 // Outcome records on the span in ctx, if it is one of licensebus's, how
-// the step ended: accepted, rejected (with its reason), repeated, nothing.
+// the step ended when it did not append an event: rejected (with its
+// reason), repeated, nothing. A span without it appended one: an
+// attribute costs every span an allocation.
 func Outcome(ctx context.Context, outcome string, reason events.Reason) {
 	s := trace.SpanFromContext(ctx)
 	if !s.IsRecording() {

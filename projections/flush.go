@@ -75,11 +75,13 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	apply := func(ev bus.FeedEvent) error {
 		seq := ev.Seq
 		if ev.Message != nil {
+			span := r.span(ctx, ev, maxBatch)
 			for i, model := range r.models {
 				if seq > gate[i] {
 					model.Apply(seq, ev.Message)
 				}
 			}
+			span.End(nil)
 		}
 		last, quiet = seq, ev.Pending == 0
 		dirty++

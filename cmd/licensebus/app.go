@@ -37,6 +37,7 @@ type app struct {
 	// error before that (an unknown command, say) is a usage error
 	// whatever cobra calls it.
 	started bool
+	tracing tracer
 }
 
 const (
@@ -87,7 +88,7 @@ func (a *app) rootCmd() *cobra.Command {
 				return usageError{err}
 			}
 			a.started = true
-			return nil
+			return a.setupTracing(cmd.Context())
 		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -233,13 +234,16 @@ func (a *app) connect(ctx context.Context) (*conn, error) {
 		nc.Close()
 		return nil, err
 	}
+	c.UseTracer(a.tracing.t)
 	return &conn{Client: c, nc: nc, lost: lost}, nil
 }
 
 // withClient runs f with a client and the --timeout deadline.
-func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) (err error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 	defer cancel()
+	ctx, span := a.span(ctx, cmd)
+	defer func() { span.End(err) }()
 	c, err := a.connect(ctx)
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var cfg ServeConfig
-	var level, memLimit string
+	var level, memLimit, httpAddr, metricsAddr string
 	var gcPercent int
 	var joinNATS bool
 	cmd := &cobra.Command{
@@ -41,6 +41,11 @@ func (a *app) serveCmd() *cobra.Command {
 			if joinNATS {
 				cfg.Logger.Info().Str("nats", cfg.NatsURL).Bool("from_env", !cmd.Flags().Changed("nats")).Msg("joining an existing NATS instead of embedding one")
 			}
+			obs, err := a.startObserving(cmd.Context(), &cfg, httpAddr, metricsAddr)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			s, err := StartServer(cmd.Context(), cfg)
 			if err != nil {
 				if joinNATS && !cmd.Flags().Changed("nats") {
@@ -48,6 +53,7 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				return err
 			}
+			obs.serving(s)
 			<-cmd.Context().Done()
 			cfg.Logger.Info().Msg("shutting down")
 			s.Close()
@@ -62,6 +68,9 @@ func (a *app) serveCmd() *cobra.Command {
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.DurationVar(&cfg.Horizon, "horizon", events.DefaultHorizon, "how long a command id is remembered: a repeat within it gets the first outcome; the outcomes bucket keeps outcomes that long")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: /metrics, /healthz, /readyz (and the console); "" for none`)
+	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
+	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")
 	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
 	return cmd

@@ -52,6 +52,8 @@ type ServeConfig struct {
 	SigningKeys []string
 	Logger      zerolog.Logger
 	Now         func() time.Time
+	// Telemetry: see observe.go.
+	Telemetry TelemetryConfig
 }
 
 // Server is a running licensebus: the embedded NATS server (unless it joined
@@ -69,6 +71,7 @@ type Server struct {
 	runner   *projections.Runner
 	ring     *keyring.Ring
 	log      zerolog.Logger
+	obs      observed
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -126,17 +129,18 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	dl := bus.NewDeadLetters(s.js)
 	// One read of the event stream for every handler of this process.
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
-	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring})
+	tel := s.observe(cfg, feed)
+	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Horizon: cfg.Horizon})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Horizon: cfg.Horizon, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -162,6 +166,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// The runner follows the handlers' feed once it has caught up, so the
 	// process reads and decodes the event stream once.
 	s.runner.UseTap(feed.Tap(8192))
+	s.runner.UseTracer(tel.Tracer)
 	auditTap := feed.Tap(8192)
 	if err := s.runner.Open(ctx); err != nil {
 		s.Close()
@@ -169,7 +174,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 
 	rctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.cancel, s.obs.ctx = cancel, rctx
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
@@ -211,9 +216,11 @@ func (s *Server) connect(url, role string) (*nats.Conn, jetstream.JetStream, err
 }
 
 func (s *Server) run(ctx context.Context, name string, f func(context.Context) error) {
+	ctx = s.started(ctx, name)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.stopped(name)
 		if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error().Err(err).Str("component", name).Msg("stopped with error")
 			s.errMu.Lock()

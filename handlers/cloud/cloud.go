@@ -54,6 +54,8 @@ type Config struct {
 	Horizon time.Duration
 	// Keys are the cloud's signing keys (internal/keyring); required.
 	Keys Keys
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
 }
 
 // Keys are the cloud's signing keys: the one that signs, and new ones.
@@ -106,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	var err error
 	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "cloud", Source: events.CloudSource, Apply: h.apply,
-		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Horizon: cfg.Horizon})
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Horizon: cfg.Horizon, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}

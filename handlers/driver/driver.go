@@ -37,6 +37,8 @@ type Config struct {
 	Feed *bus.Feed
 	// Horizon is how long a command id is remembered (bus.ShellConfig).
 	Horizon time.Duration
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
 }
 
 // Executor handles rollout commands and drives running rollouts.
@@ -85,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		x.st.Horizon = events.DefaultHorizon
 	}
 	var err error
-	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger, Horizon: cfg.Horizon})
+	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger, Horizon: cfg.Horizon, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -124,16 +122,8 @@ func (p *entryPrinter) print(r auditlog.Record) {
 	fmt.Fprintf(p.w, "%-6d  %-24s  %-9s  %-40s  %-24s  %s\n", e.Seq, shortTime(e.StreamTime), e.Kind, orDash(shortType(e.Type)), orDash(e.Actor), what(e))
 }
 
-// writeJSONLine writes a stored message as one line; one that is not
-// single-line JSON (only a forgery can be) is written as a JSON string so
-// the line framing holds and verify reports it.
-func writeJSONLine(w io.Writer, raw []byte) {
-	if bytes.ContainsAny(raw, "\r\n") {
-		raw, _ = json.Marshal(string(raw))
-	}
-	_, _ = w.Write(raw)
-	_, _ = io.WriteString(w, "\n")
-}
+// writeJSONLine writes a stored message as one line (auditlog.WriteJSONLine).
+func writeJSONLine(w io.Writer, raw []byte) { auditlog.WriteJSONLine(w, raw) }
 
 func shortType(t string) string { return strings.TrimPrefix(t, "io.licensebus.") }
 

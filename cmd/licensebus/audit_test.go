@@ -281,7 +281,7 @@ func TestAuditTrail(t *testing.T) {
 		}
 		csvOut := mustCLI(t, url, "audit", "export", "--format", "csv")
 		rows := strings.Split(csvOut, "\n")
-		if rows[0] != strings.Join(csvHeader, ",") || !strings.HasPrefix(rows[0], "seq,kind,stream,stream_seq,stream_time,") || len(rows) < len(all)+1 {
+		if rows[0] != strings.Join(auditlog.CSVHeader, ",") || !strings.HasPrefix(rows[0], "seq,kind,stream,stream_seq,stream_time,") || len(rows) < len(all)+1 {
 			t.Fatalf("CSV header %q and %d rows", rows[0], len(rows))
 		}
 		if again := mustCLI(t, url, "audit", "export", "--format", "csv"); again != csvOut {

@@ -74,7 +74,6 @@ from its first entry to its last.`,
 				res.Report.Add(cprobs...)
 				return a.verifyOutput(res)
 			}
-			res.Input = audit.Stream
 			js, closeFn, err := a.auditJS()
 			if err != nil {
 				return err
@@ -82,29 +81,42 @@ from its first entry to its last.`,
 			defer closeFn()
 			ctx, cancel := a.readContext(cmd, true)
 			defer cancel()
-			if checkpoints == "" {
-				if cps, cprobs, err = liveCheckpoints(ctx, js); err != nil {
-					return a.stopped(cmd, ctx, err)
-				}
-				v.SetCheckpoints(cps)
-			}
-			if res.Report, res.Unaudited, err = verifyLive(ctx, js, &v); err != nil {
+			if res, err = verifyTrail(ctx, js, &v, checkpoints == "", cps, cprobs); err != nil {
 				return a.stopped(cmd, ctx, err)
 			}
-			if latest := auditlog.Latest(cps); latest != nil {
-				probs, err := auditlog.CheckSources(ctx, js, latest[0])
-				if err != nil {
-					return a.stopped(cmd, ctx, err)
-				}
-				res.Report.Add(probs...)
-			}
-			res.Report.Add(cprobs...)
 			return a.verifyOutput(res)
 		},
 	}
 	cmd.Flags().StringVar(&checkpoints, "checkpoints", "", "hold the trail against the checkpoints of this file (audit checkpoints -o json)")
 	cmd.Flags().StringVar(&keysFile, "pubkey-file", "", "with --checkpoints: the keys their signatures are checked with (license pubkey -o json, PEM, base64); default the published keys")
 	return cmd
+}
+
+// verifyTrail verifies the live trail: against its own latest signed
+// checkpoint (own), or against cps, with cprobs the problems found
+// reading them.
+func verifyTrail(ctx context.Context, js jetstream.JetStream, v *audit.Verifier, own bool, cps []audit.Checkpoint, cprobs []audit.Problem) (verifyResult, error) {
+	res := verifyResult{Input: audit.Stream, SourcesChecked: true}
+	if own {
+		var err error
+		if cps, cprobs, err = liveCheckpoints(ctx, js); err != nil {
+			return res, err
+		}
+	}
+	v.SetCheckpoints(cps)
+	var err error
+	if res.Report, res.Unaudited, err = verifyLive(ctx, js, v); err != nil {
+		return res, err
+	}
+	if latest := auditlog.Latest(cps); latest != nil {
+		probs, err := auditlog.CheckSources(ctx, js, latest[0])
+		if err != nil {
+			return res, err
+		}
+		res.Report.Add(probs...)
+	}
+	res.Report.Add(cprobs...)
+	return res, nil
 }
 
 // verifyLive verifies the live trail with v, each entry against its source

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -160,34 +158,11 @@ func readTargets(path string) ([]string, error) {
 		return nil, err
 	}
 	defer fh.Close()
-	r := csv.NewReader(fh)
-	r.FieldsPerRecord = -1
-	header, err := r.Read()
+	out, err := client.ReadTargets(fh)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	col := -1
-	for i, h := range header {
-		if strings.EqualFold(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")), "install_code") {
-			col = i
-		}
-	}
-	if col < 0 {
-		return nil, fmt.Errorf("%s: no install_code column in the header %v", path, header)
-	}
-	var out []string
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if col < len(rec) && strings.TrimSpace(rec[col]) != "" {
-			out = append(out, strings.TrimSpace(rec[col]))
-		}
-	}
+	return out, nil
 }
 
 // parseRate reads "500/min", "10/s" or "3000/h" as targets per minute.

@@ -97,6 +97,10 @@ func (s *Server) query(ctx context.Context, q string, p client.Params) (any, err
 		return s.status(ctx)
 	case client.QueryStatus:
 		return s.status(ctx)
+	case client.QuerySmartServer:
+		return s.smartServer(p)
+	case client.QueryFleetPage:
+		return s.fleetPage(p), nil
 	}
 	return nil, errUnknownQuery
 }

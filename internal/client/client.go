@@ -50,6 +50,10 @@ type Params struct {
 	RolloutID   string `json:"rollout_id,omitempty"`
 	// Spec is the rollout a plan is asked for.
 	Spec *events.RolloutSpec `json:"spec,omitempty"`
+	// Search, Offset and Limit ask for a page (QueryFleetPage).
+	Search string `json:"search,omitempty"`
+	Offset int    `json:"offset,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
 }
 
 // Response is the API's answer: Data or Error.

@@ -28,6 +28,7 @@ const (
 type probes struct {
 	metrics *metrics.Metrics
 	server  atomic.Pointer[Server] // nil while starting
+	web     webConsole             // the console: console.go
 }
 
 // routes returns the mux of the main listener (--http): the probes, and
@@ -36,6 +37,7 @@ type probes struct {
 func (p *probes) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	p.mount(mux)
+	mux.Handle("/", &p.web)
 	return mux
 }
 
@@ -87,9 +89,10 @@ func plain(w http.ResponseWriter, status int, format string, args ...any) {
 // sees it alive while it restores its read models) and down after it
 // stopped.
 type observer struct {
-	probes  probes
-	servers []*http.Server
-	log     zerolog.Logger
+	probes   probes
+	servers  []*http.Server
+	log      zerolog.Logger
+	httpAddr string // the main listener's, "" for none
 }
 
 // startObserving puts the invocation's tracer provider and new metrics in
@@ -99,7 +102,8 @@ func (a *app) startObserving(ctx context.Context, cfg *ServeConfig, httpAddr, me
 	if httpAddr != "" && httpAddr == metricsAddr {
 		return nil, usageError{fmt.Errorf("--http and --metrics-listen are both %s: give --metrics-listen another address, or leave it out (--http serves /metrics too)", httpAddr)}
 	}
-	o := &observer{log: cfg.Logger}
+	o := &observer{log: cfg.Logger, httpAddr: httpAddr}
+	o.probes.web.log = cfg.Logger
 	tp := a.tracing.provider // set up from the environment with the command line
 	cfg.Telemetry.TracerProvider = tp
 	if tp != nil {
@@ -133,6 +137,9 @@ func (o *observer) listen(addr, name, flag string, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("%s listener: %w (choose another with %s, or %s \"\" for none)", name, err, flag, flag)
 	}
+	if name == "http" {
+		o.httpAddr = ln.Addr().String() // the port chosen for :0
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	o.servers = append(o.servers, srv)
 	o.log.Info().Str("listener", name).Str("addr", ln.Addr().String()).Msg("http listening")
@@ -144,13 +151,21 @@ func (o *observer) listen(addr, name, flag string, h http.Handler) error {
 	return nil
 }
 
-// serving says the server is up: readiness is its from now on.
-func (o *observer) serving(s *Server) { o.probes.server.Store(s) }
+// serving says the server is up: readiness is its from now on, and the
+// console on the main listener starts.
+func (o *observer) serving(s *Server) error {
+	o.probes.server.Store(s)
+	if o.httpAddr == "" {
+		return nil
+	}
+	return o.probes.web.start(s, o.httpAddr)
+}
 
 // close stops the listeners (the app flushes the spans).
 func (o *observer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	o.probes.web.close() // ends the live updates, which Shutdown would wait for
 	for _, srv := range o.servers {
 		_ = srv.Shutdown(ctx)
 	}

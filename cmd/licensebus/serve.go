@@ -53,7 +53,10 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				return err
 			}
-			obs.serving(s)
+			if err := obs.serving(s); err != nil {
+				s.Close()
+				return err
+			}
 			<-cmd.Context().Done()
 			cfg.Logger.Info().Msg("shutting down")
 			s.Close()
@@ -68,7 +71,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.DurationVar(&cfg.Horizon, "horizon", events.DefaultHorizon, "how long a command id is remembered: a repeat within it gets the first outcome; the outcomes bucket keeps outcomes that long")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
-	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: /metrics, /healthz, /readyz (and the console); "" for none`)
+	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: the web console and /api/v1, /metrics, /healthz, /readyz; "" for none`)
 	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
 	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")

@@ -35,18 +35,23 @@ func (wc *webConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ServeHTTP(w, r)
 }
 
-// start builds the console on a connection of its own to s: the one
-// every session of the open console acts through.
-func (wc *webConsole) start(s *Server, addr string) error {
+// newConsole builds the console of s, on a connection of its own: the
+// one every session of the open console acts through.
+func newConsole(s *Server, log zerolog.Logger) (*console.Console, error) {
 	url := ""
 	if s.ns == nil {
 		url = s.nc.ConnectedUrl()
 	}
 	nc, _, err := s.connect(url, "console")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c, err := console.New(console.Config{Shared: nc, VerifyAudit: consoleVerify, Logger: wc.log})
+	return console.New(console.Config{Shared: nc, VerifyAudit: consoleVerify, Logger: log})
+}
+
+// start puts the console of s on the listener at addr.
+func (wc *webConsole) start(s *Server, addr string) error {
+	c, err := newConsole(s, wc.log)
 	if err != nil {
 		return err
 	}

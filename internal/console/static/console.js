@@ -14,25 +14,25 @@
     var discard = document.getElementById("discard");
     form.noValidate = true; // the message goes beside the field, in words
     function edited() { return input.value.trim() !== input.getAttribute("data-saved"); }
+    // After a refusal the page comes with the typed value and its buttons.
+    var shownAtStart = !actions.hasAttribute("data-hidden-until-edited");
     function show() {
-      var on = edited() || actions.getAttribute("data-hidden-until-edited") === null;
+      var on = edited() || shownAtStart;
       Array.prototype.forEach.call(actions.children, function (el) { el.hidden = !on; });
     }
-    if (actions.hasAttribute("data-hidden-until-edited")) {
-      Array.prototype.forEach.call(actions.children, function (el) { el.hidden = true; });
-    }
-    actions.removeAttribute("data-hidden-until-edited");
     input.addEventListener("input", function () {
       input.removeAttribute("aria-invalid");
       error.textContent = "";
-      Array.prototype.forEach.call(actions.children, function (el) { el.hidden = !edited(); });
+      shownAtStart = false;
+      show();
     });
     discard.addEventListener("click", function (e) {
       e.preventDefault();
       input.value = input.getAttribute("data-saved");
       input.removeAttribute("aria-invalid");
       error.textContent = "";
-      Array.prototype.forEach.call(actions.children, function (el) { el.hidden = true; });
+      shownAtStart = false;
+      show();
       input.focus();
     });
     form.addEventListener("submit", function (e) {

@@ -24,6 +24,9 @@ type ServerConfig struct {
 	// nothing measurable against the 2m server default (see README).
 	SyncInterval time.Duration
 	Logger       zerolog.Logger
+	// Configure, if set, changes the options last: serve puts the server
+	// in operator mode with it (internal/auth).
+	Configure func(*server.Options)
 }
 
 // StartServer starts an embedded JetStream server and waits until it takes
@@ -55,6 +58,9 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 			return nil, fmt.Errorf("embedded server: listen port %q: %w", port, err)
 		}
 		opts.Host, opts.Port = host, p
+	}
+	if cfg.Configure != nil {
+		cfg.Configure(opts)
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

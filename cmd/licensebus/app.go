@@ -24,6 +24,7 @@ type app struct {
 	getenv         func(string) string
 
 	natsURL string
+	creds   string // --creds, else NATS_CREDS; see credsPath
 	output  string
 	actor   string
 	cmdID   string
@@ -65,6 +66,7 @@ func (a *app) rootCmd() *cobra.Command {
 		url = defaultNatsURL
 	}
 	pf.StringVar(&a.natsURL, "nats", url, "NATS server URL (env NATS_URL)")
+	pf.StringVar(&a.creds, "creds", a.getenv("NATS_CREDS"), "NATS credentials file (env NATS_CREDS; default ./licensebus-data/admin.creds if it exists)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&a.actor, "actor", defaultActor(a.getenv), "who is acting, recorded on every command")
 	pf.StringVar(&a.cmdID, "id", "", "CloudEvent id of the command; repeat it to retry safely")

@@ -22,6 +22,7 @@ func mustServe(tb testing.TB, dir string) *Server {
 func mustServeCfg(tb testing.TB, cfg ServeConfig) *Server {
 	tb.Helper()
 	cfg.Listen, cfg.Logger = "127.0.0.1:-1", testLogger(tb)
+	cfg.NoAuth = true
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := StartServer(ctx, cfg)

@@ -38,6 +38,10 @@ func (a *app) serveCmd() *cobra.Command {
 				cfg.NatsURL = a.natsURL
 			}
 			if joinNATS {
+				if cfg.NoAuth {
+					return usageError{fmt.Errorf("--no-auth is for the embedded server; an external NATS has its own auth (--creds gives serve's identity there)")}
+				}
+				cfg.Creds = a.creds
 				cfg.Logger.Info().Str("nats", cfg.NatsURL).Bool("from_env", !cmd.Flags().Changed("nats")).Msg("joining an existing NATS instead of embedding one")
 			}
 			s, err := StartServer(cmd.Context(), cfg)
@@ -57,6 +61,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", "licensebus-data", "data directory of the embedded JetStream file store")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "host:port the embedded NATS server listens on")
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
+	f.BoolVar(&cfg.NoAuth, "no-auth", false, "run the embedded NATS server without auth, open to anyone who reaches it (development only)")
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")

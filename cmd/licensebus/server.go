@@ -37,8 +37,13 @@ type ServeConfig struct {
 	// process (tests run their own).
 	ProvisionRate float64
 	NoProvisioner bool
-	Logger        zerolog.Logger
-	Now           func() time.Time
+	// NoAuth runs the embedded server open to anyone, as before
+	// identities (development only). Creds is the service identity's
+	// creds file when joining a NATS with NatsURL.
+	NoAuth bool
+	Creds  string
+	Logger zerolog.Logger
+	Now    func() time.Time
 }
 
 // Server is a running licensebus: the embedded NATS server (unless it joined
@@ -54,6 +59,7 @@ type Server struct {
 	exec     *rollout.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
+	access   *access
 	log      zerolog.Logger
 
 	cancel context.CancelFunc
@@ -65,7 +71,7 @@ type Server struct {
 // StartServer starts everything and returns once the streams exist and the
 // handlers and projections are running.
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
-	s := &Server{log: cfg.Logger}
+	s := &Server{log: cfg.Logger, access: &access{log: cfg.Logger}}
 	var err error
 	if cfg.NatsURL == "" {
 		if cfg.DataDir == "" {
@@ -81,10 +87,16 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		s.ns, err = bus.StartServer(bus.ServerConfig{StoreDir: dir, Listen: cfg.Listen, Logger: cfg.Logger})
+		sc := bus.ServerConfig{StoreDir: dir, Listen: cfg.Listen, Logger: cfg.Logger}
+		if err := s.access.prepareEmbedded(cfg, dir, &sc); err != nil {
+			return nil, err
+		}
+		s.ns, err = bus.StartServer(sc)
 		if err != nil {
 			return nil, err
 		}
+	} else if err := s.access.prepareJoin(cfg); err != nil {
+		return nil, err
 	}
 	s.nc, s.js, err = s.connect(cfg.NatsURL, "")
 	if err != nil {
@@ -92,6 +104,10 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, err
 	}
 	if err := bus.EnsureStreams(ctx, s.js); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.access.start(ctx, s); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -151,6 +167,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "projections", s.runner.Run)
 	s.run(rctx, "audit", audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap}).Run)
 	s.run(rctx, "rollouts", s.exec.Run)
+	if s.access.registry != nil {
+		s.run(rctx, "creds", s.access.registry.Run)
+	}
 	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)
 	}
@@ -169,7 +188,7 @@ func (s *Server) connect(url, role string) (*nats.Conn, jetstream.JetStream, err
 	if role != "" {
 		name += "/" + role
 	}
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, s.access.opts...)
 	if s.ns != nil {
 		url = ""
 		opts = append(opts, nats.InProcessServer(s.ns))

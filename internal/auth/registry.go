@@ -137,6 +137,22 @@ func (r *Registry) Lookup(pub string) (Record, bool) {
 	return rec, ok
 }
 
+// Get reads the current record of a name; ErrUnknown if there is none.
+func (r *Registry) Get(ctx context.Context, name string) (Record, error) {
+	e, err := r.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Record{}, fmt.Errorf("%w named %q", ErrUnknown, name)
+	}
+	if err != nil {
+		return Record{}, err
+	}
+	var rec Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return Record{}, fmt.Errorf("record of %s: %w", name, err)
+	}
+	return rec, nil
+}
+
 // Add records credentials. A name is taken while its credentials are not
 // revoked: Add then fails with ErrNameInUse. Compare-and-set on the entry
 // keeps two processes from giving one name twice.

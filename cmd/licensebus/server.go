@@ -59,8 +59,12 @@ type Server struct {
 	exec     *rollout.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
-	access   *access
 	log      zerolog.Logger
+
+	// access is who may do what (identities, credentials, refusals);
+	// outcomesKV the outcomes' bucket, where the API waits for them.
+	access     *access
+	outcomesKV jetstream.KeyValue
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -151,7 +151,7 @@ func (a *app) activateCmd() *cobra.Command {
 				var refused error
 				if !noWait {
 					for i := range res {
-						out, err := c.Wait(ctx, res[i].CommandID)
+						out, err := c.WaitFor(ctx, ic, res[i].CommandID)
 						if err != nil {
 							return err
 						}

@@ -204,3 +204,14 @@ func accountOf(b []byte) (string, error) {
 	}
 	return ac.Subject, nil
 }
+
+// credsFiles are the creds files serve keeps: the operator's it wrote for
+// the CLI and its own; empty without auth or on an external NATS.
+type credsFiles struct{ admin, service string }
+
+func (s *Server) credsFiles() credsFiles {
+	if s.access.authority == nil {
+		return credsFiles{}
+	}
+	return credsFiles{filepath.Join(s.access.dataDir, adminCredsFile), filepath.Join(s.access.dataDir, serviceCredsRel)}
+}

@@ -74,8 +74,6 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 			code = "unknown_query"
 		case errors.Is(err, errPending):
 			code = client.CodePending
-		case errors.Is(err, errNotYours):
-			code = codePermissionDenied
 		}
 		s.respond(msg, nil, &client.APIError{Code: code, Message: err.Error()})
 		return

@@ -13,7 +13,6 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/mattn/go-isatty"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 )
 
@@ -33,6 +32,8 @@ type app struct {
 	// error before that (an unknown command, say) is a usage error
 	// whatever cobra calls it.
 	started bool
+	// refused is what the NATS server refused (connect.go).
+	refused refusals
 }
 
 const defaultNatsURL = "nats://127.0.0.1:4222"
@@ -55,6 +56,7 @@ func (a *app) rootCmd() *cobra.Command {
 			if a.output != "table" && a.output != "json" {
 				return usageError{fmt.Errorf("-o must be table or json, not %q", a.output)}
 			}
+			a.refused.watch(cmd)
 			a.started = true
 			return nil
 		},
@@ -72,7 +74,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.cmdID, "id", "", "CloudEvent id of the command; repeat it to retry safely")
 	pf.DurationVar(&a.timeout, "timeout", 2*time.Minute, "how long to wait for an outcome")
 	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.benchCmd())
-	root.AddCommand(a.auditCmd())
+	root.AddCommand(a.auditCmd(), a.credsCmd())
 	// A noun without its verb prints its help; with a verb it does not
 	// know it is refused (cobra would print the help and exit 0).
 	for _, c := range root.Commands() {
@@ -86,6 +88,7 @@ func (a *app) rootCmd() *cobra.Command {
 			}
 		}
 	}
+	a.reportRefusals(root)
 	return root
 }
 
@@ -99,11 +102,12 @@ func defaultActor(getenv func(string) string) string {
 	return "user:unknown"
 }
 
-// connect opens a client to the server named by --nats.
+// connect opens a client to the server named by --nats, with the
+// credentials of --creds (see dial).
 func (a *app) connect(ctx context.Context) (*client.Client, func(), error) {
-	nc, err := nats.Connect(a.natsURL, nats.Name("licensebus cli"), nats.Timeout(5*time.Second))
+	nc, err := a.dial("licensebus cli")
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
+		return nil, nil, err
 	}
 	c, err := client.New(ctx, nc, a.actor)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/client"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
@@ -41,9 +40,9 @@ func (a *app) auditJS() (jetstream.JetStream, func(), error) { return a.directJS
 // directJS connects straight to JetStream, for commands that read what is
 // stored rather than ask the server.
 func (a *app) directJS(name string) (jetstream.JetStream, func(), error) {
-	nc, err := nats.Connect(a.natsURL, nats.Name(name), nats.Timeout(5*time.Second))
+	nc, err := a.dial(name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

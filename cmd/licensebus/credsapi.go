@@ -48,7 +48,7 @@ func (ac *access) serveCreds(ctx context.Context, s *Server) error {
 					return
 				}
 				if ac.registry == nil {
-					s.respond(msg, nil, &client.APIError{Code: codeAuthOff, Message: "serve runs with --no-auth: there are no credentials"})
+					s.respond(msg, nil, &client.APIError{Code: codeAuthOff, Message: codeAuthOff + ": serve runs with --no-auth: there are no credentials"})
 					return
 				}
 				data, err := h(ctx, p)
@@ -215,14 +215,15 @@ func (ac *access) revokeCreds(ctx context.Context, nc *nats.Conn, p client.Param
 
 // credsError is the API's answer to a refused credentials query.
 func credsError(err error) *client.APIError {
+	if r := events.AsRejection(err); r != nil {
+		return &client.APIError{Code: string(r.Reason), Message: r.Error()}
+	}
 	code := "internal"
 	switch {
 	case errors.Is(err, auth.ErrNameInUse):
 		code = string(events.ReasonAlreadyExists)
 	case errors.Is(err, auth.ErrUnknown):
 		code = codeNotFound
-	case events.AsRejection(err) != nil:
-		code = string(events.AsRejection(err).Reason)
 	}
-	return &client.APIError{Code: code, Message: err.Error()}
+	return &client.APIError{Code: code, Message: code + ": " + err.Error()}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -14,15 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-var (
-	errPending  = errors.New("no outcome yet")
-	errNotYours = errors.New("not this SmartServer's")
-)
+var errPending = errors.New("no outcome yet")
 
-// codePermissionDenied is the API's answer to a query about what the
-// caller's scope does not cover, as the CLI reports a refusal of the NATS
-// server.
-const codePermissionDenied = "permission_denied"
+// reasonPermissionDenied refuses what the caller's identity does not
+// cover, as the CLI reports a refusal of the NATS server.
+const reasonPermissionDenied events.Reason = "permission_denied"
 
 // Bounds of one long poll for an outcome.
 const (
@@ -67,7 +62,7 @@ func (s *Server) outcome(ctx context.Context, p client.Params) (*licensing.Outco
 				return nil, err
 			}
 			if p.InstallCode != "" && !concerns(&o, p.InstallCode) {
-				return nil, fmt.Errorf("the outcome of %s is %w", corr, errNotYours)
+				return nil, events.Reject(reasonPermissionDenied, "the outcome of command %s does not concern SmartServer %s", corr, p.InstallCode)
 			}
 			return &o, nil
 		case <-ctx.Done():

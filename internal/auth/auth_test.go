@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensebus/licensebus/handlers/cloud"
+	"github.com/licensebus/licensebus/handlers/device"
+	"github.com/licensebus/licensebus/handlers/rollout"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
@@ -40,6 +43,9 @@ func TestRoleNamesMatchTheStreams(t *testing.T) {
 		if !slices.Contains(readable, s) {
 			t.Errorf("readable streams %v lack %s", readable, s)
 		}
+	}
+	if want := []string{device.CommandsConsumer, cloud.CommandsConsumer, rollout.CommandsConsumer}; !slices.Equal(want, auth.ServiceDurables) {
+		t.Errorf("service durables %v, roles keep %v out of reach", want, auth.ServiceDurables)
 	}
 	if !strings.HasPrefix(audit.Subject, "lb.audit.") {
 		t.Errorf("audit subject %s is not under lb.audit.", audit.Subject)

@@ -81,10 +81,11 @@ var ViewBuckets = []string{viewBucketStart + "licensing", viewBucketStart + "dev
 
 // ReadableStreams are the streams a Reader (and an Operator) may read with
 // JetStream consumers and direct gets: events, the audit trail, dead
-// letters, the views and the reactors' checkpoints. Not the commands (the
-// audit trail holds each of them) and not the credentials' records.
+// letters, the views and the reactors' checkpoints, and the commands,
+// which verifying the audit trail compares with. Not the credentials'
+// records.
 func ReadableStreams() []string {
-	s := []string{events.EventsStream, auditStream, events.DeadLettersStream}
+	s := []string{events.CommandsStream, events.EventsStream, auditStream, events.DeadLettersStream}
 	for _, b := range ViewBuckets {
 		s = append(s, "KV_"+b)
 	}
@@ -114,6 +115,7 @@ func Permissions(id Identity) jwt.Permissions {
 		)
 	case Reader, Operator:
 		p.Pub.Allow.Add(readPublish()...)
+		p.Pub.Deny.Add(serviceConsumers()...)
 		p.Pub.Allow.Add(APIPrefix+"fleet.>", APIPrefix+"smartserver.*.>")
 		p.Sub.Allow.Add(InboxPrefix(id.Name)+".>", events.AllEvents, auditSubjects, events.AllDeadLetters)
 		if id.Role == Operator {
@@ -121,6 +123,27 @@ func Permissions(id Identity) jwt.Permissions {
 		}
 	}
 	return p
+}
+
+// ServiceDurables are the durable consumers of the service on the command
+// stream: the handlers' work queues (handlers/device, cloud, rollout).
+var ServiceDurables = []string{"device-commands", "cloud-commands", "rollout-commands"}
+
+// serviceConsumers denies what reading the command stream would otherwise
+// allow on the service's durables: pulling or acking their messages (the
+// handlers would never see them), changing or deleting them.
+func serviceConsumers() []string {
+	var d []string
+	for _, c := range ServiceDurables {
+		d = append(d,
+			"$JS.API.CONSUMER.CREATE."+events.CommandsStream+"."+c,
+			"$JS.API.CONSUMER.CREATE."+events.CommandsStream+"."+c+".>",
+			"$JS.API.CONSUMER.MSG.NEXT."+events.CommandsStream+"."+c,
+			"$JS.API.CONSUMER.DELETE."+events.CommandsStream+"."+c,
+			"$JS.ACK."+events.CommandsStream+"."+c+".>",
+		)
+	}
+	return d
 }
 
 // Scope is the template of a role's scoped signing key: the role's
@@ -137,11 +160,11 @@ func Scope(role Role, key string) *jwt.UserScope {
 // readPublish is what reading through JetStream takes: account and stream
 // metadata, consumers on the readable streams (create, pull, ack, flow
 // control, and deleting them, which clients do with their ephemeral ones),
-// and direct gets. A consumer on a readable stream is another reader's at
-// most: the service's durables are on the command stream.
+// and direct gets. A consumer on a readable stream is another reader's,
+// except the service's durables, which serviceConsumers keeps out of reach.
 func readPublish() []string {
 	p := []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"}
-	for _, s := range append(ReadableStreams(), events.CommandsStream) {
+	for _, s := range ReadableStreams() {
 		p = append(p, "$JS.API.STREAM.INFO."+s, "$JS.API.CONSUMER.NAMES."+s, "$JS.API.CONSUMER.LIST."+s, "$JS.API.CONSUMER.INFO."+s+".*")
 	}
 	for _, s := range ReadableStreams() {

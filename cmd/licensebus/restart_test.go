@@ -44,7 +44,7 @@ func freeAddr(tb testing.TB) string {
 // startBinary runs `licensebus serve` and waits until it answers queries.
 func startBinary(tb testing.TB, bin, dir, addr string) *exec.Cmd {
 	tb.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--listen", addr, "--log-level", "warn", "--no-auth")
+	cmd := exec.Command(bin, "serve", "--data", dir, "--listen", addr, "--log-level", "warn")
 	cmd.Stderr = os.Stderr
 	// A NATS_URL in the caller's environment would make serve join that
 	// NATS instead of embedding one.
@@ -58,6 +58,7 @@ func startBinary(tb testing.TB, bin, dir, addr string) *exec.Cmd {
 	}
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := "nats://" + addr
+	serverCreds.Store(url, credsFiles{filepath.Join(dir, adminCredsFile), filepath.Join(dir, serviceCredsRel)})
 	deadline := time.Now().Add(60 * time.Second)
 	for cli(tb, url, "projections", "status").code != 0 {
 		if time.Now().After(deadline) {

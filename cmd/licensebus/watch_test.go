@@ -24,13 +24,7 @@ func TestDeviceWatchShowsChanges(t *testing.T) {
 	var out syncBuffer
 	done := make(chan int)
 	go func() {
-		env := func(k string) string {
-			if k == "NATS_URL" {
-				return url
-			}
-			return ""
-		}
-		done <- run(ctx, []string{"device", "watch", "W-1", "-o", "json"}, strings.NewReader(""), &out, &bytes.Buffer{}, env)
+		done <- run(ctx, []string{"device", "watch", "W-1", "-o", "json"}, strings.NewReader(""), &out, &bytes.Buffer{}, cliEnv(url))
 	}()
 	time.Sleep(300 * time.Millisecond) // let the watch load the current state
 	mustCLI(t, url, "smartserver", "activate", "W-1", lid)

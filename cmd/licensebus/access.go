@@ -75,7 +75,8 @@ func (ac *access) prepareEmbedded(cfg ServeConfig, dir string, sc *bus.ServerCon
 	}
 	ac.refusals = auth.NewRefusals(ac.log)
 	ac.refusals.Revoked = a.Revoked
-	sc.Logger = sc.Logger.Hook(ac.refusals)
+	// The server's violations are counted whatever the log level.
+	sc.ServerLogger = ac.refusals.ServerLogger(sc.Logger)
 	sc.Configure = a.Configure
 	svc, err := ac.credsFile(filepath.Join(dir, serviceCredsRel), auth.Identity{Name: "service", Role: auth.Service})
 	if err != nil {
@@ -215,3 +216,8 @@ func (s *Server) credsFiles() credsFiles {
 	}
 	return credsFiles{filepath.Join(s.access.dataDir, adminCredsFile), filepath.Join(s.access.dataDir, serviceCredsRel)}
 }
+
+// Refusals counts what the embedded NATS server refused (connections,
+// permission violations), for the metrics to export; nil without auth or
+// on an external NATS, which logs its refusals itself.
+func (s *Server) Refusals() *auth.Refusals { return s.access.refusals }

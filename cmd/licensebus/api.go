@@ -29,24 +29,31 @@ func (s *Server) serveAPI(ctx context.Context) error {
 	if err := s.access.serveCreds(ctx, s); err != nil {
 		return err
 	}
-	sub, err := s.nc.Subscribe(client.APIPrefix+">", func(msg *nats.Msg) {
-		go s.answer(ctx, msg)
-	})
-	if err != nil {
-		return err
+	// The credentials queries have subscriptions of their own: a query
+	// no serve can answer (creds_issue without the keys) must find no
+	// responder rather than one that stays silent.
+	var subs []*nats.Subscription
+	for _, subject := range []string{client.ScopeFleet + ".>", client.ScopeSmartServer + ".>", client.ScopeAdmin + "." + client.QueryRebuild} {
+		sub, err := s.nc.Subscribe(client.APIPrefix+subject, func(msg *nats.Msg) {
+			go s.answer(ctx, msg)
+		})
+		if err != nil {
+			return err
+		}
+		subs = append(subs, sub)
 	}
 	go func() {
 		<-ctx.Done()
-		_ = sub.Unsubscribe()
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
 	}()
-	return nil
+	// Once serve is up, a query finds its subscriptions in the server.
+	return s.nc.Flush()
 }
 
 func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 	query, ic, err := client.ParseSubject(msg.Subject)
-	if err == nil && isCredsQuery(query) {
-		return // answered by access.serveCreds
-	}
 	var p client.Params
 	if err == nil && len(msg.Data) > 0 {
 		if jerr := json.Unmarshal(msg.Data, &p); jerr != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/client"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
 )
@@ -84,7 +85,11 @@ role's scoped signing key of the account instead: --account-seed FILE (and
 			} else if err := a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				var issued client.CredsIssued
 				p := client.Params{Creds: &client.CredsParams{Name: id.Name, Role: string(role), PublicKey: pub, Expires: until}}
-				if err := c.Query(ctx, client.QueryCredsIssue, p, &issued); err != nil {
+				err := c.Query(ctx, client.QueryCredsIssue, p, &issued)
+				if errors.Is(err, nats.ErrNoResponders) {
+					return fmt.Errorf("no serve here holds the account's signing keys (a NATS licensebus does not run): sign with --account-seed: %w", err)
+				}
+				if err != nil {
 					return err
 				}
 				token = issued.JWT

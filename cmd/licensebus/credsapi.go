@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
@@ -14,8 +13,6 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 )
-
-func isCredsQuery(q string) bool { return strings.HasPrefix(q, "creds_") }
 
 // Codes of refused credentials queries.
 const (

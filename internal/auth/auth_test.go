@@ -126,7 +126,7 @@ func startTrusted(t *testing.T) *trusted {
 	log := zerolog.New(tr.log)
 	tr.refusals = auth.NewRefusals(log)
 	tr.refusals.Revoked = a.Revoked
-	tr.ns, err = bus.StartServer(bus.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: log.Hook(tr.refusals), Configure: a.Configure})
+	tr.ns, err = bus.StartServer(bus.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1", ServerLogger: tr.refusals.ServerLogger(log), Configure: a.Configure})
 	if err != nil {
 		t.Fatal(err)
 	}

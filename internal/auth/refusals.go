@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -39,26 +40,42 @@ func (r *Refusals) Permissions() uint64 { return r.permissions.Load() }
 // line: `… - "<account>/jwt:U…" - Publish Violation - Subject "…"`.
 var userKey = regexp.MustCompile(`jwt:(U[A-Z2-7]{55})`)
 
-// Run implements zerolog.Hook on the embedded server's logger. The server
-// logs each permission violation (of publish, subscribe or reply) on its
-// own line; Run counts them and adds the identity's name and role to the
-// line.
-func (r *Refusals) Run(e *zerolog.Event, _ zerolog.Level, msg string) {
+// ServerLogger is the embedded server's logger: it writes the server's
+// lines to log as bus does, and counts each permission violation (of
+// publish, subscribe or reply) the server logs, whatever the log level,
+// writing it as a warning with the identity's name and role.
+func (r *Refusals) ServerLogger(log zerolog.Logger) server.Logger {
+	return serverLog{r: r, l: log.With().Str("component", "nats-server").Logger()}
+}
+
+type serverLog struct {
+	r *Refusals
+	l zerolog.Logger
+}
+
+func (s serverLog) Noticef(f string, v ...any) { s.l.Info().Msgf(f, v...) }
+func (s serverLog) Warnf(f string, v ...any)   { s.l.Warn().Msgf(f, v...) }
+func (s serverLog) Fatalf(f string, v ...any)  { s.l.Error().Msgf(f, v...) }
+func (s serverLog) Debugf(f string, v ...any)  { s.l.Debug().Msgf(f, v...) }
+func (s serverLog) Tracef(f string, v ...any)  { s.l.Trace().Msgf(f, v...) }
+
+func (s serverLog) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
 	if !strings.Contains(msg, "Publish Violation") && !strings.Contains(msg, "Subscription Violation") {
+		s.l.Error().Msg(msg)
 		return
 	}
-	r.permissions.Add(1)
-	e.Str("refusal", "permission")
-	m := userKey.FindStringSubmatch(msg)
-	if m == nil {
-		return
-	}
-	e.Str("user_key", m[1])
-	if r.Who != nil {
-		if id, ok := r.Who(m[1]); ok {
-			e.Str("identity", id.Name).Str("role", string(id.Role))
+	s.r.permissions.Add(1)
+	e := s.l.Warn().Str("refusal", "permission")
+	if m := userKey.FindStringSubmatch(msg); m != nil {
+		e = e.Str("user_key", m[1])
+		if s.r.Who != nil {
+			if id, ok := s.r.Who(m[1]); ok {
+				e = e.Str("identity", id.Name).Str("role", string(id.Role))
+			}
 		}
 	}
+	e.Msg(msg)
 }
 
 // AuthErrorSubject is where the server announces each refused connection,

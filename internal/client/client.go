@@ -315,7 +315,7 @@ func (c *Client) Query(ctx context.Context, query string, p Params, out any) err
 	}
 	msg, err := c.nc.RequestWithContext(ctx, subject, body)
 	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("no licensebus server answers on %s (is `licensebus serve` running?)", c.nc.ConnectedUrlRedacted())
+		return fmt.Errorf("no licensebus server answers %s on %s (is `licensebus serve` running?): %w", query, c.nc.ConnectedUrlRedacted(), err)
 	}
 	if err != nil {
 		return fmt.Errorf("query %s: %w", query, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,21 +222,26 @@ NATS licensebus does not run the same scoped signing keys.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			type perms struct {
-				Role    auth.Role `json:"role"`
-				Publish []string  `json:"publish"`
-				Sub     []string  `json:"subscribe"`
+				Role        auth.Role `json:"role"`
+				Publish     []string  `json:"publish"`
+				DenyPublish []string  `json:"deny_publish,omitempty"`
+				Sub         []string  `json:"subscribe"`
 			}
 			var all []perms
 			for _, r := range append([]auth.Role{auth.Service}, auth.Roles...) {
 				s := auth.Scope(r, "").Template.Permissions
-				all = append(all, perms{r, s.Pub.Allow, s.Sub.Allow})
+				all = append(all, perms{r, s.Pub.Allow, s.Pub.Deny, s.Sub.Allow})
 			}
 			if nsc {
 				fmt.Fprintln(a.stdout, "# One scoped signing key per role on the licensebus account (JetStream enabled):")
 				for _, p := range all[1:] {
 					fmt.Fprintf(a.stdout, "nsc edit account licensebus --sk generate   # note the key as %s_KEY\n", strings.ToUpper(string(p.Role)))
-					fmt.Fprintf(a.stdout, "nsc edit signing-key --account licensebus --sk $%s_KEY --role %s \\\n  --allow-pub '%s' \\\n  --allow-sub '%s'\n",
+					fmt.Fprintf(a.stdout, "nsc edit signing-key --account licensebus --sk $%s_KEY --role %s \\\n  --allow-pub '%s' \\\n  --allow-sub '%s'",
 						strings.ToUpper(string(p.Role)), p.Role, strings.Join(p.Publish, ","), strings.Join(p.Sub, ","))
+					if len(p.DenyPublish) > 0 {
+						fmt.Fprintf(a.stdout, " \\\n  --deny-pub '%s'", strings.Join(p.DenyPublish, ","))
+					}
+					fmt.Fprintln(a.stdout)
 				}
 				return nil
 			}
@@ -248,10 +254,14 @@ NATS licensebus does not run the same scoped signing keys.`,
 					rows = append(rows, table.Row{p.Role, "everything", "everything"})
 					continue
 				}
-				for i := range max(len(p.Publish), len(p.Sub)) {
+				pubs := slices.Clone(p.Publish)
+				for _, d := range p.DenyPublish {
+					pubs = append(pubs, "deny "+d)
+				}
+				for i := range max(len(pubs), len(p.Sub)) {
 					var pub, sub string
-					if i < len(p.Publish) {
-						pub = p.Publish[i]
+					if i < len(pubs) {
+						pub = pubs[i]
 					}
 					if i < len(p.Sub) {
 						sub = p.Sub[i]

@@ -659,3 +659,55 @@ func TestJoinExternalNATS(t *testing.T) {
 		t.Fatalf("revoke on an external NATS: exit %d, stderr %q", r.code, r.err)
 	}
 }
+
+// Ensure an outside client with a reader's creds file follows the event
+// stream and the audit trail as docs/consumers.md says: the file and the
+// inbox prefix, nothing of licensebus's code.
+func TestForeignReader(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, _ := mustClient(t, url)
+	cid := mustCustomer(t, c, "P-FOREIGN")
+	path := issue(t, url, "reader", "bi")
+
+	if nc, err := nats.Connect(url, nats.UserCredentials(path), nats.NoReconnect(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})); err == nil {
+		js, _ := jetstream.New(nc)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := js.Stream(ctx, events.EventsStream)
+		cancel()
+		_ = nc.Flush()
+		if err == nil || !errors.Is(nc.LastError(), nats.ErrPermissionViolation) {
+			t.Errorf("without the inbox prefix: %v, last error %v; want the reply inbox refused", err, nc.LastError())
+		}
+		nc.Close()
+	}
+
+	nc, err := nats.Connect(url, nats.UserCredentials(path), nats.CustomInboxPrefix("_INBOX.lb.bi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := ctxFor(t, 20*time.Second)
+	evts, err := js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"lb.evt.customer." + cid + ".>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := evts.Next(jetstream.FetchContext(ctx)); err != nil || !strings.HasSuffix(m.Subject(), ".created") {
+		t.Fatalf("event: %v", err)
+	}
+	trail, err := js.CreateOrUpdateConsumer(ctx, audit.Stream, jetstream.ConsumerConfig{Durable: "bi-audit", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("a durable on the audit trail: %v", err)
+	}
+	m, err := trail.Next(jetstream.FetchContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DoubleAck(ctx); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	if err := nc.Flush(); err != nil || nc.LastError() != nil {
+		t.Fatalf("refused: %v %v", err, nc.LastError())
+	}
+}

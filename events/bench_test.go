@@ -10,7 +10,7 @@ import (
 )
 
 // The hot paths of the codec, on the event every activation ends with. A
-// handler builds it (New), appends it (NATS); every fold and the projections
+// handler builds it (New), appends it (Encode); every fold and the projections
 // receive and decode it (Receive, Decode). Run with: go test -run '^$' -bench . ./events/
 
 func activatedEvent(b *testing.B) *events.Message {
@@ -33,11 +33,11 @@ func BenchmarkNew(b *testing.B) {
 	}
 }
 
-func BenchmarkNATS(b *testing.B) {
+func BenchmarkEncode(b *testing.B) {
 	m := activatedEvent(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = m.NATS()
+		_ = m.Encode()
 	}
 }
 
@@ -45,19 +45,19 @@ func BenchmarkBinary(b *testing.B) {
 	m := activatedEvent(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = m.Binary()
+		_ = m.EncodeBinary()
 	}
 }
 
 func BenchmarkDecodeBinary(b *testing.B) {
-	benchDecode(b, activatedEvent(b).Binary())
+	benchDecode(b, activatedEvent(b).EncodeBinary())
 }
 
 func BenchmarkDecodeStructured(b *testing.B) {
-	benchDecode(b, activatedEvent(b).NATS())
+	benchDecode(b, activatedEvent(b).Encode())
 }
 
-func benchDecode(b *testing.B, msg *nats.Msg) {
+func benchDecode(b *testing.B, msg events.Msg) {
 	b.SetBytes(int64(len(msg.Data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -73,8 +73,8 @@ func benchDecode(b *testing.B, msg *nats.Msg) {
 func BenchmarkReceive(b *testing.B) {
 	for _, mode := range []struct {
 		name string
-		msg  *nats.Msg
-	}{{"binary", activatedEvent(b).Binary()}, {"structured", activatedEvent(b).NATS()}} {
+		msg  events.Msg
+	}{{"binary", activatedEvent(b).EncodeBinary()}, {"structured", activatedEvent(b).Encode()}} {
 		b.Run(mode.name, func(b *testing.B) {
 			block := []byte("NATS/1.0\r\n")
 			for k, vs := range mode.msg.Header {

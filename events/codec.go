@@ -5,10 +5,10 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
-	"github.com/nats-io/nats.go"
 	"github.com/segmentio/encoding/json"
 )
 
@@ -18,6 +18,11 @@ const (
 	ExtCorrelationID = "correlationid"
 	ExtCausationID   = "causationid"
 	ExtActor         = "actor"
+	// ExtCommandDigest is on the events a command caused directly: the
+	// digest of the command (CommandDigest), so a command id used again for
+	// another command is told from a repeat of the same one, also after
+	// JetStream's dedupe window.
+	ExtCommandDigest = "commanddigest"
 )
 
 // Sources: commands name their client, events the side that produced them.
@@ -33,6 +38,7 @@ type Meta struct {
 	CorrelationID string    // id of the command that started the chain
 	CausationID   string    // id of the message that directly caused this one
 	Actor         string    // who asked: a user, a service or a handler
+	CommandDigest string    // on events caused directly by a command: its digest
 	Time          time.Time // when; zero means now
 }
 
@@ -51,7 +57,7 @@ type Message struct {
 }
 
 // exts are licensebus's extensions of a message; "" is absent.
-type exts struct{ correlation, causation, actor string }
+type exts struct{ correlation, causation, actor, digest string }
 
 // ID returns the CloudEvent id.
 func (m *Message) ID() string { return m.Event.ID() }
@@ -74,6 +80,10 @@ func (m *Message) CausationID() string { return m.exts.causation }
 // Actor returns the actor extension.
 func (m *Message) Actor() string { return m.exts.actor }
 
+// CommandDigest returns the commanddigest extension: set on events a
+// command caused directly.
+func (m *Message) CommandDigest() string { return m.exts.digest }
+
 // CloudEvent returns the message as one CloudEvent, its licensebus
 // extensions included (for a structured-mode encoding, say).
 func (m *Message) CloudEvent() event.Event {
@@ -87,8 +97,8 @@ func (m *Message) CloudEvent() event.Event {
 }
 
 // all returns the extensions by name and value; a value "" is absent.
-func (x exts) all() [3][2]string {
-	return [3][2]string{{ExtCorrelationID, x.correlation}, {ExtCausationID, x.causation}, {ExtActor, x.actor}}
+func (x exts) all() [4][2]string {
+	return [4][2]string{{ExtCorrelationID, x.correlation}, {ExtCausationID, x.causation}, {ExtActor, x.actor}, {ExtCommandDigest, x.digest}}
 }
 
 // takeExts moves licensebus's extensions out of e's context (where sdk-go's
@@ -102,7 +112,7 @@ func takeExts(e *event.Event) exts {
 	for _, f := range []struct {
 		name string
 		to   *string
-	}{{ExtCorrelationID, &x.correlation}, {ExtCausationID, &x.causation}, {ExtActor, &x.actor}} {
+	}{{ExtCorrelationID, &x.correlation}, {ExtCausationID, &x.causation}, {ExtActor, &x.actor}, {ExtCommandDigest, &x.digest}} {
 		v, ok := c.Extensions[f.name]
 		if !ok {
 			continue
@@ -148,7 +158,7 @@ func build(t Type, data Data, meta Meta, validate bool) (*Message, error) {
 		return nil, fmt.Errorf("encode %s data: %w", t, err)
 	}
 	a := attrs{owned: true, id: meta.ID, source: meta.Source, typ: string(t), subject: data.Key(), dct: event.ApplicationJSON, has: 7}
-	x := exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor}
+	x := exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor, digest: meta.CommandDigest}
 	if e, ok := a.plainEvent(tm, body); ok {
 		return &Message{Event: e, Info: info, Data: data, exts: x, jsonData: true}, nil
 	}
@@ -169,7 +179,7 @@ func buildGeneral(info Info, data Data, meta Meta, tm time.Time, body []byte) (*
 	if err := e.Validate(); err != nil {
 		return nil, Reject(ReasonMalformed, "invalid CloudEvent: %v", err)
 	}
-	return &Message{Event: e, Info: info, Data: data, exts: exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor},
+	return &Message{Event: e, Info: info, Data: data, exts: exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor, digest: meta.CommandDigest},
 		jsonData: true}, nil
 }
 
@@ -181,14 +191,14 @@ func (m *Message) Subject() string {
 	return EventSubject(m.Info, m.Data)
 }
 
-// Binary returns m as a binary-mode CloudEvent NATS message: one ce-*
-// header per attribute (percent-encoded as the NATS binding asks), the JSON
-// data as payload, and Nats-Msg-Id set to the CloudEvent id so JetStream
-// dedupes repeats. licensebus writes structured mode (NATS); clients may
-// send either.
-func (m *Message) Binary() *nats.Msg {
+// EncodeBinary returns m as a binary-mode CloudEvent NATS message: one
+// ce-* header per attribute (percent-encoded as the NATS binding asks), the
+// JSON data as payload, and Nats-Msg-Id set to the CloudEvent id so
+// JetStream dedupes repeats. licensebus writes structured mode (Encode);
+// clients may send either.
+func (m *Message) EncodeBinary() Msg {
 	e := &m.Event
-	h := make(nats.Header, 12)
+	h := make(map[string][]string, 12)
 	// The values share one array: one allocation instead of one per header.
 	vs := make(values, 0, 11)
 	h["ce-specversion"] = vs.one(e.SpecVersion())
@@ -227,8 +237,8 @@ func (m *Message) Binary() *nats.Msg {
 		}
 		h[extHeader(k)] = vs.one(pctEncode(s))
 	}
-	h[nats.MsgIdHdr] = vs.one(e.ID())
-	return &nats.Msg{Subject: m.Subject(), Header: h, Data: e.DataEncoded}
+	h[MsgIDHeader] = vs.one(e.ID())
+	return Msg{Subject: m.Subject(), Header: h, Data: e.DataEncoded}
 }
 
 // values backs several one-value header slices.
@@ -252,6 +262,8 @@ func extHeader(k string) string {
 		return "ce-" + ExtCausationID
 	case ExtActor:
 		return "ce-" + ExtActor
+	case ExtCommandDigest:
+		return "ce-" + ExtCommandDigest
 	}
 	return "ce-" + k
 }
@@ -263,7 +275,7 @@ func extHeader(k string) string {
 // ReasonInvalidData, ReasonBadUUID or ReasonBadInstallCode. On a data error
 // the returned Message is still filled in, so the caller can correlate the
 // rejection.
-func Decode(h nats.Header, body []byte) (*Message, error) {
+func Decode(h map[string][]string, body []byte) (*Message, error) {
 	e, x, err := decodeEvent(h, body)
 	if err != nil {
 		return nil, err
@@ -283,6 +295,12 @@ func Decode(h nats.Header, body []byte) (*Message, error) {
 	if len(raw) == 0 {
 		return m, Reject(ReasonInvalidData, "%s has no data", e.Type())
 	}
+	// JSON decoders turn bytes that are not UTF-8 into U+FFFD silently: a
+	// command must not be handled as something it did not say. (Events
+	// are licensebus's own writing.)
+	if info.Command && !utf8.Valid(raw) {
+		return m, Reject(ReasonInvalidData, "%s data is not UTF-8", e.Type())
+	}
 	if err := json.Unmarshal(raw, d); err != nil {
 		return m, Reject(ReasonInvalidData, "%s data: %v", e.Type(), err)
 	}
@@ -293,7 +311,7 @@ func Decode(h nats.Header, body []byte) (*Message, error) {
 	return m, nil
 }
 
-func decodeEvent(h nats.Header, body []byte) (event.Event, exts, error) {
+func decodeEvent(h map[string][]string, body []byte) (event.Event, exts, error) {
 	a, other, err := readAttrs(h)
 	if err != nil {
 		return event.Event{}, exts{}, err
@@ -375,7 +393,7 @@ func (a *attrs) general(other [][2]string, t time.Time, body []byte) (event.Even
 // checks cost more than the rest of the decoding. Values are views of the
 // header block until kept (see pctDecode); other holds any other ce-*
 // extension.
-func readAttrs(h nats.Header) (a attrs, other [][2]string, err error) {
+func readAttrs(h map[string][]string) (a attrs, other [][2]string, err error) {
 	for k, vs := range h {
 		if len(vs) == 0 {
 			continue
@@ -408,6 +426,8 @@ func readAttrs(h nats.Header) (a attrs, other [][2]string, err error) {
 				a.causation = v
 			case ExtActor:
 				a.actor = v
+			case ExtCommandDigest:
+				a.digest = v
 			default:
 				other = append(other, [2]string{name, v})
 			}
@@ -438,14 +458,14 @@ func validated(e event.Event) (event.Event, error) {
 type attrs struct {
 	structured                                      bool
 	spec, id, source, typ, subject, schema, dct, ct string
-	tm, correlation, causation, actor               string
+	tm, correlation, causation, actor, digest       string
 	has                                             uint8 // id, source, type present (even if empty)
 	owned                                           bool  // the strings are not views of a header block
 }
 
 // exts returns licensebus's extensions, as strings of their own.
 func (a *attrs) exts() exts {
-	return exts{correlation: a.keep(a.correlation), causation: a.keep(a.causation), actor: a.keep(a.actor)}
+	return exts{correlation: a.keep(a.correlation), causation: a.keep(a.causation), actor: a.keep(a.actor), digest: a.keep(a.digest)}
 }
 
 // keep returns s as a string of its own: header values are views of the
@@ -621,4 +641,17 @@ func unhex(c byte) (byte, bool) {
 // rejection event saying why. The envelope is still validated.
 func NewCommand(t Type, data Data, meta Meta) (*Message, error) {
 	return build(t, data, meta, false)
+}
+
+// MsgIDHeader is JetStream's dedupe header: licensebus sets it to the
+// CloudEvent id.
+const MsgIDHeader = "Nats-Msg-Id"
+
+// Msg is a message as NATS carries it. Header has nats.Header's type
+// underneath, so a nats.Msg is built from it without copying; events
+// itself stays free of the NATS client.
+type Msg struct {
+	Subject string
+	Header  map[string][]string
+	Data    []byte
 }

@@ -36,11 +36,11 @@ func mustNew(t testing.TB, typ events.Type, data events.Data, meta events.Meta) 
 }
 
 // activateMsg is the valid binary-mode message the bad-input cases start from.
-func activateMsg(t testing.TB) *nats.Msg {
+func activateMsg(t testing.TB) events.Msg {
 	t.Helper()
 	return mustNew(t, events.ActivateLicenseType,
 		&events.ActivateLicense{InstallCode: installCd, LicenseID: licenseID},
-		events.Meta{ID: commandID, Source: "/licensebus/cli", Actor: "alice", Time: at}).Binary()
+		events.Meta{ID: commandID, Source: "/licensebus/cli", Actor: "alice", Time: at}).EncodeBinary()
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -64,8 +64,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 	modes := []struct {
 		name   string
-		encode func(*events.Message) *nats.Msg
-	}{{"structured", (*events.Message).NATS}, {"binary", (*events.Message).Binary}}
+		encode func(*events.Message) events.Msg
+	}{{"structured", (*events.Message).Encode}, {"binary", (*events.Message).EncodeBinary}}
 	for _, tt := range tests {
 		for _, mode := range modes {
 			t.Run(tt.name+"/"+mode.name, func(t *testing.T) {
@@ -75,7 +75,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func roundTrip(t *testing.T, m *events.Message, encode func(*events.Message) *nats.Msg, typ events.Type, data events.Data, meta events.Meta) {
+func roundTrip(t *testing.T, m *events.Message, encode func(*events.Message) events.Msg, typ events.Type, data events.Data, meta events.Meta) {
 	t.Helper()
 	tt := struct {
 		typ  events.Type
@@ -127,7 +127,7 @@ func roundTrip(t *testing.T, m *events.Message, encode func(*events.Message) *na
 				t.Fatalf("Data=%#v, want %#v", got.Data, tt.data)
 			}
 			// JetStream dedupes on Nats-Msg-Id, so it must be the event id.
-			if id := msg.Header.Get(nats.MsgIdHdr); id != tt.meta.ID {
+			if id := nats.Header(msg.Header).Get(events.MsgIDHeader); id != tt.meta.ID {
 				t.Fatalf("Nats-Msg-Id=%v, want %v", id, tt.meta.ID)
 			}
 		}
@@ -234,10 +234,10 @@ func TestPercentEncoding(t *testing.T) {
 	m := mustNew(t, events.ActivateLicenseType,
 		&events.ActivateLicense{InstallCode: installCd, LicenseID: licenseID},
 		events.Meta{ID: commandID, Source: source, Actor: actor, Time: at})
-	msg := m.Binary()
+	msg := m.EncodeBinary()
 
 	for _, name := range []string{"ce-actor", "ce-source"} {
-		raw := msg.Header.Get(name)
+		raw := nats.Header(msg.Header).Get(name)
 		if raw == "" {
 			t.Fatalf("%s header missing", name)
 		}
@@ -247,7 +247,7 @@ func TestPercentEncoding(t *testing.T) {
 			}
 		}
 	}
-	if raw := msg.Header.Get("ce-actor"); !strings.Contains(raw, "%25") || !strings.Contains(raw, "%20") {
+	if raw := nats.Header(msg.Header).Get("ce-actor"); !strings.Contains(raw, "%25") || !strings.Contains(raw, "%20") {
 		t.Fatalf("ce-actor=%q, want %%25 and %%20 escapes", raw)
 	}
 
@@ -345,10 +345,10 @@ func TestSentinels(t *testing.T) {
 		sentinel error
 		want     bool
 	}{
-		{"same reason", events.Reject(events.ReasonBadUUID, "x"), events.ErrBadUUID, true},
-		{"other reason", events.Reject(events.ReasonBadUUID, "x"), events.ErrInvalidData, false},
-		{"wrapped", errors.Join(errors.New("ctx"), events.Reject(events.ReasonMalformed, "x")), events.ErrMalformed, true},
-		{"plain error", errors.New("malformed_event"), events.ErrMalformed, false},
+		{"same reason", events.Reject(events.ReasonBadUUID, "x"), &events.Rejection{Reason: events.ReasonBadUUID}, true},
+		{"other reason", events.Reject(events.ReasonBadUUID, "x"), &events.Rejection{Reason: events.ReasonInvalidData}, false},
+		{"wrapped", errors.Join(errors.New("ctx"), events.Reject(events.ReasonMalformed, "x")), &events.Rejection{Reason: events.ReasonMalformed}, true},
+		{"plain error", errors.New("malformed_event"), &events.Rejection{Reason: events.ReasonMalformed}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,6 +43,14 @@ type Register struct {
 	Version     string `json:"version"`
 }
 
+// SetVersion records a SmartServer's new firmware version (after an
+// upgrade or a downgrade). Below 3.3 no license is needed, so going there
+// is refused while licenses are active on it.
+type SetVersion struct {
+	InstallCode string `json:"install_code"`
+	Version     string `json:"version"`
+}
+
 // SetCustomerID is the Save button of the Manage Customer Accounts view.
 type SetCustomerID struct {
 	InstallCode string `json:"install_code"`
@@ -106,6 +114,13 @@ type Registered struct {
 	InstallCode string `json:"install_code"`
 	Name        string `json:"name"`
 	Version     string `json:"version"`
+}
+
+// VersionSet: the SmartServer runs another firmware version.
+type VersionSet struct {
+	InstallCode string `json:"install_code"`
+	Version     string `json:"version"`
+	Previous    string `json:"previous,omitempty"`
 }
 
 // CustomerIDSet: the SmartServer's Customer ID setting changed.

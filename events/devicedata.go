@@ -56,7 +56,7 @@ type DeviceProvisioned struct {
 
 // DeviceDeprovisioned: the device is no longer provisioned. Licenses
 // transferred to the cloud deprovision every device of the SmartServer
-// without one of these per device (see DeviceTable).
+// without one of these per device (see smartserver.Devices).
 type DeviceDeprovisioned struct {
 	InstallCode string `json:"install_code"`
 	DeviceID    string `json:"device_id"`

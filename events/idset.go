@@ -87,3 +87,73 @@ func lowerHex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// Handled remembers the messages that caused events, and of the commands
+// among them the digest of what they asked (CommandDigest): what a handler
+// needs to tell a repeat — no second effect, the first outcome stands —
+// from a command id used again for another command.
+type Handled struct {
+	ids     IDSet
+	digests map[[16]byte][8]byte
+	other   map[string]string
+}
+
+// Add records that id caused an event; digest is the commanddigest the
+// event carried ("" for none).
+func (h *Handled) Add(id, digest string) {
+	h.ids.Add(id)
+	if digest == "" {
+		return
+	}
+	var d [8]byte
+	if u, ok := compactUUID(id); ok && len(digest) == 16 && decodeHex(d[:], digest) {
+		if h.digests == nil {
+			h.digests = make(map[[16]byte][8]byte)
+		}
+		h.digests[u] = d
+		return
+	}
+	if h.other == nil {
+		h.other = make(map[string]string)
+	}
+	h.other[id] = digest
+}
+
+// Lookup reports whether id caused an event, and the digest recorded for
+// it ("" when none was: events written before digests, or not a command).
+func (h *Handled) Lookup(id string) (found bool, digest string) {
+	if !h.ids.Has(id) {
+		return false, ""
+	}
+	if u, ok := compactUUID(id); ok {
+		if d, ok := h.digests[u]; ok {
+			return true, encodeHex(d[:])
+		}
+		return true, ""
+	}
+	return true, h.other[id]
+}
+
+// Len is the number of ids recorded.
+func (h *Handled) Len() int { return h.ids.Len() }
+
+func decodeHex(dst []byte, s string) bool {
+	for i := range dst {
+		hi, ok1 := lowerHex(s[2*i])
+		lo, ok2 := lowerHex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func encodeHex(b []byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 2*len(b))
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(out)
+}

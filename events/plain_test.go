@@ -19,7 +19,7 @@ func TestPlainEventMatchesGeneral(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return m.Binary().Header
+		return m.EncodeBinary().Header
 	}
 	with := func(f func(nats.Header)) nats.Header { h := base(); f(h); return h }
 	tests := []struct {
@@ -144,7 +144,7 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binary := built.Binary()
+	binary := built.EncodeBinary()
 	tests := []struct {
 		name string
 		m    func() (*Message, error)
@@ -155,7 +155,7 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 			return Decode(nats.Header{"Content-Type": []string{"application/cloudevents+json"}}, structured)
 		}},
 		{"structured mode as licensebus writes it", func() (*Message, error) {
-			msg := built.NATS()
+			msg := built.Encode()
 			return Decode(msg.Header, msg.Data)
 		}},
 		{"binary mode with a foreign extension", func() (*Message, error) {
@@ -184,14 +184,14 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 					t.Errorf("CloudEvent without %s", name)
 				}
 			}
-			h := m.Binary().Header
+			h := nats.Header(m.EncodeBinary().Header)
 			if h.Get("ce-correlationid") != "c1" || h.Get("ce-causationid") != "d1" || h.Get("ce-actor") != "user:ann%20lee" {
 				t.Errorf("headers %v", h)
 			}
 			if tt.name == "binary mode with a foreign extension" && h.Get("ce-traceparent") != "00-abc-def-01" {
 				t.Errorf("foreign extension lost: %v", h)
 			}
-			msg := m.NATS()
+			msg := m.Encode()
 			back, err := Decode(msg.Header, msg.Data)
 			if err != nil {
 				t.Fatalf("structured: %v", err)

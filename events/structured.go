@@ -6,39 +6,36 @@ import (
 	"unsafe"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/nats-io/nats.go"
 	"github.com/segmentio/encoding/json"
 )
 
 // ContentTypeStructured is the Content-Type of a structured-mode CloudEvent.
 const ContentTypeStructured = "application/cloudevents+json"
 
-// NATS returns m as a structured-mode CloudEvent NATS message: header
+// Encode returns m as a structured-mode CloudEvent NATS message: header
 // Content-Type application/cloudevents+json, the whole event as JSON in the
 // payload, and Nats-Msg-Id set to the CloudEvent id so JetStream dedupes
 // repeats. Structured, because every reader parses the headers of every
-// message it receives: nats.go builds a map of them, and the thirteen
-// headers of a binary-mode event with its expected-sequence headers cost
-// each reader 0.9-1.0 µs and 2.1 KB per event, against 0.28 µs and 0.75 KB
-// for four.
-func (m *Message) NATS() *nats.Msg {
+// message it receives, and a binary-mode event's dozen headers cost each
+// reader several times what two do (docs/performance.md).
+func (m *Message) Encode() Msg {
 	body, ok := m.appendStructured(make([]byte, 0, structuredSize+len(m.Event.DataEncoded)))
 	if !ok {
 		// JSON cannot carry a string that is not UTF-8 (a foreign id, say)
 		// unchanged; binary mode's percent-encoding can.
 		if !m.utf8Attrs() {
-			return m.Binary()
+			return m.EncodeBinary()
 		}
 		var err error
 		if body, err = m.CloudEvent().MarshalJSON(); err != nil {
-			return m.Binary()
+			return m.EncodeBinary()
 		}
 	}
-	h := make(nats.Header, 2)
+	h := make(map[string][]string, 2)
 	vs := make(values, 0, 2)
 	h["Content-Type"] = vs.one(ContentTypeStructured)
-	h[nats.MsgIdHdr] = vs.one(m.Event.ID())
-	return &nats.Msg{Subject: m.Subject(), Header: h, Data: body}
+	h[MsgIDHeader] = vs.one(m.Event.ID())
+	return Msg{Subject: m.Subject(), Header: h, Data: body}
 }
 
 // structuredSize is about the length of a licensebus event without its data.
@@ -115,7 +112,7 @@ func appendJSONString(b []byte, s string) ([]byte, bool) {
 func (m *Message) utf8Attrs() bool {
 	e := &m.Event
 	for _, s := range []string{e.ID(), e.Source(), e.Type(), e.Subject(), e.DataContentType(), e.DataSchema(),
-		m.exts.correlation, m.exts.causation, m.exts.actor} {
+		m.exts.correlation, m.exts.causation, m.exts.actor, m.exts.digest} {
 		if !utf8.ValidString(s) {
 			return false
 		}
@@ -242,6 +239,8 @@ func (a *attrs) member(key string) (uint16, *string) {
 		return 1 << 9, &a.actor
 	case "data":
 		return 1 << 10, nil
+	case ExtCommandDigest:
+		return 1 << 11, &a.digest
 	}
 	return 0, nil
 }

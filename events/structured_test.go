@@ -20,7 +20,7 @@ func structuredBody(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(m.NATS().Data)
+	return string(m.Encode().Data)
 }
 
 // generalStructured is what sdk-go's parser makes of body, as Decode's

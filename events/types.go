@@ -13,6 +13,7 @@ const (
 	DownloadLicensesType Type = "io.licensebus.smartserver.download_licenses"
 	ActivateLicenseType  Type = "io.licensebus.smartserver.activate_license"
 	TransferToCloudType  Type = "io.licensebus.smartserver.transfer_to_cloud"
+	SetVersionType       Type = "io.licensebus.smartserver.set_version"
 )
 
 // Event types: what happened.
@@ -29,6 +30,7 @@ const (
 	TransferRequestedType   Type = "io.licensebus.smartserver.transfer_requested"
 	LicensesTransferredType Type = "io.licensebus.smartserver.licenses_transferred"
 	RejectedType            Type = "io.licensebus.command.rejected"
+	VersionSetType          Type = "io.licensebus.smartserver.version_set"
 )
 
 // Side says which handler owns a command.
@@ -72,6 +74,10 @@ func Lookup(t Type) (Info, bool) {
 		return Info{t, true, DeviceSide, "smartserver", "activate_license", false, func() Data { return new(ActivateLicense) }}, true
 	case TransferToCloudType:
 		return Info{t, true, DeviceSide, "smartserver", "transfer_to_cloud", false, func() Data { return new(TransferToCloud) }}, true
+	case SetVersionType:
+		return Info{t, true, DeviceSide, "smartserver", "set_version", false, func() Data { return new(SetVersion) }}, true
+	case VersionSetType:
+		return Info{t, false, "", "smartserver", "version_set", true, func() Data { return new(VersionSet) }}, true
 
 	case CustomerCreatedType:
 		return Info{t, false, "", "customer", "created", true, func() Data { return new(CustomerCreated) }}, true
@@ -146,6 +152,7 @@ func Types() []Type {
 		RolloutStartedType, WaveStartedType, TargetStartedType, TargetSucceededType, TargetFailedType,
 		RolloutPausedType, RolloutResumedType, RolloutCancelledType, RolloutAbortedType, RolloutCompletedType,
 		RetryRequestedType,
+		SetVersionType, VersionSetType,
 	}
 }
 

@@ -142,6 +142,20 @@ func (d *Register) Validate() error {
 }
 
 // Validate implements Data.
+func (d *SetVersion) Validate() error {
+	if err := checkInstallCode(d.InstallCode); err != nil {
+		return err
+	}
+	if _, _, ok := ParseVersion(d.Version); !ok {
+		return Reject(ReasonInvalidData, "version %q is not major.minor", d.Version)
+	}
+	return nil
+}
+
+// Validate implements Data.
+func (d *VersionSet) Validate() error { return checkInstallCode(d.InstallCode) }
+
+// Validate implements Data.
 func (d *SetCustomerID) Validate() error {
 	if err := checkInstallCode(d.InstallCode); err != nil {
 		return err
@@ -238,6 +252,8 @@ func (d *Rejected) Validate() error {
 func (d *CreateCustomer) Key() string      { return d.CustomerID }
 func (d *AddLicense) Key() string          { return d.LicenseID }
 func (d *Register) Key() string            { return d.InstallCode }
+func (d *SetVersion) Key() string          { return d.InstallCode }
+func (d *VersionSet) Key() string          { return d.InstallCode }
 func (d *SetCustomerID) Key() string       { return d.InstallCode }
 func (d *DownloadLicenses) Key() string    { return d.InstallCode }
 func (d *ActivateLicense) Key() string     { return d.InstallCode }
@@ -283,4 +299,5 @@ func (d *TransferToCloud) RejectionFields() (string, string, string) { return d.
 func (d *DownloadLicenses) RejectionFields() (string, string, string) { return d.InstallCode, "", "" }
 
 // RejectionFields implements the rejection field hook.
-func (d *Register) RejectionFields() (string, string, string) { return d.InstallCode, "", "" }
+func (d *Register) RejectionFields() (string, string, string)   { return d.InstallCode, "", "" }
+func (d *SetVersion) RejectionFields() (string, string, string) { return d.InstallCode, "", "" }

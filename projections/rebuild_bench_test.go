@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/bustest"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
@@ -62,7 +63,7 @@ func publishPurchases(ctx context.Context, tb testing.TB, js jetstream.JetStream
 		if err != nil {
 			tb.Fatal(err)
 		}
-		f, err := js.PublishMsgAsync(m.NATS())
+		f, err := js.PublishMsgAsync(bus.Msg(m))
 		if err != nil {
 			tb.Fatal(err)
 		}

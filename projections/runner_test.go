@@ -76,7 +76,7 @@ func TestRunnerTapAppliesEachEventOnce(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if futures[i], err = js.PublishMsgAsync(m.NATS()); err != nil {
+					if futures[i], err = js.PublishMsgAsync(bus.Msg(m)); err != nil {
 						t.Fatal(err)
 					}
 					msgs[i] = m
@@ -96,7 +96,7 @@ func TestRunnerTapAppliesEachEventOnce(t *testing.T) {
 				end := last + uint64(k)
 				for i, m := range msgs {
 					seq := last + uint64(i) + 1
-					nm := m.NATS()
+					nm := bus.Msg(m)
 					for range tt.offers {
 						tap.Offer(bus.FeedEvent{Seq: seq, Pending: end - seq, Subject: nm.Subject, Header: nm.Header, Data: nm.Data, Message: m})
 					}
@@ -269,7 +269,7 @@ func publishRegistered(ctx context.Context, t *testing.T, js jetstream.JetStream
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.PublishMsg(ctx, m.NATS()); err != nil {
+		if _, err := js.PublishMsg(ctx, bus.Msg(m)); err != nil {
 			t.Fatal(err)
 		}
 	}

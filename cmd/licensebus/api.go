@@ -57,7 +57,7 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 	var p client.Params
 	if err == nil && len(msg.Data) > 0 {
 		if jerr := json.Unmarshal(msg.Data, &p); jerr != nil {
-			s.respond(msg, nil, &client.APIError{Code: "bad_request", Message: jerr.Error()})
+			s.respond(msg, nil, &client.APIError{Code: string(events.ReasonBadRequest), Message: jerr.Error()})
 			return
 		}
 	}
@@ -67,7 +67,7 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 		data, err = s.query(ctx, query, p)
 	}
 	if err != nil {
-		code := "internal"
+		code := string(events.ReasonInternal)
 		switch {
 		case errors.Is(err, licensing.ErrUnknownServer), errors.Is(err, devices.ErrUnknownServer):
 			code = string(events.ReasonUnknownServer)
@@ -78,8 +78,8 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 		case events.AsRejection(err) != nil:
 			code = string(events.AsRejection(err).Reason)
 		case errors.Is(err, client.ErrUnknownQuery):
-			code = "unknown_query"
-		case errors.Is(err, errPending):
+			code = string(events.ReasonUnknownQuery)
+		case errors.Is(err, client.ErrPending):
 			code = client.CodePending
 		}
 		s.respond(msg, nil, &client.APIError{Code: code, Message: err.Error()})
@@ -123,7 +123,7 @@ func (s *Server) query(ctx context.Context, q string, p client.Params) (any, err
 	case client.QueryStatus:
 		return s.status(ctx)
 	case client.QueryOutcome:
-		return s.outcome(ctx, p)
+		return client.AwaitOutcome(ctx, s.outcomesKV, p)
 	}
 	return nil, client.ErrUnknownQuery
 }

@@ -16,16 +16,17 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
-	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/events/audit"
+	auditlog "github.com/licensebus/licensebus/internal/audit"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // waitAudited waits until the trail records every source message.
-func waitAudited(tb testing.TB, js jetstream.JetStream) audit.Status {
+func waitAudited(tb testing.TB, js jetstream.JetStream) auditlog.Status {
 	tb.Helper()
 	ctx := ctxFor(tb, 30*time.Second)
 	for {
-		st, err := audit.ReadStatus(ctx, js)
+		st, err := auditlog.ReadStatus(ctx, js)
 		if err == nil && st.Behind() == 0 && st.Seq > 0 {
 			return st
 		}
@@ -381,7 +382,7 @@ func TestAuditTrail(t *testing.T) {
 		}
 		// A forger who knows the format publishes a well-chained entry for an
 		// event that never happened straight onto the audit subject.
-		forged := audit.Derive(audit.SourceMsg{Stream: events.EventsStream, Seq: st.Cursor.Events + 1, Subject: "lb.evt.license." + lid + ".released",
+		forged := auditlog.Derive(auditlog.SourceMsg{Stream: events.EventsStream, Seq: st.Cursor.Events + 1, Subject: "lb.evt.license." + lid + ".released",
 			Time: time.Now(), Data: []byte(`{"license_id":"` + lid + `","install_code":"` + ic + `"}`)})
 		forged.Seq, forged.Cursor = st.Seq+1, st.Cursor.Advance(events.EventsStream, st.Cursor.Events+1)
 		raw, err := audit.Seal(&forged, st.Hash)

@@ -77,7 +77,7 @@ func (r *refusals) asyncError(_ *nats.Conn, _ *nats.Subscription, err error) {
 	if r.creds != "" {
 		who = "with credentials " + r.creds
 	}
-	r.denied = events.Reject(reasonPermissionDenied, "%s (%s)", what, who)
+	r.denied = events.Reject(events.ReasonPermissionDenied, "%s (%s)", what, who)
 	if r.cancel != nil {
 		r.cancel(r.denied)
 	}
@@ -113,9 +113,17 @@ func (a *app) reportRefusals(c *cobra.Command) {
 
 // dial connects the CLI to NATS as the identity of its creds file. An
 // unreadable or malformed creds file, and a connection the server refuses,
-// are named with what is wrong.
-func (a *app) dial(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name(name), nats.Timeout(5 * time.Second), nats.ErrorHandler(a.refused.asyncError)}
+// are named with what is wrong. A permission violation refuses the
+// command; other asynchronous errors go to onError, if given.
+func (a *app) dial(name string, onError nats.ErrHandler, extra ...nats.Option) (*nats.Conn, error) {
+	handler := func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			a.refused.asyncError(nc, sub, err)
+		} else if onError != nil {
+			onError(nc, sub, err)
+		}
+	}
+	opts := append([]nats.Option{nats.Name(name), nats.Timeout(5 * time.Second), nats.ErrorHandler(handler)}, extra...)
 	path := a.credsPath()
 	var c *auth.Creds
 	if path != "" {
@@ -124,6 +132,7 @@ func (a *app) dial(name string) (*nats.Conn, error) {
 			return nil, fmt.Errorf("credentials %s: %w", path, err)
 		}
 		opts = append(opts, credsOptions(c)...)
+		a.identity = c.Identity()
 	}
 	a.refused.mu.Lock()
 	a.refused.creds = path

@@ -22,8 +22,9 @@ import (
 
 func (a *app) credsCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "creds",
-		Short: "Credentials on the bus: who may connect, and what each may do",
+		Use:     "creds",
+		Short:   "Credentials on the bus: who may connect, and what each may do",
+		Example: "  licensebus creds issue smartserver IC-0001 --out IC-0001.creds\n  licensebus creds list\n  licensebus creds revoke IC-0001",
 		Long: `Every connection to licensebus's NATS is someone: a SmartServer (its own
 commands and queries), a reader (events, audit trail, views, dead letters), an
 operator (what an admin does with this CLI) or serve itself. The NATS server
@@ -38,8 +39,9 @@ func (a *app) credsIssueCmd() *cobra.Command {
 	var out, accountSeed, account string
 	var expires time.Duration
 	cmd := &cobra.Command{
-		Use:   "issue smartserver|reader|operator NAME --out FILE [--expires 8760h]",
-		Short: "Issue credentials: a SmartServer's (NAME is its install code), a reader's or an operator's",
+		Use:     "issue smartserver|reader|operator NAME --out FILE [--expires 8760h]",
+		Short:   "Issue credentials: a SmartServer's (NAME is its install code), a reader's or an operator's",
+		Example: "  licensebus creds issue smartserver IC-0001 --out IC-0001.creds --expires 8760h\n  licensebus creds issue reader audit-team --out audit-team.creds\n  licensebus creds issue operator alice --out alice.creds\n  # on a NATS licensebus does not run: sign with the account's scoped key of the role\n  licensebus creds issue smartserver IC-0002 --out IC-0002.creds --account-seed smartserver-sk.nk --account ACCOUNT_PUBLIC_KEY",
 		Long: `Issue credentials and write them to a new creds file (mode 0600).
 
 The key pair is made here and the seed never leaves this machine: serve signs
@@ -143,9 +145,9 @@ func (a *app) signLocally(ctx context.Context, id auth.Identity, pub string, unt
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, closeFn, err := a.connect(rctx)
+	c, err := a.connect(rctx)
 	if err == nil {
-		defer closeFn()
+		defer c.Close()
 		err = c.Query(rctx, client.QueryCredsRecord, client.Params{Creds: &client.CredsParams{JWT: token}}, &rec)
 	}
 	if err != nil {
@@ -163,9 +165,10 @@ func when(t *time.Time) string {
 
 func (a *app) credsListCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "list",
-		Short: "List issued credentials: name, role, install code, public key, issued, expires, revoked",
-		Args:  cobra.NoArgs,
+		Use:     "list",
+		Short:   "List issued credentials: name, role, install code, public key, issued, expires, revoked",
+		Example: "  licensebus creds list\n  licensebus creds list -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				var recs []auth.Record
@@ -188,9 +191,10 @@ func (a *app) credsListCmd() *cobra.Command {
 
 func (a *app) credsRevokeCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "revoke NAME",
-		Short: "Revoke credentials: new connections are refused at once, live ones closed",
-		Args:  exactArgs(1),
+		Use:     "revoke NAME",
+		Short:   "Revoke credentials: new connections are refused at once, live ones closed",
+		Example: "  licensebus creds revoke IC-0001",
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				var r credsRevoked
@@ -213,8 +217,9 @@ func (a *app) credsRevokeCmd() *cobra.Command {
 func (a *app) credsRolesCmd() *cobra.Command {
 	var nsc bool
 	cmd := &cobra.Command{
-		Use:   "roles [--nsc]",
-		Short: "Show what each role may publish and subscribe to, as the NATS server enforces it",
+		Use:     "roles [--nsc]",
+		Short:   "Show what each role may publish and subscribe to, as the NATS server enforces it",
+		Example: "  licensebus creds roles\n  licensebus creds roles -o json\n  licensebus creds roles --nsc",
 		Long: `Show each role's permissions: the template of its scoped signing key, where
 the NATS server puts the user's name for {{name()}} (a SmartServer's name is
 its install code). --nsc prints the nsc commands that give an account of a

@@ -14,12 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Codes of refused credentials queries.
-const (
-	codeAuthOff  = "auth_off"
-	codeNotFound = "not_found"
-)
-
 // credsGroup is the queue group of the credentials queries every serve
 // answers from the shared record: one of them answers each request.
 const credsGroup = "licensebus-creds"
@@ -41,11 +35,11 @@ func (ac *access) serveCreds(ctx context.Context, s *Server) error {
 			go func() {
 				var p client.Params
 				if err := json.Unmarshal(msg.Data, &p); err != nil {
-					s.respond(msg, nil, &client.APIError{Code: "bad_request", Message: err.Error()})
+					s.respond(msg, nil, &client.APIError{Code: string(events.ReasonBadRequest), Message: err.Error()})
 					return
 				}
 				if ac.registry == nil {
-					s.respond(msg, nil, &client.APIError{Code: codeAuthOff, Message: codeAuthOff + ": serve runs with --no-auth: there are no credentials"})
+					s.respond(msg, nil, credsError(events.Reject(events.ReasonNotFound, "serve runs with --no-auth: there are no credentials")))
 					return
 				}
 				data, err := h(ctx, p)
@@ -215,12 +209,12 @@ func credsError(err error) *client.APIError {
 	if r := events.AsRejection(err); r != nil {
 		return &client.APIError{Code: string(r.Reason), Message: r.Error()}
 	}
-	code := "internal"
+	code := string(events.ReasonInternal)
 	switch {
 	case errors.Is(err, auth.ErrNameInUse):
 		code = string(events.ReasonAlreadyExists)
 	case errors.Is(err, auth.ErrUnknown):
-		code = codeNotFound
+		code = string(events.ReasonNotFound)
 	}
 	return &client.APIError{Code: code, Message: code + ": " + err.Error()}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/events"
@@ -21,19 +19,7 @@ func (a *app) customerCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.CreateCustomerType, &events.CreateCustomer{CustomerID: id, Name: name}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				var d events.CustomerCreated
-				if err := json.Unmarshal(out.Data, &d); err != nil {
-					return err
-				}
-				if a.output == "json" {
-					return a.emit(d, nil, nil)
-				}
-				fmt.Fprintln(a.stdout, d.CustomerID)
-				return nil
+				return a.do(ctx, c, events.CreateCustomerType, &events.CreateCustomer{CustomerID: id, Name: name})
 			})
 		},
 	}
@@ -61,7 +47,7 @@ func (a *app) customerCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(a.sends(create), list)
 	return cmd
 }
 

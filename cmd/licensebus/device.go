@@ -20,7 +20,7 @@ import (
 
 func (a *app) deviceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "device", Short: "DMM devices (LON, BACnet, Modbus) and their colours"}
-	cmd.AddCommand(a.deviceAddCmd(), a.deviceRemoveCmd(), a.deviceListCmd(), a.deviceProvisionCmd(), a.deviceWatchCmd())
+	cmd.AddCommand(a.sends(a.deviceAddCmd()), a.sends(a.deviceRemoveCmd()), a.deviceListCmd(), a.sends(a.deviceProvisionCmd()), a.deviceWatchCmd())
 	return cmd
 }
 
@@ -33,19 +33,7 @@ func (a *app) deviceAddCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d.InstallCode = args[0]
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.AddDeviceType, &d, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				var added events.DeviceAdded
-				if err := json.Unmarshal(out.Data, &added); err != nil {
-					return err
-				}
-				if a.output == "json" {
-					return a.emit(added, nil, nil)
-				}
-				fmt.Fprintln(a.stdout, added.DeviceID)
-				return nil
+				return a.do(ctx, c, events.AddDeviceType, &d)
 			})
 		},
 	}
@@ -53,6 +41,7 @@ func (a *app) deviceAddCmd() *cobra.Command {
 	cmd.Flags().StringVar(&d.Name, "name", "", "device name")
 	cmd.Flags().StringVar(&d.DeviceID, "device-id", "", "Device ID to use (default: a new UUID)")
 	_ = cmd.MarkFlagRequired("protocol")
+	enumFlag(cmd, "protocol", events.LON, events.BACnet, events.Modbus)
 	return cmd
 }
 
@@ -63,11 +52,7 @@ func (a *app) deviceRemoveCmd() *cobra.Command {
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.RemoveDeviceType, &events.RemoveDevice{InstallCode: args[0], DeviceID: args[1]}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				return a.done(out, "device %s removed from SmartServer %s", args[1], args[0])
+				return a.do(ctx, c, events.RemoveDeviceType, &events.RemoveDevice{InstallCode: args[0], DeviceID: args[1]})
 			})
 		},
 	}
@@ -111,15 +96,6 @@ func (a *app) deviceListCmd() *cobra.Command {
 	}
 }
 
-// provisioning is one line of `device provision` output.
-type provisioning struct {
-	DeviceID  string `json:"device_id"`
-	CommandID string `json:"command_id"`
-	Status    string `json:"status"` // provisioned | rejected
-	Reason    string `json:"reason,omitempty"`
-	Message   string `json:"message,omitempty"`
-}
-
 func (a *app) deviceProvisionCmd() *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
@@ -147,44 +123,26 @@ func (a *app) deviceProvisionCmd() *cobra.Command {
 					fmt.Fprintln(a.stderr, "no blue devices to provision")
 					return nil
 				}
-				// One batch command per MaxDeviceBatch devices.
-				var res []provisioning
-				var refused error
+				// One batch command per MaxDeviceBatch devices, all stored
+				// before any is waited for.
+				var batches [][]string
 				for start := 0; start < len(ids); start += events.MaxDeviceBatch {
-					batch := ids[start:min(start+events.MaxDeviceBatch, len(ids))]
-					out, err := c.Do(ctx, events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: batch}, client.SendOptions{})
-					if out == nil {
-						return err
-					}
+					batches = append(batches, ids[start:min(start+events.MaxDeviceBatch, len(ids))])
+				}
+				base, cmdIDs := a.commandIDs(len(batches))
+				cmds := make([]sent, len(batches))
+				for i, batch := range batches {
+					s, err := a.send(ctx, c, events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: batch}, client.SendOptions{ID: cmdIDs[i]})
 					if err != nil {
-						refused = err
-						for _, id := range batch {
-							res = append(res, provisioning{DeviceID: id, CommandID: out.CorrelationID, Status: "rejected", Reason: out.Reason, Message: out.Message})
-						}
-						continue
-					}
-					var d events.DevicesProvisioned
-					if err := json.Unmarshal(out.Data, &d); err != nil {
 						return err
 					}
-					for _, id := range d.DeviceIDs {
-						res = append(res, provisioning{DeviceID: id, CommandID: out.CorrelationID, Status: "provisioned"})
-					}
-					for _, r := range d.Refused {
-						res = append(res, provisioning{DeviceID: r.DeviceID, CommandID: out.CorrelationID, Status: "rejected", Reason: string(r.Reason), Message: r.Message})
-						if refused == nil {
-							refused = &events.Rejection{Reason: r.Reason, Message: r.Message}
-						}
-					}
+					s.DeviceIDs = batch
+					cmds[i] = s
 				}
-				t := make([]table.Row, len(res))
-				for i, r := range res {
-					t[i] = table.Row{r.DeviceID, r.Status, r.Message}
-				}
-				if err := a.emit(res, table.Row{"Device ID", "Status", "Reason"}, t); err != nil {
+				if err := a.await(ctx, c, cmds, base); err != nil {
 					return err
 				}
-				return refused
+				return a.finish(ctx, c, cmds)
 			})
 		},
 	}
@@ -199,11 +157,11 @@ func (a *app) deviceWatchCmd() *cobra.Command {
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, closeFn, err := a.connect(ctx)
+			c, err := a.connect(ctx)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
+			defer c.Close()
 			kv, err := c.JetStream().KeyValue(ctx, projections.Bucket(devices.New()))
 			if err != nil {
 				return fmt.Errorf("devices view (is licensebus serve running?): %w", err)
@@ -232,6 +190,8 @@ func (a *app) deviceWatchCmd() *cobra.Command {
 				select {
 				case <-ctx.Done():
 					return nil
+				case <-c.lost:
+					return c.lostErr(a.natsURL)
 				case e, ok := <-w.Updates():
 					if !ok {
 						return nil
@@ -296,11 +256,7 @@ func (a *app) autoProvisionCmd() *cobra.Command {
 				return usageError{fmt.Errorf("say on or off, not %q", args[1])}
 			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.SetAutoProvisionType, &events.SetAutoProvision{InstallCode: args[0], Enabled: on}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				return a.done(out, "reactive provisioning on SmartServer %s: %s", args[0], args[1])
+				return a.do(ctx, c, events.SetAutoProvisionType, &events.SetAutoProvision{InstallCode: args[0], Enabled: on})
 			})
 		},
 	}

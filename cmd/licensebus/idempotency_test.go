@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/device"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/nats-io/nats.go"
 )
@@ -61,7 +62,7 @@ func TestRepeatedCommandHasOneEffect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg := m.NATS()
+			msg := bus.Msg(m)
 			msg.Header.Set(nats.MsgIdHdr, id+"-after-window")
 			if _, err := js.PublishMsg(ctx, msg); err != nil {
 				t.Fatal(err)

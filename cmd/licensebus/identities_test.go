@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
-	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
@@ -201,7 +201,7 @@ func TestIdentitiesOnTheBus(t *testing.T) {
 		{"reader", "read a view", kvGet("licensebus_view_licensing", "license."+lid)},
 		{"reader", "ask a fleet view", ask(client.QueryCustomers, client.Params{})},
 		{"reader", "ask a SmartServer's view", ask(client.QueryManage, client.Params{InstallCode: "IC-B"})},
-		{"reader", "wait for any outcome", ask(client.QueryOutcome, client.Params{CorrelationID: otherOut.CorrelationID})},
+		{"reader", "wait for any outcome", ask(client.QueryOutcome, client.Params{CorrelationIDs: []string{otherOut.CorrelationID}})},
 		{"reader", "hear every event live", subscribe("lb.evt.>")},
 		{"operator", "send a cloud command", command(events.CreateCustomerType, &events.CreateCustomer{Name: "by alice"})},
 		{"operator", "send any SmartServer's command", command(events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: "IC-B"})},
@@ -543,7 +543,7 @@ func TestServeNoAuth(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, adminCredsFile)); err == nil {
 		t.Error("serve --no-auth wrote admin.creds")
 	}
-	if r := cli(t, url, "creds", "list"); r.code != exitRefused || !strings.Contains(r.err, "auth_off") {
+	if r := cli(t, url, "creds", "list"); r.code != exitRefused || !strings.Contains(r.err, "--no-auth") {
 		t.Errorf("creds list without auth: exit %d, stderr %q", r.code, r.err)
 	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/events"
@@ -21,19 +19,7 @@ func (a *app) licenseCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.AddLicenseType, &d, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				var added events.LicenseAdded
-				if err := json.Unmarshal(out.Data, &added); err != nil {
-					return err
-				}
-				if a.output == "json" {
-					return a.emit(added, nil, nil)
-				}
-				fmt.Fprintln(a.stdout, added.LicenseID)
-				return nil
+				return a.do(ctx, c, events.AddLicenseType, &d)
 			})
 		},
 	}
@@ -43,6 +29,7 @@ func (a *app) licenseCmd() *cobra.Command {
 	f.IntVar(&d.Devices, "devices", 0, "devices covered (required)")
 	f.StringVar(&d.Expires, "expires", "", "expiry date YYYY-MM-DD (maintenance)")
 	f.StringVar(&d.LicenseID, "license-id", "", "License ID to use (default: a new UUID)")
+	enumFlag(add, "kind", events.Capacity, events.Maintenance)
 	for _, n := range []string{"customer", "kind", "devices"} {
 		_ = add.MarkFlagRequired(n)
 	}
@@ -60,15 +47,16 @@ func (a *app) licenseCmd() *cobra.Command {
 				}
 				t := make([]table.Row, len(rows))
 				for i, r := range rows {
-					t[i] = table.Row{r.LicenseID, r.CustomerID, r.Description, r.Status, r.InstallCode, r.ActivationDate, r.TransferDate}
+					t[i] = table.Row{r.LicenseID, r.CustomerID, r.Description, r.Status, r.SegmentController, r.InstallCode, r.ActivationDate, r.TransferDate}
 				}
-				return a.emit(rows, table.Row{"License ID", "Customer ID", "Description", "Status", "Install Code", "Activation Date", "Transfer Date"}, t)
+				return a.emit(rows, table.Row{"License ID", "Customer ID", "Description", "Status", "Segment Controller", "Install Code", "Activation Date", "Transfer Date"}, t)
 			})
 		},
 	}
 	list.Flags().StringVar(&p.CustomerID, "customer", "", "only this customer's licenses")
 	list.Flags().StringVar(&p.InstallCode, "smartserver", "", "only licenses on this SmartServer")
-	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state")
-	cmd.AddCommand(add, list)
+	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state: cloud, activating, active or transferring")
+	enumFlag(list, "state", licensing.StateCloud, licensing.StateActivating, licensing.StateActive, licensing.StateTransferring)
+	cmd.AddCommand(a.sends(add), list)
 	return cmd
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/rollout"
@@ -23,11 +22,11 @@ import (
 
 func (a *app) rolloutCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Fleet-wide license rollouts in waves"}
-	cmd.AddCommand(a.rolloutStartCmd(events.RolloutActivate), a.rolloutStartCmd(events.RolloutTransfer), a.rolloutStatusCmd(), a.rolloutListCmd(),
-		a.rolloutRefCmd("pause", "Stop starting targets; those in flight finish", events.PauseRolloutType),
-		a.rolloutRefCmd("resume", "Go on with a paused rollout", events.ResumeRolloutType),
-		a.rolloutRefCmd("cancel", "Stop a rollout for good; targets in flight finish", events.CancelRolloutType),
-		a.rolloutRefCmd("retry-failed", "Run the failed targets of a finished rollout again", events.RetryFailedType))
+	cmd.AddCommand(a.sends(a.rolloutStartCmd(events.RolloutActivate)), a.sends(a.rolloutStartCmd(events.RolloutTransfer)), a.rolloutStatusCmd(), a.rolloutListCmd(),
+		a.sends(a.rolloutRefCmd("pause", "Stop starting targets; those in flight finish", events.PauseRolloutType)),
+		a.sends(a.rolloutRefCmd("resume", "Go on with a paused rollout", events.ResumeRolloutType)),
+		a.sends(a.rolloutRefCmd("cancel", "Stop a rollout for good; targets in flight finish", events.CancelRolloutType)),
+		a.sends(a.rolloutRefCmd("retry-failed", "Run the failed targets of a finished rollout again", events.RetryFailedType)))
 	return cmd
 }
 
@@ -61,23 +60,26 @@ func (a *app) rolloutStartCmd(kind string) *cobra.Command {
 					}
 					return a.printPlan(p)
 				}
-				id := uuid.NewString()
-				cmdID := a.cmdID
-				if cmdID == "" {
-					cmdID = uuid.NewString()
-				}
-				// The rollout id is the correlation id of everything it does.
-				if _, err := c.Do(ctx, events.StartRolloutType, &events.StartRollout{RolloutID: id, Spec: spec}, client.SendOptions{ID: cmdID, CorrelationID: id}); err != nil {
+				cmdID, _ := a.commandIDs(1)
+				// The rollout id is the correlation id of everything it does;
+				// derived from the command id, a repeated command waits on
+				// the same one and finds the first outcome.
+				id := client.RolloutID(cmdID)
+				s, err := a.send(ctx, c, events.StartRolloutType, &events.StartRollout{RolloutID: id, Spec: spec}, client.SendOptions{ID: cmdID, CorrelationID: id})
+				if err != nil {
 					return err
 				}
-				if !f.wait {
-					if a.output == "json" {
-						return a.emit(map[string]string{"rollout_id": id}, nil, nil)
-					}
-					fmt.Fprintln(a.stdout, id)
-					return nil
+				cmds := []sent{s}
+				if err := a.await(ctx, c, cmds, cmdID); err != nil {
+					return err
 				}
-				return a.followRollout(cmd.Context(), c, id)
+				if !f.wait || cmds[0].Out.Status == "rejected" {
+					return a.finish(ctx, c, cmds)
+				}
+				if a.output != "json" {
+					fmt.Fprintf(a.stderr, "rollout %s started; Ctrl-C stops following it, not the rollout\n", id)
+				}
+				return a.followRollout(cmd.Context(), c, id, cmdID)
 			})
 		},
 	}
@@ -232,7 +234,14 @@ func (a *app) printPlan(p rollout.Plan) error {
 	var rows []table.Row
 	for _, w := range p.Waves {
 		for _, t := range w.Targets {
-			what := strings.Join(t.LicenseIDs, " ")
+			var ls []string
+			for _, l := range t.Licenses {
+				ls = append(ls, l.LicenseID+" ("+l.Label()+")")
+			}
+			what := strings.Join(ls, ", ")
+			if p.Kind == events.RolloutTransfer && what != "" {
+				what = "gives back " + what
+			}
 			if t.Refusal != "" {
 				what = string(t.Refusal) + ": " + t.Message
 			}
@@ -243,7 +252,7 @@ func (a *app) printPlan(p rollout.Plan) error {
 		return err
 	}
 	if a.output != "json" {
-		fmt.Fprintf(a.stdout, "dry run: %d targets in %d waves, %d ready, %d would be refused; nothing was changed\n", p.Targets, len(p.Waves), p.Ready, p.Refused)
+		fmt.Fprintf(a.stdout, "dry run: %s in %s, %d ready, %d would be refused; nothing was changed\n", count(p.Targets, "target"), count(len(p.Waves), "wave"), p.Ready, p.Refused)
 	}
 	return nil
 }
@@ -257,13 +266,13 @@ func (a *app) rolloutStatusCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				if watch {
-					return a.followRollout(cmd.Context(), c, args[0])
+					return a.followRollout(cmd.Context(), c, args[0], "")
 				}
 				var d rollouts.Detail
 				if err := c.Query(ctx, client.QueryRollout, client.Params{RolloutID: args[0]}, &d); err != nil {
 					return err
 				}
-				return a.printRollout(d)
+				return a.printRollout(d, "")
 			})
 		},
 	}
@@ -271,17 +280,45 @@ func (a *app) rolloutStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printRollout(d rollouts.Detail) error {
-	if a.output == "json" {
+// printRollout prints a rollout's status (with the id of the command that
+// started it, if this one did); once it ended with failed targets or
+// aborted, it is an error that says how many failed (exit 1).
+func (a *app) printRollout(d rollouts.Detail, cmdID string) error {
+	if err := a.rolloutReport(d, cmdID); err != nil {
+		return err
+	}
+	return rolloutFailed(d)
+}
+
+// rolloutFailed is the refusal of an ended rollout that failed, else nil.
+func rolloutFailed(d rollouts.Detail) error {
+	switch d.Status {
+	case "completed", "aborted", "cancelled":
+	default:
+		return nil // still under way: nothing has failed for good
+	}
+	if d.Counts.Failed == 0 && d.Status != "aborted" {
+		return nil
+	}
+	msg := fmt.Sprintf("rollout %s %s: %d of %s failed", d.RolloutID, d.Status, d.Counts.Failed, count(d.Counts.Total, "target"))
+	if d.Counts.Skipped > 0 {
+		msg += fmt.Sprintf(", %d skipped", d.Counts.Skipped)
+	}
+	if d.Abort != "" {
+		msg += " (" + d.Abort + ")"
+	}
+	return refusedError{errors.New(msg)}
+}
+
+func (a *app) rolloutReport(d rollouts.Detail, cmdID string) error {
+	switch {
+	case a.output == "json" && cmdID != "":
+		return a.emitWithID(cmdID, d)
+	case a.output == "json":
 		return a.emit(d, nil, nil)
 	}
-	done := d.Counts.Succeeded + d.Counts.Failed + d.Counts.Skipped
-	bar := progressbar.NewOptions(max(1, d.Counts.Total), progressbar.OptionSetWriter(a.stdout), progressbar.OptionSetWidth(40),
-		progressbar.OptionShowCount(), progressbar.OptionSetDescription(fmt.Sprintf("%s %s", d.Kind, d.Status)))
-	_ = bar.Set(done)
-	fmt.Fprintln(a.stdout)
-	fmt.Fprintf(a.stdout, "rollout %s: %s — %d succeeded, %d failed, %d running, %d pending, %d skipped of %d\n", d.RolloutID, d.Status,
-		d.Counts.Succeeded, d.Counts.Failed, d.Counts.Running, d.Counts.Pending, d.Counts.Skipped, d.Counts.Total)
+	fmt.Fprintf(a.stdout, "rollout %s: %s — %d succeeded, %d failed, %d running, %d pending, %d skipped of %s\n", d.RolloutID, d.Status,
+		d.Counts.Succeeded, d.Counts.Failed, d.Counts.Running, d.Counts.Pending, d.Counts.Skipped, count(d.Counts.Total, "target"))
 	if d.Abort != "" {
 		fmt.Fprintf(a.stdout, "aborted: %s\n", d.Abort)
 	}
@@ -303,37 +340,55 @@ func (a *app) printRollout(d rollouts.Detail) error {
 	return a.emit(nil, table.Row{"Wave", "Install Code", "Status", "Attempts", "Licenses", "Reason"}, targets)
 }
 
-// followRollout shows a live progress bar until the rollout ends.
-func (a *app) followRollout(ctx context.Context, c *client.Client, id string) error {
+// followRollout shows the progress of a rollout on stderr until it ends,
+// then prints its status: a progress bar on a terminal, else a plain line
+// whenever the counts change (redraws would garble a log or a pipe).
+func (a *app) followRollout(ctx context.Context, c *client.Client, id, cmdID string) error {
 	var bar *progressbar.ProgressBar
-	for {
+	var last rollouts.Counts
+	for i := 0; ; i++ {
 		var d rollouts.Detail
 		qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.Query(qctx, client.QueryRollout, client.Params{RolloutID: id}, &d)
 		cancel()
 		if err != nil {
+			if ctx.Err() != nil {
+				return a.stoppedFollowing(ctx, id)
+			}
 			return err
 		}
-		if bar == nil && a.output != "json" {
-			bar = progressbar.NewOptions(max(1, d.Counts.Total), progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetWidth(40),
-				progressbar.OptionShowCount(), progressbar.OptionSetDescription(d.Kind))
-		}
-		if bar != nil {
+		switch {
+		case a.output == "json":
+		case a.terminal(a.stderr):
+			if bar == nil {
+				bar = progressbar.NewOptions(max(1, d.Counts.Total), progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetWidth(40),
+					progressbar.OptionShowCount(), progressbar.OptionSetDescription(d.Kind))
+			}
 			_ = bar.Set(d.Counts.Succeeded + d.Counts.Failed)
+		case i == 0 || d.Counts != last:
+			fmt.Fprintf(a.stderr, "rollout %s: %s, %d of %s done (%d succeeded, %d failed)\n", id, d.Status,
+				d.Counts.Succeeded+d.Counts.Failed+d.Counts.Skipped, count(d.Counts.Total, "target"), d.Counts.Succeeded, d.Counts.Failed)
 		}
+		last = d.Counts
 		switch d.Status {
 		case "completed", "aborted", "cancelled":
 			if bar != nil {
 				fmt.Fprintln(a.stderr)
 			}
-			return a.printRollout(d)
+			return a.printRollout(d, cmdID)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return a.stoppedFollowing(ctx, id)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// stoppedFollowing is the error of a rollout no longer followed: it goes
+// on, and its id says how to follow it again.
+func (a *app) stoppedFollowing(ctx context.Context, id string) error {
+	return a.ended(ctx, fmt.Errorf("rollout %s goes on; follow it with `licensebus rollout status %s --watch`", id, id))
 }
 
 func (a *app) rolloutListCmd() *cobra.Command {
@@ -364,11 +419,7 @@ func (a *app) rolloutRefCmd(verb, short string, t events.Type) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, t, &events.RolloutRef{RolloutID: args[0]}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				return a.done(out, "rollout %s: %s", args[0], strings.TrimPrefix(out.EventType, "io.licensebus.rollout."))
+				return a.do(ctx, c, t, &events.RolloutRef{RolloutID: args[0]})
 			})
 		},
 	}

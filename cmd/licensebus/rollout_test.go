@@ -145,8 +145,8 @@ func TestRolloutAbortAndRetryFailed(t *testing.T) {
 			t.Fatalf("target %s failed with %s, want unknown_smartserver", tg.InstallCode, tg.Reason)
 		}
 	}
-	if out := mustCLI(t, url, "rollout", "status", id); !strings.Contains(out, "aborted: failed>20%,min=4 tripped") || !strings.Contains(out, "unknown_smartserver") {
-		t.Fatalf("status lacks the abort reason or target reasons:\n%s", out)
+	if r := cli(t, url, "rollout", "status", id); r.code != exitRefused || !strings.Contains(r.out, "aborted: failed>20%,min=4 tripped") || !strings.Contains(r.out, "unknown_smartserver") {
+		t.Fatalf("status of the aborted rollout: exit %d, stdout:\n%s\nwant exit 1 with the abort reason and target reasons", r.code, r.out)
 	}
 
 	// The missing SmartServers appear; retry-failed runs exactly those.
@@ -158,6 +158,7 @@ func TestRolloutAbortAndRetryFailed(t *testing.T) {
 	if d.Counts.Succeeded != 5 || d.Counts.Failed != 0 || d.Counts.Skipped != 4 {
 		t.Fatalf("after retry: %+v, want 5 succeeded and the 4 unreached still skipped", d.Counts)
 	}
+	mustCLI(t, url, "rollout", "status", id) // completed, nothing failed: exit 0
 	started := map[string]int{}
 	for _, m := range rolloutEvents(t, js, id) {
 		if ts, ok := m.Data.(*events.TargetStarted); ok {
@@ -278,5 +279,117 @@ func TestRolloutRaceAndRestart(t *testing.T) {
 		if n := subjectCount(t, js, events.EventsStream, "lb.evt.smartserver."+ic+".license_activated"); n > 1 {
 			t.Fatalf("target %s activated %d times, want at most once", ic, n)
 		}
+	}
+}
+
+// Ensure `rollout start` repeated with the same --id is a repeat: it gets
+// the first outcome at once and prints the same rollout id, instead of
+// waiting on a rollout id of its own that no handler will ever answer.
+func TestRolloutStartRepeatable(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, _ := mustClient(t, url)
+	cid := mustCustomer(t, c, "P-REPEAT")
+	pool(t, c, cid, 1, 0)
+	file := targetsFile(t, registered(t, c, "REP", 1))
+	args := []string{"rollout", "start", "--id", "start-rollout-1", "--customer", cid, "--targets", file, "--set-customer-id", "--activate", "capacity:200", "--timeout", "10s"}
+
+	first := mustCLI(t, url, args...)
+	waitRollout(t, c, first, "completed")
+	r := cli(t, url, args...)
+	if r.code != exitOK || strings.TrimSpace(r.out) != first {
+		t.Fatalf("repeat: exit %d, stdout %q, stderr %q; want exit 0 and the first rollout id %s", r.code, r.out, r.err, first)
+	}
+}
+
+// Ensure progress is drawn only on a terminal and never on stdout: without
+// one, `rollout start --wait` and `rollout status [--watch]` write plain
+// lines, with no carriage-return redraws in either stream.
+func TestRolloutProgressOnlyOnATerminal(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, _ := mustClient(t, url)
+	cid := mustCustomer(t, c, "P-BAR")
+	pool(t, c, cid, 2, 0)
+	file := targetsFile(t, registered(t, c, "BAR", 2))
+
+	started := cli(t, url, "rollout", "start", "--customer", cid, "--targets", file, "--set-customer-id", "--activate", "capacity:200", "--wait")
+	if started.code != exitOK {
+		t.Fatalf("rollout start --wait: exit %d, stderr %q", started.code, started.err)
+	}
+	id := rolloutIDIn(t, started.out)
+	for name, r := range map[string]result{
+		"start --wait":   started,
+		"status":         cli(t, url, "rollout", "status", id),
+		"status --watch": cli(t, url, "rollout", "status", id, "--watch"),
+		"status -o json": cli(t, url, "rollout", "status", id, "-o", "json"),
+		"watch -o json":  cli(t, url, "rollout", "status", id, "--watch", "-o", "json"),
+	} {
+		if r.code != exitOK {
+			t.Fatalf("%s: exit %d, stderr %q", name, r.code, r.err)
+		}
+		if strings.ContainsAny(r.out+r.err, "\r█") {
+			t.Fatalf("%s drew a progress bar without a terminal:\nstdout %q\nstderr %q", name, r.out, r.err)
+		}
+		if !strings.HasSuffix(name, "json") && !strings.Contains(r.out, "rollout "+id+": completed — 2 succeeded") {
+			t.Fatalf("%s: stdout %q lacks the plain status line", name, r.out)
+		}
+	}
+}
+
+// rolloutIDIn finds the rollout id in a status report.
+func rolloutIDIn(tb testing.TB, out string) string {
+	tb.Helper()
+	_, rest, ok := strings.Cut(out, "rollout ")
+	id, _, _ := strings.Cut(rest, ":")
+	if !ok || len(id) != 36 {
+		tb.Fatalf("no rollout id in %q", out)
+	}
+	return id
+}
+
+// Ensure a rollout that ended with failed targets, or aborted, exits 1
+// from `rollout start --wait` and from `rollout status [--watch]`, saying
+// how many failed; one where everything succeeded exits 0.
+func TestRolloutWithFailuresExitsOne(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	url := s.URL()
+	c, _ := mustClient(t, url)
+	cid := mustCustomer(t, c, "P-FAIL")
+	pool(t, c, cid, 2, 0)
+	good := registered(t, c, "OK", 2)
+	tests := []struct {
+		name    string
+		targets []string
+		args    []string
+		code    int
+		says    string
+	}{
+		{"all failed", []string{"NONE-1"}, nil, exitRefused, "completed: 1 of 1 target failed"},
+		{"one of two failed", []string{good[0], "NONE-2"}, nil, exitRefused, "completed: 1 of 2 targets failed"},
+		{"aborted", []string{"NONE-3", "NONE-4", good[1]}, []string{"--wave-size", "2", "--abort-when", "failed>10%,min=1"}, exitRefused, "aborted: 2 of 3 targets failed, 1 skipped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"rollout", "start", "--customer", cid, "--targets", targetsFile(t, tt.targets), "--set-customer-id",
+				"--activate", "capacity:200", "--retries", "0", "--wait"}, tt.args...)
+			r := cli(t, url, args...)
+			if r.code != tt.code || !strings.Contains(r.err, tt.says) {
+				t.Fatalf("start --wait: exit %d, stderr %q; want %d and %q", r.code, r.err, tt.code, tt.says)
+			}
+			id := rolloutIDIn(t, r.out)
+			for _, more := range [][]string{nil, {"--watch"}, {"-o", "json"}} {
+				r := cli(t, url, append([]string{"rollout", "status", id}, more...)...)
+				if r.code != tt.code || !strings.Contains(r.err, tt.says) {
+					t.Fatalf("status %v: exit %d, stderr %q; want %d and %q", more, r.code, r.err, tt.code, tt.says)
+				}
+			}
+		})
+	}
+	// Every target succeeded (the pool has one license left for good[1]
+	// only if the aborted rollout skipped it, which it did).
+	r := cli(t, url, "rollout", "start", "--customer", cid, "--targets", targetsFile(t, good[1:]), "--set-customer-id", "--activate", "capacity:200", "--wait")
+	if r.code != exitOK {
+		t.Fatalf("a rollout where everything succeeded: exit %d, stderr %q", r.code, r.err)
 	}
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
+	"github.com/licensebus/licensebus/handlers/driver"
 	"github.com/licensebus/licensebus/handlers/provisioner"
-	"github.com/licensebus/licensebus/handlers/rollout"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
@@ -37,6 +37,9 @@ type ServeConfig struct {
 	// process (tests run their own).
 	ProvisionRate float64
 	NoProvisioner bool
+	// DedupeWindow replaces JetStream's dedupe windows of the command and
+	// event streams (tests of repeats after them); 0 keeps bus's.
+	DedupeWindow time.Duration
 	// NoAuth runs the embedded server open to anyone, as before
 	// identities (development only). Creds is the service identity's
 	// creds file when joining a NATS with NatsURL.
@@ -56,7 +59,7 @@ type Server struct {
 	lic      *licensing.Model
 	dev      *devices.Model
 	ro       *rollouts.Model
-	exec     *rollout.Executor
+	exec     *driver.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
 	log      zerolog.Logger
@@ -107,7 +110,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, s.js); err != nil {
+	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -134,12 +137,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = rollout.New(ctx, rollout.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
 	if err != nil {
 		s.Close()
 		return nil, err

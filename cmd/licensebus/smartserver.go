@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/jedib0t/go-pretty/v6/table"
@@ -14,41 +13,55 @@ import (
 
 func (a *app) smartserverCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "smartserver", Aliases: []string{"ss"}, Short: "What the CMS Manage Licenses dialog does on one SmartServer"}
-	cmd.AddCommand(a.registerCmd(), a.accountsCmd(), a.setCustomerIDCmd(), a.downloadCmd(), a.activateCmd(), a.licensesCmd(), a.transferCmd(), a.autoProvisionCmd())
+	cmd.AddCommand(a.sends(a.registerCmd()), a.sends(a.setVersionCmd()), a.accountsCmd(), a.sends(a.setCustomerIDCmd()), a.sends(a.downloadCmd()), a.sends(a.activateCmd()),
+		a.licensesCmd(), a.sends(a.transferCmd()), a.sends(a.autoProvisionCmd()))
 	return cmd
 }
 
 func (a *app) registerCmd() *cobra.Command {
 	var d events.Register
+	var flagIC string
 	cmd := &cobra.Command{
-		Use:   "register --install-code IC --name NAME --version X.Y",
+		Use:   "register IC --version X.Y [--name NAME]",
 		Short: "Announce a SmartServer (install code, segment controller name, firmware version)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:  maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// The install code is an argument, as for every smartserver
+			// command; --install-code is the old spelling, still taken.
+			switch {
+			case len(args) == 1 && flagIC != "" && flagIC != args[0]:
+				return usageError{fmt.Errorf("install code %q and --install-code %q differ; give the install code once", args[0], flagIC)}
+			case len(args) == 1:
+				d.InstallCode = args[0]
+			case flagIC != "":
+				d.InstallCode = flagIC
+			default:
+				return usageError{fmt.Errorf("the install code is missing; usage: %s", cmd.UseLine())}
+			}
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.RegisterType, &d, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				return a.done(out, "SmartServer %s (%s, version %s) registered", d.InstallCode, d.Name, d.Version)
+				return a.do(ctx, c, events.RegisterType, &d)
 			})
 		},
 	}
-	cmd.Flags().StringVar(&d.InstallCode, "install-code", "", "install code (required)")
+	cmd.Flags().StringVar(&flagIC, "install-code", "", "install code")
+	_ = cmd.Flags().MarkHidden("install-code")
 	cmd.Flags().StringVar(&d.Name, "name", "", "segment controller name")
 	cmd.Flags().StringVar(&d.Version, "version", "", "firmware version, e.g. 3.4 (required)")
-	_ = cmd.MarkFlagRequired("install-code")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
 }
 
-// done prints a command's outcome: the outcome as JSON, or a sentence.
-func (a *app) done(out *licensing.Outcome, format string, args ...any) error {
-	if a.output == "json" {
-		return a.emit(out, nil, nil)
+func (a *app) setVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "set-version IC X.Y",
+		Short: "Record a SmartServer's new firmware version (refused below 3.3 while licenses are active)",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				return a.do(ctx, c, events.SetVersionType, &events.SetVersion{InstallCode: args[0], Version: args[1]})
+			})
+		},
 	}
-	fmt.Fprintf(a.stdout, format+"\n", args...)
-	return nil
 }
 
 func (a *app) accountsCmd() *cobra.Command {
@@ -79,11 +92,7 @@ func (a *app) setCustomerIDCmd() *cobra.Command {
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				out, err := c.Do(ctx, events.SetCustomerIDType, &events.SetCustomerID{InstallCode: args[0], CustomerID: args[1]}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				return a.done(out, "Customer ID of SmartServer %s set to %s", args[0], args[1])
+				return a.do(ctx, c, events.SetCustomerIDType, &events.SetCustomerID{InstallCode: args[0], CustomerID: args[1]})
 			})
 		},
 	}
@@ -96,14 +105,7 @@ func (a *app) downloadCmd() *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if _, err := c.Do(ctx, events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: args[0]}, client.SendOptions{ID: a.cmdID}); err != nil {
-					return err
-				}
-				var rows []licensing.LicenseRow
-				if err := c.Query(ctx, client.QueryDownloads, client.Params{InstallCode: args[0]}, &rows); err != nil {
-					return err
-				}
-				return a.downloadTable(rows)
+				return a.do(ctx, c, events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: args[0]})
 			})
 		},
 	}
@@ -112,19 +114,9 @@ func (a *app) downloadCmd() *cobra.Command {
 func (a *app) downloadTable(rows []licensing.LicenseRow) error {
 	t := make([]table.Row, len(rows))
 	for i, r := range rows {
-		t[i] = table.Row{r.InstallCode, r.LicenseID, r.TransferDate, r.Description}
+		t[i] = table.Row{r.SegmentController, r.InstallCode, r.LicenseID, r.TransferDate, r.Description}
 	}
-	return a.emit(rows, table.Row{"Segment Controller", "License ID", "Transfer Date", "Description"}, t)
-}
-
-// activation is one line of `smartserver activate` output.
-type activation struct {
-	LicenseID      string `json:"license_id"`
-	CommandID      string `json:"command_id"`
-	Status         string `json:"status"` // activated | rejected | sent
-	Reason         string `json:"reason,omitempty"`
-	Message        string `json:"message,omitempty"`
-	ActivationDate string `json:"activation_date,omitempty"`
+	return a.emit(rows, table.Row{"Segment Controller", "Install Code", "License ID", "Transfer Date", "Description"}, t)
 }
 
 func (a *app) activateCmd() *cobra.Command {
@@ -136,45 +128,23 @@ func (a *app) activateCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ic, lids := args[0], args[1:]
 			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				res := make([]activation, len(lids))
+				// One command per license, all stored before any is waited for.
+				base, ids := a.commandIDs(len(lids))
+				cmds := make([]sent, len(lids))
 				for i, lid := range lids {
-					id := a.cmdID
-					if id != "" && len(lids) > 1 {
-						id = fmt.Sprintf("%s-%d", id, i+1)
-					}
-					s, err := c.Send(ctx, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: ic, LicenseID: lid}, client.SendOptions{ID: id})
+					s, err := a.send(ctx, c, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: ic, LicenseID: lid}, client.SendOptions{ID: ids[i]})
 					if err != nil {
 						return err
 					}
-					res[i] = activation{LicenseID: lid, CommandID: s.ID, Status: "sent"}
+					s.LicenseID = lid
+					cmds[i] = s
 				}
-				var refused error
 				if !noWait {
-					for i := range res {
-						out, err := c.WaitFor(ctx, ic, res[i].CommandID)
-						if err != nil {
-							return err
-						}
-						if rerr := client.OutcomeErr(out); rerr != nil {
-							res[i].Status, res[i].Reason, res[i].Message = "rejected", out.Reason, out.Message
-							if refused == nil {
-								refused = rerr
-							}
-							continue
-						}
-						var d events.LicenseActivated
-						_ = json.Unmarshal(out.Data, &d)
-						res[i].Status, res[i].ActivationDate = "activated", d.ActivatedAt.UTC().Format("2006-01-02")
+					if err := a.await(ctx, c, cmds, base); err != nil {
+						return err
 					}
 				}
-				t := make([]table.Row, len(res))
-				for i, r := range res {
-					t[i] = table.Row{r.LicenseID, r.Status, r.ActivationDate, r.Message, r.CommandID}
-				}
-				if err := a.emit(res, table.Row{"License ID", "Status", "Activation Date", "Reason", "Command ID"}, t); err != nil {
-					return err
-				}
-				return refused
+				return a.finish(ctx, c, cmds)
 			})
 		},
 	}
@@ -195,9 +165,9 @@ func (a *app) licensesCmd() *cobra.Command {
 				}
 				t := make([]table.Row, len(rows))
 				for i, r := range rows {
-					t[i] = table.Row{r.SegmentController, r.Description, r.Status, r.ActivationDate, r.LicenseID, r.Note}
+					t[i] = table.Row{r.SegmentController, r.InstallCode, r.Description, r.Status, r.ActivationDate, r.LicenseID, r.Note}
 				}
-				return a.emit(rows, table.Row{"Segment Controller", "Description", "Status", "Activation Date", "License ID", "Note"}, t)
+				return a.emit(rows, table.Row{"Segment Controller", "Install Code", "Description", "Status", "Activation Date", "License ID", "Note"}, t)
 			})
 		},
 	}
@@ -217,7 +187,7 @@ func (a *app) transferCmd() *cobra.Command {
 					if err := c.Query(ctx, client.QueryManage, client.Params{InstallCode: ic}, &rows); err != nil {
 						return err
 					}
-					ok, err := a.confirm(fmt.Sprintf("Transfer all %d licenses of SmartServer %s to the cloud?", len(rows), ic))
+					ok, err := a.confirm(fmt.Sprintf("Transfer all %s of SmartServer %s to the cloud?", count(len(rows), "license"), ic))
 					if err != nil {
 						return err
 					}
@@ -225,17 +195,7 @@ func (a *app) transferCmd() *cobra.Command {
 						return usageError{fmt.Errorf("transfer not confirmed")}
 					}
 				}
-				out, err := c.Do(ctx, events.TransferToCloudType, &events.TransferToCloud{InstallCode: ic}, client.SendOptions{ID: a.cmdID})
-				if err != nil {
-					return err
-				}
-				var d events.LicensesTransferred
-				_ = json.Unmarshal(out.Data, &d)
-				noun := "licenses"
-				if len(d.LicenseIDs) == 1 {
-					noun = "license"
-				}
-				return a.done(out, "%d %s of SmartServer %s transferred to the cloud on %s", len(d.LicenseIDs), noun, ic, d.TransferredAt.UTC().Format("2006-01-02"))
+				return a.do(ctx, c, events.TransferToCloudType, &events.TransferToCloud{InstallCode: ic})
 			})
 		},
 	}
@@ -246,6 +206,15 @@ func (a *app) transferCmd() *cobra.Command {
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MaximumNArgs(n)(cmd, args); err != nil {
 			return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
 		}
 		return nil

@@ -1,11 +1,8 @@
-// Package cloud is the license cloud's side of licensebus: the Partner
-// Portal's customer accounts and license inventory, and the one place that
-// binds a license to a SmartServer and releases it again.
-//
-// It consumes cloud commands (create customer, add license) and the device
-// side's requests (activation requested, transfer requested), decides on
-// state folded from the event stream, and appends events with
-// expected-last-subject-sequence on the license's subjects, so a license is
+// Package cloud connects the license cloud's rules (packages customer and
+// license) to the bus: it handles cloud commands (create customer, add
+// license) and answers the device side's requests (activation requested,
+// transfer requested) by binding and releasing licenses, each an
+// expected-sequence append on the license's subjects, so a license is
 // bound to at most one SmartServer however many processes race for it.
 package cloud
 
@@ -13,10 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/handlers/customer"
+	"github.com/licensebus/licensebus/handlers/license"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -52,17 +50,21 @@ type Config struct {
 // Handler is the cloud side. It is safe for concurrent use; run it with Run.
 type Handler struct {
 	js    jetstream.JetStream
-	app   *bus.Appender
-	dl    *bus.DeadLetters
-	fold  *bus.Fold
+	sh    *bus.Shell
 	react *bus.Reactor
-	log   zerolog.Logger
 	now   func() time.Time
-	n     int
-	b     int
+	n, b  int
 
-	mu sync.RWMutex
-	st *state
+	// The folded state, guarded by the shell.
+	customers map[string]aggregate[customer.State]
+	licenses  map[string]aggregate[license.State]
+}
+
+// aggregate is an aggregate's state and the sequence of its last event,
+// the expectation of its next append.
+type aggregate[S any] struct {
+	state S
+	seq   uint64
 }
 
 // New returns a cloud Handler. The streams must exist.
@@ -70,50 +72,57 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.JS == nil {
 		return nil, errors.New("cloud: JS is required")
 	}
-	app, err := bus.NewAppender(ctx, cfg.JS)
-	if err != nil {
-		return nil, fmt.Errorf("cloud: %w", err)
-	}
-	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "cloud").Logger(), now: cfg.Now, n: cfg.Workers, b: cfg.Batch, st: newState()}
+	h := &Handler{js: cfg.JS, now: cfg.Now, n: cfg.Workers, b: cfg.Batch,
+		customers: map[string]aggregate[customer.State]{}, licenses: map[string]aggregate[license.State]{}}
 	if h.now == nil {
 		h.now = time.Now
 	}
-	if h.dl == nil {
-		h.dl = bus.NewDeadLetters(cfg.JS)
-	}
 	if cfg.Feed == nil {
-		cfg.Feed = bus.NewFeed(cfg.JS, h.log)
+		cfg.Feed = bus.NewFeed(cfg.JS, cfg.Logger)
 	}
-	h.fold = cfg.Feed.Fold(h.apply)
-	// Registered after the fold: a request is in the state before the
-	// reaction to it runs.
+	var err error
+	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "cloud", Source: events.CloudSource, Apply: h.apply,
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	// Registered after the shell's fold: a request is in the state before
+	// the reaction to it runs.
 	h.react = cfg.Feed.React(bus.ReactorConfig{
-		Name: RequestsReactor, Match: isRequest, Key: requestKey, Handle: h.handleReaction,
-		Workers: h.n, Replaces: replacedConsumers, DeadLetters: h.dl, Logger: h.log,
+		Name: RequestsReactor, Match: isRequest, Key: requestKey, Handle: h.handleRequest,
+		Workers: h.n, Replaces: replacedConsumers, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger(),
 	})
 	return h, nil
 }
 
+// apply folds one event; an event at or below an aggregate's last
+// sequence was applied already.
 func (h *Handler) apply(seq uint64, m *events.Message) {
-	if m == nil {
-		return
+	switch d := m.Data.(type) {
+	case *events.CustomerCreated:
+		if a := h.customers[d.CustomerID]; a.seq < seq {
+			h.customers[d.CustomerID] = aggregate[customer.State]{customer.Evolve(a.state, d), seq}
+		}
+	case *events.LicenseAdded, *events.LicenseBound, *events.LicenseReleased:
+		lid := m.Data.Key()
+		if a := h.licenses[lid]; a.seq < seq {
+			h.licenses[lid] = aggregate[license.State]{license.Evolve(a.state, d, m.CausationID()), seq}
+		}
 	}
-	h.mu.Lock()
-	h.st.apply(seq, m)
-	h.mu.Unlock()
 }
 
 // Run folds the event stream, waits until it has caught up, then handles
 // commands and device requests until ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
-	h.log.Info().Msg("cloud handler starting")
+	log := h.sh.Logger()
+	log.Info().Msg("cloud handler starting")
 	err := bus.Serve(ctx, h.js, bus.Service{
-		Fold: h.fold,
+		Fold: h.sh.Fold(),
 		Endpoints: []bus.Endpoint{{
 			Stream:   events.CommandsStream,
 			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.CloudCommands}},
-			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.dl, Logger: h.log},
-			Handle:   h.handleCommand,
+			Pool: bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger()},
+			Handle: h.handleCommand,
 		}},
 		Reactors: []*bus.Reactor{h.react},
 	})
@@ -151,69 +160,72 @@ func requestKey(m *events.Message) string {
 	return m.Data.Key()
 }
 
+// clock is the cloud's clock, truncated so dates in events are stable.
+func (h *Handler) clock() time.Time { return h.now().UTC().Truncate(time.Millisecond) }
+
 func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
-	ok, err := bus.Screen(ctx, h.app, h.dl, d, func(i events.Info) bool { return i.Command && i.Side == events.CloudSide }, events.CloudSource)
+	ok, err := h.sh.Screen(ctx, d, func(i events.Info) bool { return i.Command && i.Side == events.CloudSide })
 	if !ok || err != nil {
 		return err
 	}
 	m := d.Message
-	if h.handled(m.ID()) {
-		return nil
-	}
-	var seq uint64
-	var out *events.Message
+	now := h.clock()
 	switch c := m.Data.(type) {
 	case *events.CreateCustomer:
-		seq, out, err = h.createCustomer(ctx, m, c)
+		id := customer.ID(m.ID(), c)
+		return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "customer", ID: id,
+			Decide: func() bus.Decided {
+				a := h.customers[id]
+				return bus.Decided{Decision: customer.Create(a.state, m.ID(), c), Filter: events.AggregateFilter("customer", id), Expect: a.seq}
+			}})
 	case *events.AddLicense:
-		seq, out, err = h.addLicense(ctx, m, c)
-	}
-	return h.finish(ctx, m, seq, out, err)
-}
-
-// finish logs the outcome and turns a rejection into a Rejected event.
-func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out *events.Message, err error) error {
-	if rej := events.AsRejection(err); rej != nil {
-		agg, id := m.Info.Aggregate, ""
-		if m.Data != nil {
-			id = m.Data.Key()
-		}
-		if r, ok := m.Data.(*events.ActivationRequested); ok {
-			agg, id = "license", r.LicenseID
-		}
-		rseq, rm, rerr := h.app.Reject(ctx, m, "", rej, events.CloudSource, agg, id)
-		if rerr != nil {
-			return rerr
-		}
-		h.apply(rseq, rm)
-		bus.LogMsg(h.log.Info(), m).Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if out != nil {
-		h.apply(seq, out)
-		// One line per event only at debug: the audit trail records
-		// every event; at fleet rates an info line each is a firehose.
-		bus.LogMsg(h.log.Debug(), m).Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
+		id := license.ID(m.ID(), c)
+		return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "license", ID: id,
+			Decide: func() bus.Decided {
+				a := h.licenses[id]
+				known := h.customers[c.CustomerID].state.Exists
+				return bus.Decided{Decision: license.Add(a.state, m.ID(), c, known, now), Filter: events.AggregateFilter("license", id), Expect: a.seq}
+			}})
 	}
 	return nil
 }
 
-func (h *Handler) handled(id string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.st.handled.Has(id)
+// handleRequest answers the device side's requests, as the reactor hands
+// them over (decoded: what does not decode is no request).
+func (h *Handler) handleRequest(ctx context.Context, d *bus.Delivery) error {
+	m := d.Message
+	// The request must be in the fold before deciding on it, or the
+	// handled set could miss our own answer.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.sh.Fold().WaitFor(wctx, d.Seq); err != nil {
+		return err
+	}
+	now := h.clock()
+	switch r := m.Data.(type) {
+	case *events.ActivationRequested:
+		return h.sh.Handle(ctx, h.licenseStep(m, r.LicenseID, true, func(s license.State) bus.Decided {
+			return bus.Decided{Decision: license.Bind(s, m.ID(), r, now)}
+		}))
+	case *events.TransferRequested:
+		for _, lid := range r.LicenseIDs {
+			if err := h.sh.Handle(ctx, h.licenseStep(m, lid, false, func(s license.State) bus.Decided {
+				return bus.Decided{Decision: license.Release(s, m.ID(), r.InstallCode, lid, now)}
+			})); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// ensureKnown catches up with the stream before a "not found" answer, so a
-// fact appended a moment ago by another process is not missed.
-func (h *Handler) ensureKnown(ctx context.Context, known func() bool) {
-	if known() {
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_ = h.fold.CatchUp(cctx)
+// licenseStep is a reaction decided on license lid's state.
+func (h *Handler) licenseStep(m *events.Message, lid string, once bool, decide func(license.State) bus.Decided) bus.Step {
+	return bus.Step{Cause: m, Once: once, Source: events.CloudSource, Actor: events.CloudSource, Aggregate: "license", ID: lid,
+		Decide: func() bus.Decided {
+			a := h.licenses[lid]
+			d := decide(a.state)
+			d.Filter, d.Expect = events.AggregateFilter("license", lid), a.seq
+			return d
+		}}
 }

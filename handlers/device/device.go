@@ -1,21 +1,20 @@
-// Package device is the SmartServer's side of licensebus: what a technician
-// does in the CMS Manage Licenses dialog. It owns each SmartServer's Customer
-// ID setting, its downloads and its active licenses, asks the cloud to bind
-// or release licenses, and records the outcome when the cloud answers.
-//
-// Every append is expected-last-subject-sequence on the SmartServer's
-// subjects, so two processes handling the same SmartServer cannot both act
-// on a stale state.
+// Package device connects the SmartServer's rules (package smartserver) to
+// the bus: it handles SmartServer commands — what a technician does in the
+// CMS Manage Licenses dialog and the DMM Devices widget — and records the
+// cloud's answers (bound, released) on the SmartServer. Every append is
+// expected-last-subject-sequence on the SmartServer's subjects, so two
+// processes handling the same SmartServer cannot both act on a stale
+// state.
 package device
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/handlers/smartserver"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -40,7 +39,6 @@ type Config struct {
 	Logger      zerolog.Logger
 	Workers     int              // per consumer; default 16
 	Batch       int              // messages per pull; default 512
-	Now         func() time.Time // default time.Now
 	DeadLetters *bus.DeadLetters // default on JS
 	// Feed shares one read of the event stream between the components of
 	// a process; default a feed of its own.
@@ -50,17 +48,21 @@ type Config struct {
 // Handler is the device side. It is safe for concurrent use; run it with Run.
 type Handler struct {
 	js    jetstream.JetStream
-	app   *bus.Appender
-	dl    *bus.DeadLetters
-	fold  *bus.Fold
+	sh    *bus.Shell
 	react *bus.Reactor
-	log   zerolog.Logger
-	now   func() time.Time
-	n     int
-	b     int
+	n, b  int
 
-	mu sync.RWMutex
-	st *state
+	// The folded state, guarded by the shell.
+	servers   map[string]*server
+	customers map[string]bool
+	owners    map[string]string // device id → the SmartServer it is on
+}
+
+// server is a SmartServer's state and the sequence of its last event, the
+// expectation of its next append.
+type server struct {
+	state smartserver.State
+	seq   uint64
 }
 
 // New returns a device Handler. The streams must exist.
@@ -68,50 +70,83 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if cfg.JS == nil {
 		return nil, errors.New("device: JS is required")
 	}
-	app, err := bus.NewAppender(ctx, cfg.JS)
-	if err != nil {
-		return nil, fmt.Errorf("device: %w", err)
-	}
-	h := &Handler{js: cfg.JS, app: app, dl: cfg.DeadLetters, log: cfg.Logger.With().Str("side", "device").Logger(), now: cfg.Now, n: cfg.Workers, b: cfg.Batch, st: newState()}
-	if h.now == nil {
-		h.now = time.Now
-	}
-	if h.dl == nil {
-		h.dl = bus.NewDeadLetters(cfg.JS)
-	}
+	h := &Handler{js: cfg.JS, n: cfg.Workers, b: cfg.Batch,
+		servers: map[string]*server{}, customers: map[string]bool{}, owners: map[string]string{}}
 	if cfg.Feed == nil {
-		cfg.Feed = bus.NewFeed(cfg.JS, h.log)
+		cfg.Feed = bus.NewFeed(cfg.JS, cfg.Logger)
 	}
-	h.fold = cfg.Feed.Fold(h.apply)
-	// Registered after the fold: an answer is in the state before the
-	// reaction to it runs.
+	var err error
+	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "device", Source: events.DeviceSource, Apply: h.apply,
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	// Registered after the shell's fold: an answer is in the state before
+	// the reaction to it runs.
 	h.react = cfg.Feed.React(bus.ReactorConfig{
-		Name: AnswersReactor, Match: isAnswer, Key: func(m *events.Message) string { return key(m) }, Handle: h.handleReaction,
-		Workers: h.n, Replaces: replacedConsumers, DeadLetters: h.dl, Logger: h.log,
+		Name: AnswersReactor, Match: isAnswer, Key: smartserver.Of, Handle: h.handleAnswer,
+		Workers: h.n, Replaces: replacedConsumers, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger(),
 	})
 	return h, nil
 }
 
+// apply folds one event: the SmartServer's own (at most once per
+// sequence), the cloud's answers to it, and the customers and device
+// owners its commands need.
 func (h *Handler) apply(seq uint64, m *events.Message) {
-	if m == nil {
+	if d, ok := m.Data.(*events.CustomerCreated); ok {
+		h.customers[d.CustomerID] = true
 		return
 	}
-	h.mu.Lock()
-	h.st.apply(seq, m)
-	h.mu.Unlock()
+	ic := smartserver.Of(m)
+	if ic == "" {
+		return
+	}
+	srv := h.servers[ic]
+	own := m.Info.Aggregate == "smartserver"
+	switch {
+	case own && srv != nil && srv.seq >= seq:
+		return // applied already
+	case srv == nil:
+		if _, ok := m.Data.(*events.Registered); !ok {
+			return
+		}
+		srv = &server{}
+		h.servers[ic] = srv
+	}
+	if own {
+		srv.seq = seq
+	}
+	smartserver.Evolve(&srv.state, m)
+	switch d := m.Data.(type) {
+	case *events.DeviceAdded:
+		h.owners[d.DeviceID] = ic
+	case *events.DevicesAdded:
+		for _, nd := range d.Devices {
+			h.owners[nd.DeviceID] = ic
+		}
+	case *events.DeviceRemoved:
+		delete(h.owners, d.DeviceID)
+	}
 }
 
 // Run folds the event stream, waits until it has caught up, then handles
 // SmartServer commands and cloud answers until ctx ends.
 func (h *Handler) Run(ctx context.Context) error {
-	h.log.Info().Msg("device handler starting")
+	log := h.sh.Logger()
+	log.Info().Msg("device handler starting")
 	err := bus.Serve(ctx, h.js, bus.Service{
-		Fold: h.fold,
+		Fold: h.sh.Fold(),
 		Endpoints: []bus.Endpoint{{
 			Stream:   events.CommandsStream,
 			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.DeviceCommands}},
-			Pool: bus.PoolConfig{Workers: h.n, Batch: h.b, DeadLetters: h.dl, Logger: h.log,
-				Key: func(d *bus.Delivery) string { return key(d.Message) }},
+			Pool: bus.PoolConfig{Workers: h.n, Batch: h.b, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger(),
+				Key: func(d *bus.Delivery) string {
+					if d.Message == nil || d.Message.Data == nil {
+						return ""
+					}
+					return d.Message.Data.Key()
+				}},
 			Handle: h.handleCommand,
 		}},
 		Reactors: []*bus.Reactor{h.react},
@@ -120,20 +155,6 @@ func (h *Handler) Run(ctx context.Context) error {
 		return fmt.Errorf("device: %w", err)
 	}
 	return nil
-}
-
-// key partitions commands and answers by SmartServer.
-func key(m *events.Message) string {
-	if m == nil || m.Data == nil {
-		return ""
-	}
-	switch e := m.Data.(type) {
-	case *events.LicenseBound:
-		return e.InstallCode
-	case *events.LicenseReleased:
-		return e.InstallCode
-	}
-	return m.Data.Key()
 }
 
 // isAnswer picks the cloud's answers from the event stream.
@@ -145,71 +166,64 @@ func isAnswer(m *events.Message) bool {
 	return false
 }
 
-func (h *Handler) handled(id string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.st.handled.Has(id)
+// state is SmartServer ic's state and sequence; a SmartServer not
+// registered has the zero state.
+func (h *Handler) state(ic string) (*smartserver.State, uint64) {
+	if srv := h.servers[ic]; srv != nil {
+		return &srv.state, srv.seq
+	}
+	return &smartserver.State{}, 0
 }
 
-// server returns a copy of a SmartServer's state, catching up with the
-// stream first if it is not known yet.
-func (h *Handler) server(ctx context.Context, ic string) (smartserver, bool) {
-	get := func() (smartserver, bool) {
-		h.mu.RLock()
-		defer h.mu.RUnlock()
-		ss := h.st.servers[ic]
-		if ss == nil {
-			return smartserver{}, false
-		}
-		return ss.clone(), true
-	}
-	if ss, ok := get(); ok {
-		return ss, true
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_ = h.fold.CatchUp(cctx)
-	return get()
-}
-
-func (h *Handler) customerKnown(ctx context.Context, cid string) bool {
-	get := func() bool {
-		h.mu.RLock()
-		defer h.mu.RUnlock()
-		return h.st.customers[cid]
-	}
-	if get() {
-		return true
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_ = h.fold.CatchUp(cctx)
-	return get()
-}
-
-// finish logs the outcome and turns a rejection into a Rejected event.
-func (h *Handler) finish(ctx context.Context, m *events.Message, seq uint64, out *events.Message, err error) error {
-	if rej := events.AsRejection(err); rej != nil {
-		id := ""
-		if m.Data != nil {
-			id = m.Data.Key()
-		}
-		rseq, rm, rerr := h.app.Reject(ctx, m, "", rej, events.DeviceSource, "smartserver", id)
-		if rerr != nil {
-			return rerr
-		}
-		h.apply(rseq, rm)
-		bus.LogMsg(h.log.Info(), m).Str("reason", string(rej.Reason)).Str("why", rej.Message).Msg("rejected")
-		return nil
-	}
-	if err != nil {
+func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
+	ok, err := h.sh.Screen(ctx, d, func(i events.Info) bool { return i.Command && i.Side == events.DeviceSide })
+	if !ok || err != nil {
 		return err
 	}
-	if out != nil {
-		h.apply(seq, out)
-		// One line per event only at debug: the audit trail records
-		// every event; at fleet rates an info line each is a firehose.
-		bus.LogMsg(h.log.Debug(), m).Str("event", string(out.Type())).Uint64("event_seq", seq).Msg("appended")
+	m := d.Message
+	ic := m.Data.Key()
+	named := smartserver.Named(m.ID(), m.Data)
+	return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.DeviceSource + "/" + ic, Actor: m.Actor(),
+		Aggregate: "smartserver", ID: ic,
+		Decide: func() bus.Decided {
+			s, seq := h.state(ic)
+			c := smartserver.Command{ID: m.ID(), Data: m.Data}
+			if sc, ok := m.Data.(*events.SetCustomerID); ok {
+				c.CustomerExists = h.customers[sc.CustomerID]
+			}
+			for _, id := range named {
+				if owner := h.owners[id]; owner != "" {
+					if c.Owners == nil {
+						c.Owners = map[string]string{}
+					}
+					c.Owners[id] = owner
+				}
+			}
+			return bus.Decided{Decision: smartserver.Decide(s, ic, c), Filter: events.AggregateFilter("smartserver", ic), Expect: seq}
+		}})
+}
+
+// handleAnswer records the cloud's answers on the SmartServer, as the
+// reactor hands them over (decoded: what does not decode is no answer).
+func (h *Handler) handleAnswer(ctx context.Context, d *bus.Delivery) error {
+	m := d.Message
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.sh.Fold().WaitFor(wctx, d.Seq); err != nil {
+		return err
 	}
-	return nil
+	ic := smartserver.Of(m)
+	known := false
+	h.sh.Read(func() { known = h.servers[ic] != nil })
+	if !known {
+		log := h.sh.Logger()
+		bus.LogMsg(log.Warn(), m).Str("install_code", ic).Msg("cloud answered for an unknown SmartServer; ignored")
+		return nil
+	}
+	source := events.DeviceSource + "/" + ic
+	return h.sh.Handle(ctx, bus.Step{Cause: m, Source: source, Actor: source, Aggregate: "smartserver", ID: ic,
+		Decide: func() bus.Decided {
+			s, seq := h.state(ic)
+			return bus.Decided{Decision: smartserver.Answer(s, ic, m), Filter: events.AggregateFilter("smartserver", ic), Expect: seq}
+		}})
 }

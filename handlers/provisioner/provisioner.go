@@ -1,15 +1,16 @@
-// Package provisioner is reactive DMM provisioning: the manual step "now
-// provision the blue devices", automated for SmartServers whose policy is
-// on. When an event makes devices blue (a license activated, a device added,
-// a slot freed, the policy turned on), it sends one ProvisionDevice command
-// per device, with causation pointing at that event.
+// Package provisioner connects reactive DMM provisioning (package
+// provisioning) to the bus. When an event makes devices blue on a
+// SmartServer whose policy is on (a license activated, a device added, a
+// slot freed, the policy turned on), it sends provision_devices commands
+// for them in batches, with causation pointing at that event.
 //
-// It is idempotent and survives restarts: the triggering events come from
-// its own durable consumer and are acked only once every command they cause
-// is stored; a command's id is derived from the trigger and the device, so
-// a redelivered trigger produces the same ids, which JetStream and the
-// device handler recognise. Sending is rate-limited per SmartServer, so a
-// 10,000-device activation does not flood one controller.
+// It is idempotent and survives restarts: triggers come from a reactor on
+// the process's feed whose checkpoint passes a trigger only once every
+// command it causes is stored; a command's id derives from the trigger and
+// the exact devices, so a trigger handled again produces the same ids,
+// which JetStream and the device side recognise. Sending is rate-limited
+// per SmartServer, so a 10,000-device activation does not flood one
+// controller.
 package provisioner
 
 import (
@@ -17,12 +18,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/handlers/provisioning"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -33,10 +34,6 @@ import (
 // blue (its checkpoint in bus.ReactorsBucket). Like a durable's name, it
 // must not change.
 const TriggersReactor = "provisioner-triggers"
-
-// triggers are the events that can make devices blue.
-var triggers = []events.Type{events.LicenseActivatedType, events.DeviceAddedType, events.DeviceRemovedType,
-	events.RegisteredType, events.DevicesAddedType, events.AutoProvisionSetType}
 
 // replacedConsumers did the reactor's work in earlier versions: one durable
 // per trigger ("provisioner-" and its verb), and before them one with all
@@ -74,14 +71,10 @@ type Provisioner struct {
 	servers map[string]*server
 }
 
-// server is what the provisioner knows of one SmartServer.
+// server is what the provisioner knows of one SmartServer: its
+// provisioning state, and its queue of devices to send.
 type server struct {
-	table events.DeviceTable
-	auto  bool
-	// eligibleBy is the event that made each blue device blue.
-	eligibleBy map[string]string
-	// sent marks devices with a command on its way.
-	sent    map[string]bool
+	state   provisioning.State
 	limiter *rate.Limiter
 	queue   []item
 	running bool
@@ -127,6 +120,7 @@ func New(cfg Config) (*Provisioner, error) {
 	// A reaction lasts until the trigger's commands are stored, which the
 	// rate limit can stretch: enough workers that one SmartServer waiting
 	// rarely holds up another.
+	triggers := provisioning.Triggers()
 	p.react = cfg.Feed.React(bus.ReactorConfig{
 		Name: TriggersReactor, Workers: 128, Replaces: replacedConsumers, DeadLetters: bus.NewDeadLetters(cfg.JS), Logger: p.log,
 		Match:  func(m *events.Message) bool { return slices.Contains(triggers, m.Type()) },
@@ -145,37 +139,14 @@ func (p *Provisioner) get(ic string) *server {
 	return s
 }
 
-// apply folds SmartServer events into the device tables.
+// apply folds SmartServer events into the provisioning states.
 func (p *Provisioner) apply(_ uint64, m *events.Message) {
 	if m == nil || m.Info.Aggregate != "smartserver" || m.Data == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.get(m.Data.Key())
-	if d, ok := m.Data.(*events.AutoProvisionSet); ok {
-		s.auto = d.Enabled
-	}
-	changed := s.table.Fold(m.Data, true)
-	for _, d := range changed {
-		delete(s.sent, d.ID)
-		if d.State == events.Unprovisioned {
-			if s.eligibleBy == nil {
-				s.eligibleBy = map[string]string{}
-			}
-			s.eligibleBy[d.ID] = m.ID()
-		} else {
-			delete(s.eligibleBy, d.ID)
-		}
-	}
-	// Maps keep their size once grown: drop them when a SmartServer has
-	// no blue device left, as a provisioned fleet mostly has.
-	if len(s.eligibleBy) == 0 {
-		s.eligibleBy = nil
-	}
-	if len(s.sent) == 0 {
-		s.sent = nil
-	}
+	provisioning.Evolve(&p.get(m.Data.Key()).state, m)
 }
 
 // Run folds the stream and provisions until ctx ends.
@@ -197,29 +168,18 @@ func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
 	}
 	m := d.Message
 	ic := m.Data.Key()
-	_, policy := m.Data.(*events.AutoProvisionSet)
 
 	p.mu.Lock()
 	s := p.get(ic)
-	var devices []string
-	if s.auto {
-		for _, dev := range s.table.Devices {
-			if dev.State == events.Unprovisioned && !s.sent[dev.ID] && (policy || s.eligibleBy[dev.ID] == m.ID()) {
-				devices = append(devices, dev.ID)
-			}
-		}
-	}
+	devices := provisioning.Provision(&s.state, m)
 	if len(devices) == 0 {
 		p.mu.Unlock()
 		return nil
 	}
 	t := &triggered{done: make(chan struct{})}
 	t.left.Store(int32(len(devices)))
-	if s.sent == nil {
-		s.sent = map[string]bool{}
-	}
+	s.state.MarkSent(devices)
 	for _, id := range devices {
-		s.sent[id] = true
 		s.queue = append(s.queue, item{device: id, cause: m.ID(), trigger: t})
 	}
 	if !s.running {
@@ -246,10 +206,11 @@ func (p *Provisioner) drain(ctx context.Context, ic string, s *server) {
 			p.mu.Unlock()
 			return
 		}
-		n := 1
-		for n < len(s.queue) && n < p.cfg.Burst && n < events.MaxDeviceBatch && s.queue[n].cause == s.queue[0].cause {
-			n++
+		causes := make([]string, min(len(s.queue), p.cfg.Burst, events.MaxDeviceBatch))
+		for i := range causes {
+			causes[i] = s.queue[i].cause
 		}
+		n := provisioning.Batch(causes, len(causes))
 		batch := slices.Clone(s.queue[:n])
 		s.queue = s.queue[n:]
 		if len(s.queue) == 0 {
@@ -291,7 +252,7 @@ func (p *Provisioner) send(ctx context.Context, ic string, batch []item) error {
 		ids[i] = it.device
 	}
 	cause := batch[0].cause
-	id := bus.DeriveID(cause, "provision/"+strings.Join(ids, ","))
+	id := provisioning.CommandID(cause, ids)
 	m, err := events.New(events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: ids},
 		events.Meta{ID: id, Source: Source, CorrelationID: id, CausationID: cause, Actor: Source})
 	if err != nil {
@@ -299,6 +260,6 @@ func (p *Provisioner) send(ctx context.Context, ic string, batch []item) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err = p.js.PublishMsg(pctx, m.NATS())
+	_, err = p.js.PublishMsg(pctx, bus.Msg(m))
 	return err
 }

@@ -1,3 +1,13 @@
+// Package rollout holds the rules of a fleet-wide license rollout: the
+// rollout commands (start, pause, resume, cancel, retry failed), the plan
+// of which license goes to which SmartServer in which wave, and what its
+// driver — a process manager — does next: start a wave, run a target's
+// steps, retry, abort, complete. Pure functions, see package handlers.
+//
+// A rollout is event-sourced on "lb.evt.rollout.<id>.>"; its steps on a
+// target are ordinary SmartServer commands whose ids derive from the
+// rollout, the target, the attempt and the step, so a rollout driven again
+// after a crash repeats ids, never effects.
 package rollout
 
 import (
@@ -19,32 +29,35 @@ const (
 	Completed = "completed"
 )
 
-type target struct {
-	wave     int
-	attempt  int // attempts started
-	status   string
-	reason   events.Reason
-	message  string
-	licenses []string
+// Target is one SmartServer of a rollout.
+type Target struct {
+	Wave     int
+	Attempt  int // attempts started
+	Status   string
+	Reason   events.Reason
+	Message  string
+	Licenses []string
 }
 
-type rollout struct {
-	id      string
-	spec    events.RolloutSpec
-	waves   [][]string
-	status  string
-	wave    int // last wave started in this round
-	round   int // retry-failed rounds
-	targets map[string]*target
-	actor   string
-	// startedBy is the id of the started event: the cause of everything
+// Rollout is one rollout's state.
+type Rollout struct {
+	ID      string
+	Spec    events.RolloutSpec
+	Waves   [][]string
+	Status  string
+	Wave    int // last wave started in this round
+	Round   int // retry-failed rounds
+	Targets map[string]*Target
+	Actor   string
+	// StartedBy is the id of the started event: the cause of everything
 	// the rollout records, so its trace is one tree.
-	startedBy string
+	StartedBy string
 }
 
-func (r *rollout) counts() (succeeded, failed int) {
-	for _, t := range r.targets {
-		switch t.status {
+// Counts are the rollout's finished targets.
+func (r *Rollout) Counts() (succeeded, failed int) {
+	for _, t := range r.Targets {
+		switch t.Status {
 		case Succeeded:
 			succeeded++
 		case Failed:
@@ -54,165 +67,199 @@ func (r *rollout) counts() (succeeded, failed int) {
 	return
 }
 
-type license struct {
-	customer, kind, expires string
-	devices                 int
-	bound                   bool
+// License is a license of the cloud as the rollouts pick from it.
+type License struct {
+	Customer, Kind, Expires string
+	Devices                 int
+	Bound                   bool
 }
 
-type server struct{ version, customer string }
-
-// outcome is the end of a command the executor sent.
-type outcome struct {
-	accepted bool
-	reason   events.Reason
-	message  string
-	license  string // the license an activation ended with
+// Server is a SmartServer as rollouts see it.
+type Server struct {
+	Version, Customer string
+	// Active are the licenses active on it, what a transfer gives back.
+	Active map[string]bool
 }
 
-// outcomePrefix marks the ids of commands rollouts send, so the fold keeps
-// only their outcomes.
-const outcomePrefix = "ro-"
+// Outcome is the end of a command a driver sent.
+type Outcome struct {
+	Accepted bool
+	Reason   events.Reason
+	Message  string
+	License  string // the license an activation ended with
+}
 
-type state struct {
-	rollouts map[string]*rollout
-	licenses map[string]*license
+// Rejection is the outcome's refusal, nil when it was accepted.
+func (o Outcome) Rejection() *events.Rejection {
+	if o.Accepted {
+		return nil
+	}
+	return &events.Rejection{Reason: o.Reason, Message: o.Message}
+}
+
+// OutcomePrefix marks the ids of the commands drivers send (CommandID), so
+// the fold keeps only their outcomes.
+const OutcomePrefix = "ro-"
+
+// State is what the rollout rules decide on: the rollouts, the cloud's
+// license pool, the SmartServers and customers, and the outcomes of the
+// commands drivers sent.
+type State struct {
+	Rollouts map[string]*Rollout
+	Licenses map[string]*License
 	// free indexes the licenses in the cloud by customer and kind, so a
 	// pick looks at the pool of one customer, not at every license.
 	free      map[string]map[string]map[string]struct{}
-	servers   map[string]*server
-	customers map[string]bool
-	outcomes  map[string]outcome
+	Servers   map[string]*Server
+	Customers map[string]bool
+	Outcomes  map[string]Outcome
 }
 
-func newState() *state {
-	return &state{rollouts: map[string]*rollout{}, licenses: map[string]*license{}, free: map[string]map[string]map[string]struct{}{}, servers: map[string]*server{},
-		customers: map[string]bool{}, outcomes: map[string]outcome{}}
+// NewState returns an empty State.
+func NewState() *State {
+	return &State{Rollouts: map[string]*Rollout{}, Licenses: map[string]*License{}, free: map[string]map[string]map[string]struct{}{},
+		Servers: map[string]*Server{}, Customers: map[string]bool{}, Outcomes: map[string]Outcome{}}
 }
 
-func (s *state) apply(m *events.Message) {
-	if corr := m.CorrelationID(); m.Info.Terminal && strings.HasPrefix(corr, outcomePrefix) {
-		if _, seen := s.outcomes[corr]; !seen {
-			o := outcome{accepted: true}
+// Evolve folds one event into s.
+func Evolve(s *State, m *events.Message) {
+	if corr := m.CorrelationID(); m.Info.Terminal && strings.HasPrefix(corr, OutcomePrefix) {
+		if _, seen := s.Outcomes[corr]; !seen {
+			o := Outcome{Accepted: true}
 			switch d := m.Data.(type) {
 			case *events.Rejected:
-				o = outcome{reason: d.Reason, message: d.Message, license: d.LicenseID}
+				o = Outcome{Reason: d.Reason, Message: d.Message, License: d.LicenseID}
 			case *events.LicenseActivated:
-				o.license = d.LicenseID
+				o.License = d.LicenseID
 			}
-			s.outcomes[corr] = o
+			s.Outcomes[corr] = o
 		}
 	}
 	switch d := m.Data.(type) {
 	case *events.CustomerCreated:
-		s.customers[d.CustomerID] = true
+		s.Customers[d.CustomerID] = true
 	case *events.LicenseAdded:
-		l := &license{customer: d.CustomerID, kind: d.Kind, devices: d.Devices, expires: d.Expires}
-		s.licenses[d.LicenseID] = l
-		s.setFree(d.LicenseID, l, true)
+		l := &License{Customer: d.CustomerID, Kind: d.Kind, Devices: d.Devices, Expires: d.Expires}
+		if old := s.Licenses[d.LicenseID]; old != nil {
+			l.Bound = old.Bound
+		}
+		s.Licenses[d.LicenseID] = l
+		s.setFree(d.LicenseID, l, !l.Bound)
 	case *events.LicenseBound:
-		if l := s.licenses[d.LicenseID]; l != nil {
-			l.bound = true
+		if l := s.Licenses[d.LicenseID]; l != nil {
+			l.Bound = true
 			s.setFree(d.LicenseID, l, false)
 		}
 	case *events.LicenseReleased:
-		if l := s.licenses[d.LicenseID]; l != nil {
-			l.bound = false
+		if l := s.Licenses[d.LicenseID]; l != nil {
+			l.Bound = false
 			s.setFree(d.LicenseID, l, true)
 		}
 	case *events.Registered:
-		srv := s.server(d.InstallCode)
-		srv.version = d.Version
+		s.server(d.InstallCode).Version = d.Version
+	case *events.VersionSet:
+		s.server(d.InstallCode).Version = d.Version
 	case *events.CustomerIDSet:
-		s.server(d.InstallCode).customer = d.CustomerID
+		s.server(d.InstallCode).Customer = d.CustomerID
+	case *events.LicenseActivated:
+		srv := s.server(d.InstallCode)
+		if srv.Active == nil {
+			srv.Active = map[string]bool{}
+		}
+		srv.Active[d.LicenseID] = true
+	case *events.LicensesTransferred:
+		srv := s.server(d.InstallCode)
+		for _, lid := range d.LicenseIDs {
+			delete(srv.Active, lid)
+		}
 	case *events.RolloutStarted:
-		r := &rollout{id: d.RolloutID, spec: d.Spec, waves: d.Waves, status: Running, wave: -1, targets: map[string]*target{}, actor: m.Actor(), startedBy: m.ID()}
+		r := &Rollout{ID: d.RolloutID, Spec: d.Spec, Waves: d.Waves, Status: Running, Wave: -1, Targets: map[string]*Target{}, Actor: m.Actor(), StartedBy: m.ID()}
 		for w, ics := range d.Waves {
 			for _, ic := range ics {
-				r.targets[ic] = &target{wave: w, status: Pending}
+				r.Targets[ic] = &Target{Wave: w, Status: Pending}
 			}
 		}
-		s.rollouts[d.RolloutID] = r
+		s.Rollouts[d.RolloutID] = r
 	default:
-		s.applyRollout(m)
+		s.evolveRollout(m)
 	}
 }
 
-func (s *state) server(ic string) *server {
-	srv := s.servers[ic]
+func (s *State) server(ic string) *Server {
+	srv := s.Servers[ic]
 	if srv == nil {
-		srv = &server{}
-		s.servers[ic] = srv
+		srv = &Server{}
+		s.Servers[ic] = srv
 	}
 	return srv
 }
 
-func (s *state) applyRollout(m *events.Message) {
+func (s *State) evolveRollout(m *events.Message) {
 	if m.Info.Aggregate != "rollout" || m.Data == nil {
 		return
 	}
-	r := s.rollouts[m.Data.Key()]
+	r := s.Rollouts[m.Data.Key()]
 	if r == nil {
 		return
 	}
 	switch d := m.Data.(type) {
 	case *events.WaveStarted:
-		r.wave = max(r.wave, d.Wave)
+		r.Wave = max(r.Wave, d.Wave)
 	case *events.TargetStarted:
-		if t := r.targets[d.InstallCode]; t != nil && d.Attempt >= t.attempt {
-			t.attempt, t.status = d.Attempt, Running
+		if t := r.Targets[d.InstallCode]; t != nil && d.Attempt >= t.Attempt {
+			t.Attempt, t.Status = d.Attempt, Running
 		}
 	case *events.TargetSucceeded:
-		if t := r.targets[d.InstallCode]; t != nil {
-			t.status, t.licenses, t.reason, t.message = Succeeded, d.LicenseIDs, "", d.Note
+		if t := r.Targets[d.InstallCode]; t != nil {
+			t.Status, t.Licenses, t.Reason, t.Message = Succeeded, d.LicenseIDs, "", d.Note
 		}
 	case *events.TargetFailed:
-		if t := r.targets[d.InstallCode]; t != nil && t.status != Succeeded {
-			t.reason, t.message = d.Reason, d.Message
-			t.status = Pending
+		if t := r.Targets[d.InstallCode]; t != nil && t.Status != Succeeded {
+			t.Reason, t.Message = d.Reason, d.Message
+			t.Status = Pending
 			if d.Final {
-				t.status = Failed
+				t.Status = Failed
 			}
 		}
 	case *events.RetryRequested:
 		for _, ic := range d.Targets {
-			if t := r.targets[ic]; t != nil && t.status == Failed {
-				t.status = Pending
+			if t := r.Targets[ic]; t != nil && t.Status == Failed {
+				t.Status = Pending
 			}
 		}
-		r.status, r.wave = Running, -1
-		r.round++
+		r.Status, r.Wave = Running, -1
+		r.Round++
 	}
 	switch m.Type() {
 	case events.RolloutPausedType:
-		r.status = Paused
+		r.Status = Paused
 	case events.RolloutResumedType:
-		r.status = Running
+		r.Status = Running
 	case events.RolloutCancelledType, events.RolloutAbortedType:
-		r.status = Aborted
+		r.Status = Aborted
 		if m.Type() == events.RolloutCancelledType {
-			r.status = Cancelled
+			r.Status = Cancelled
 		}
-		for _, t := range r.targets {
-			if t.status == Pending && t.attempt == 0 {
-				t.status = Skipped
+		for _, t := range r.Targets {
+			if t.Status == Pending && t.Attempt == 0 {
+				t.Status = Skipped
 			}
 		}
 	case events.RolloutCompletedType:
-		r.status = Completed
+		r.Status = Completed
 	}
 }
 
-func (s *state) setFree(lid string, l *license, free bool) {
-	byKind := s.free[l.customer]
+func (s *State) setFree(lid string, l *License, free bool) {
+	byKind := s.free[l.Customer]
 	if byKind == nil {
 		byKind = map[string]map[string]struct{}{}
-		s.free[l.customer] = byKind
+		s.free[l.Customer] = byKind
 	}
-	set := byKind[l.kind]
+	set := byKind[l.Kind]
 	if set == nil {
 		set = map[string]struct{}{}
-		byKind[l.kind] = set
+		byKind[l.Kind] = set
 	}
 	if free {
 		set[lid] = struct{}{}

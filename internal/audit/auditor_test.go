@@ -10,7 +10,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/bustest"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -58,14 +60,14 @@ func pair(tb testing.TB, js jetstream.JetStream, name string) (string, string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := js.PublishMsg(ctx, c.NATS()); err != nil {
+	if _, err := js.PublishMsg(ctx, bus.Msg(c)); err != nil {
 		tb.Fatal(err)
 	}
 	ev, err := events.New(events.CustomerCreatedType, &events.CustomerCreated{CustomerID: uuid.NewString(), Name: name}, c.Next(uuid.NewString(), "/test", "user:test"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := js.PublishMsg(ctx, ev.NATS()); err != nil {
+	if _, err := js.PublishMsg(ctx, bus.Msg(ev)); err != nil {
 		tb.Fatal(err)
 	}
 	return cmdID, ev.ID()
@@ -93,7 +95,7 @@ func publishMany(tb testing.TB, js jetstream.JetStream, n int) {
 					tb.Error(err)
 					return
 				}
-				f, err := js.PublishMsgAsync(m.NATS())
+				f, err := js.PublishMsgAsync(bus.Msg(m))
 				if err != nil {
 					tb.Error(err)
 					return
@@ -131,12 +133,12 @@ func waitCaughtUp(tb testing.TB, js jetstream.JetStream) audit.Status {
 }
 
 // verifyLive verifies the live trail against the source streams.
-func verifyLive(tb testing.TB, js jetstream.JetStream) (audit.Report, []*audit.Entry) {
+func verifyLive(tb testing.TB, js jetstream.JetStream) (trail.Report, []*trail.Entry) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var v audit.Verifier
-	var entries []*audit.Entry
+	var v trail.Verifier
+	var entries []*trail.Entry
 	var checker *audit.SourceChecker
 	err := audit.Read(ctx, js, audit.ReadOptions{}, func(r audit.Record) error {
 		if checker == nil {
@@ -210,7 +212,7 @@ func TestAuditorRecordsBothStreamsInOrder(t *testing.T) {
 	for _, e := range entries {
 		if e.Invalid != "" {
 			invalid++
-			if e.Kind != audit.KindCommand || e.RejectionID == "" || e.Seq != 21 {
+			if e.Kind != trail.KindCommand || e.RejectionID == "" || e.Seq != 21 {
 				t.Fatalf("invalid command entry %+v", e)
 			}
 		}
@@ -279,15 +281,15 @@ func TestAuditorDoesNotChainToForgery(t *testing.T) {
 	forged := audit.Derive(audit.SourceMsg{Stream: events.EventsStream, Seq: st.Cursor.Events + 1, Subject: "lb.evt.license.x.bound",
 		Time: time.Now(), Data: []byte(`{"license_id":"x","install_code":"EVIL"}`)})
 	forged.Seq, forged.Cursor = st.Seq+1, st.Cursor.Advance(events.EventsStream, st.Cursor.Events+1)
-	raw, err := audit.Seal(&forged, st.Hash)
+	raw, err := trail.Seal(&forged, st.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(context.Background(), audit.Subject, raw); err != nil {
+	if _, err := js.Publish(context.Background(), trail.Subject, raw); err != nil {
 		t.Fatal(err)
 	}
 	rep, _ := verifyLive(t, js)
-	if rep.Intact || rep.Problems[0].Kind != audit.Inserted || rep.Problems[0].Seq != st.Seq+1 {
+	if rep.Intact || rep.Problems[0].Kind != trail.Inserted || rep.Problems[0].Seq != st.Seq+1 {
 		t.Fatalf("after forgery: %+v, want the forged entry reported inserted", rep)
 	}
 	for i := range 3 {
@@ -298,7 +300,7 @@ func TestAuditorDoesNotChainToForgery(t *testing.T) {
 		t.Fatalf("after %+v, want 6 more entries past the forgery", after)
 	}
 	rep, _ = verifyLive(t, js)
-	if rep.ProblemCount != 1 || rep.Problems[0].Kind != audit.Inserted || rep.Problems[0].Where != fmt.Sprintf("audit stream seq %d", st.Seq+1) || rep.Chained != after.Seq {
+	if rep.ProblemCount != 1 || rep.Problems[0].Kind != trail.Inserted || rep.Problems[0].Where != fmt.Sprintf("audit stream seq %d", st.Seq+1) || rep.Chained != after.Seq {
 		t.Fatalf("after more entries: %+v, want exactly the forgery reported inserted", rep)
 	}
 }

@@ -11,17 +11,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/licensebus/licensebus/events"
-	"github.com/licensebus/licensebus/internal/bus"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/nats-io/nats.go"
 	"github.com/segmentio/encoding/json"
-)
-
-// Size limits of an entry, so that no message, however large or hostile,
-// makes an entry the audit stream cannot store. MessageSHA256 still binds
-// the entry to everything that was cut.
-const (
-	MaxField = 1024      // bytes per string field
-	MaxData  = 16 * 1024 // bytes of canonical data (or of payload before base64)
 )
 
 // SourceMsg is one message of a source stream.
@@ -40,9 +32,9 @@ type SourceMsg struct {
 // Derive returns the entry that records m, without Seq, Cursor and the
 // chain fields. It is a pure function of the message, so anyone holding the
 // source streams can recompute every entry and compare.
-func Derive(m SourceMsg) Entry {
-	e := Entry{
-		Kind:          KindEvent,
+func Derive(m SourceMsg) trail.Entry {
+	e := trail.Entry{
+		Kind:          trail.KindEvent,
 		Stream:        m.Stream,
 		StreamSeq:     m.Seq,
 		StreamTime:    m.Time.UTC().Format(time.RFC3339Nano),
@@ -50,7 +42,7 @@ func Derive(m SourceMsg) Entry {
 		MessageSHA256: digest(m.Header, m.Data),
 	}
 	if m.Stream == events.CommandsStream {
-		e.Kind = KindCommand
+		e.Kind = trail.KindCommand
 	}
 	msg, err := m.Message, error(nil)
 	if msg == nil {
@@ -65,13 +57,13 @@ func Derive(m SourceMsg) Entry {
 	}
 	if msg == nil && m.Stream == events.CommandsStream {
 		// Not a CloudEvent: the handler's rejection cannot name it as its
-		// cause, so it derives its id from where the message is (bus.Screen).
-		e.RejectionID = bus.DeriveID(fmt.Sprintf("%s-%d", m.Subject, m.Seq), "rejected")
+		// cause, so it derives its id from where the message is (bus.Shell.Screen).
+		e.RejectionID = events.DeriveID(fmt.Sprintf("%s-%d", m.Subject, m.Seq), "rejected")
 	}
 	e.Mode, e.ID, e.Type, e.Source, e.Time = env.mode, clip(env.id), clip(env.typ), clip(env.source), clip(env.time)
 	e.Actor, e.CorrelationID, e.CausationID = clip(env.actor), clip(env.correlation), clip(env.causation)
-	if e.Kind == KindEvent && e.Type == string(events.RejectedType) {
-		e.Kind = KindRejection
+	if e.Kind == trail.KindEvent && e.Type == string(events.RejectedType) {
+		e.Kind = trail.KindRejection
 	}
 	setData(&e, env.data)
 	return e
@@ -150,13 +142,13 @@ func isStructured(h nats.Header) bool {
 }
 
 // setData records the data and the ids and reasons it names.
-func setData(e *Entry, data []byte) {
+func setData(e *trail.Entry, data []byte) {
 	if len(data) == 0 {
 		return
 	}
 	if canon, ok := plainCanonical(data); ok {
-		if len(canon) <= MaxData {
-			e.Data, e.canonical = canon, true
+		if len(canon) <= trail.MaxData {
+			e.SetCanonicalData(canon)
 		} else {
 			e.DataTruncated = true
 		}
@@ -167,18 +159,18 @@ func setData(e *Entry, data []byte) {
 }
 
 // setDataGeneric is setData for any data.
-func setDataGeneric(e *Entry, data []byte) {
-	canon, doc, err := canonicalValue(data)
+func setDataGeneric(e *trail.Entry, data []byte) {
+	canon, doc, err := trail.CanonicalValue(data)
 	if err != nil {
-		if len(data) <= MaxData {
+		if len(data) <= trail.MaxData {
 			e.DataBase64 = base64.StdEncoding.EncodeToString(data)
 		} else {
 			e.DataTruncated = true
 		}
 		return
 	}
-	if len(canon) <= MaxData {
-		e.Data, e.canonical = canon, true
+	if len(canon) <= trail.MaxData {
+		e.SetCanonicalData(canon)
 	} else {
 		e.DataTruncated = true
 	}
@@ -201,7 +193,7 @@ func setDataGeneric(e *Entry, data []byte) {
 			}
 		}
 	}
-	if e.Kind == KindRejection {
+	if e.Kind == trail.KindRejection {
 		e.Reason, e.Message, e.CommandID, e.CommandType = str("reason"), str("message"), str("command_id"), str("command_type")
 	}
 }
@@ -275,11 +267,11 @@ func natsHeader(k string) bool {
 // clip makes s valid UTF-8 of at most MaxField bytes.
 func clip(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= MaxField {
+	if len(s) <= trail.MaxField {
 		return s
 	}
 	const mark = "…[truncated]"
-	cut := MaxField - len(mark)
+	cut := trail.MaxField - len(mark)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

@@ -11,13 +11,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
 )
 
 // mustMessage is a message as licensebus writes it (structured mode).
 func mustMessage(tb testing.TB, t events.Type, d events.Data, meta events.Meta) *nats.Msg {
-	return mustEvent(tb, t, d, meta).NATS()
+	return bus.Msg(mustEvent(tb, t, d, meta))
 }
 
 func mustEvent(tb testing.TB, t events.Type, d events.Data, meta events.Meta) *events.Message {
@@ -35,8 +36,8 @@ func TestDerive(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC)
 	lid, cid := uuid.NewString(), uuid.NewString()
 	// A command as a client may send it: binary mode.
-	activate := mustEvent(t, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: "IC-1", LicenseID: lid},
-		events.Meta{ID: "cmd-1", Source: "/cli", CorrelationID: "cmd-1", Actor: "user:ann", Time: at}).Binary()
+	activate := bus.BinaryMsg(mustEvent(t, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: "IC-1", LicenseID: lid},
+		events.Meta{ID: "cmd-1", Source: "/cli", CorrelationID: "cmd-1", Actor: "user:ann", Time: at}))
 	rejected := mustMessage(t, events.RejectedType, &events.Rejected{CommandID: "cmd-1", CommandType: string(events.ActivateLicenseType),
 		Reason: events.ReasonAlreadyActive, Message: "already active", InstallCode: "IC-1", LicenseID: lid},
 		events.Meta{ID: "rej-1", Source: "/dev", CorrelationID: "cmd-1", CausationID: "cmd-1", Actor: "/dev", Time: at})
@@ -46,43 +47,43 @@ func TestDerive(t *testing.T) {
 		events.SetCustomerIDType, cid)
 	badTime := nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"b-1"}, "ce-source": {"/o"}, "ce-type": {string(events.RegisterType)},
 		"ce-time": {"yesterday"}, "ce-actor": {"user:b%20c"}}
-	huge := strings.Repeat("x", 3*MaxData)
+	huge := strings.Repeat("x", 3*trail.MaxData)
 
 	tests := []struct {
 		name   string
 		stream string
 		msg    *nats.Msg
-		check  func(t *testing.T, e Entry)
+		check  func(t *testing.T, e trail.Entry)
 	}{
-		{"command", events.CommandsStream, activate, func(t *testing.T, e Entry) {
-			want := Entry{Kind: KindCommand, Mode: "binary", ID: "cmd-1", Type: string(events.ActivateLicenseType), Source: "/cli",
+		{"command", events.CommandsStream, activate, func(t *testing.T, e trail.Entry) {
+			want := trail.Entry{Kind: trail.KindCommand, Mode: "binary", ID: "cmd-1", Type: string(events.ActivateLicenseType), Source: "/cli",
 				Time: "2026-03-04T05:06:07.00000089Z", Actor: "user:ann", CorrelationID: "cmd-1", InstallCode: "IC-1", LicenseID: lid}
 			same(t, e, want)
 		}},
-		{"rejection", events.EventsStream, rejected, func(t *testing.T, e Entry) {
-			want := Entry{Kind: KindRejection, Mode: "structured", ID: "rej-1", Type: string(events.RejectedType), Source: "/dev", Actor: "/dev", Time: "2026-03-04T05:06:07.00000089Z",
+		{"rejection", events.EventsStream, rejected, func(t *testing.T, e trail.Entry) {
+			want := trail.Entry{Kind: trail.KindRejection, Mode: "structured", ID: "rej-1", Type: string(events.RejectedType), Source: "/dev", Actor: "/dev", Time: "2026-03-04T05:06:07.00000089Z",
 				CorrelationID: "cmd-1", CausationID: "cmd-1", InstallCode: "IC-1", LicenseID: lid, Reason: string(events.ReasonAlreadyActive),
 				Message: "already active", CommandID: "cmd-1", CommandType: string(events.ActivateLicenseType)}
 			same(t, e, want)
 		}},
-		{"license ids", events.EventsStream, transferred, func(t *testing.T, e Entry) {
-			if e.Kind != KindEvent || len(e.LicenseIDs) != 2 || e.LicenseIDs[0] != lid || e.CausationID != "ev-1" || e.CorrelationID != "cmd-9" {
+		{"license ids", events.EventsStream, transferred, func(t *testing.T, e trail.Entry) {
+			if e.Kind != trail.KindEvent || len(e.LicenseIDs) != 2 || e.LicenseIDs[0] != lid || e.CausationID != "ev-1" || e.CorrelationID != "cmd-9" {
 				t.Fatalf("entry %+v", e)
 			}
 		}},
 		{"structured", events.CommandsStream, &nats.Msg{Subject: "lb.cmd.device.IC-2.set_customer_id",
-			Header: nats.Header{"Content-Type": {"application/cloudevents+json"}}, Data: []byte(structured)}, func(t *testing.T, e Entry) {
-			want := Entry{Kind: KindCommand, Mode: "structured", ID: "s-1", Type: string(events.SetCustomerIDType), Source: "/outsider",
+			Header: nats.Header{"Content-Type": {"application/cloudevents+json"}}, Data: []byte(structured)}, func(t *testing.T, e trail.Entry) {
+			want := trail.Entry{Kind: trail.KindCommand, Mode: "structured", ID: "s-1", Type: string(events.SetCustomerIDType), Source: "/outsider",
 				Time: "2026-03-04T05:06:07Z", Actor: "svc:x", CorrelationID: "s-1", InstallCode: "IC-2", CustomerID: cid}
 			same(t, e, want)
 		}},
-		{"not a CloudEvent", events.CommandsStream, &nats.Msg{Subject: "lb.cmd.cloud.customer_create", Data: []byte(`{"name":"x"}`)}, func(t *testing.T, e Entry) {
+		{"not a CloudEvent", events.CommandsStream, &nats.Msg{Subject: "lb.cmd.cloud.customer_create", Data: []byte(`{"name":"x"}`)}, func(t *testing.T, e trail.Entry) {
 			if e.Mode != "" || e.ID != "" || !strings.HasPrefix(e.Invalid, string(events.ReasonMalformed)+": ") || string(e.Data) != `{"name":"x"}` ||
-				e.RejectionID != bus.DeriveID("lb.cmd.cloud.customer_create-7", "rejected") {
+				e.RejectionID != events.DeriveID("lb.cmd.cloud.customer_create-7", "rejected") {
 				t.Fatalf("entry %+v", e)
 			}
 		}},
-		{"malformed envelope", events.CommandsStream, &nats.Msg{Subject: "lb.cmd.device.IC-3.register", Header: badTime, Data: []byte("not json")}, func(t *testing.T, e Entry) {
+		{"malformed envelope", events.CommandsStream, &nats.Msg{Subject: "lb.cmd.device.IC-3.register", Header: badTime, Data: []byte("not json")}, func(t *testing.T, e trail.Entry) {
 			if e.ID != "b-1" || e.Actor != "user:b c" || e.Time != "yesterday" || e.Invalid == "" || e.Data != nil ||
 				e.DataBase64 != "bm90IGpzb24=" || e.RejectionID == "" {
 				t.Fatalf("entry %+v", e)
@@ -90,12 +91,12 @@ func TestDerive(t *testing.T) {
 		}},
 		{"huge", events.CommandsStream, &nats.Msg{Subject: "lb.cmd.cloud.customer_create",
 			Header: nats.Header{"ce-specversion": {"1.0"}, "ce-id": {huge}, "ce-source": {"/o"}, "ce-type": {string(events.CreateCustomerType)}},
-			Data:   []byte(`{"name":"` + huge + `"}`)}, func(t *testing.T, e Entry) {
-			if !e.DataTruncated || e.Data != nil || len(e.ID) > MaxField || !strings.HasSuffix(e.ID, "[truncated]") {
+			Data:   []byte(`{"name":"` + huge + `"}`)}, func(t *testing.T, e trail.Entry) {
+			if !e.DataTruncated || e.Data != nil || len(e.ID) > trail.MaxField || !strings.HasSuffix(e.ID, "[truncated]") {
 				t.Fatalf("entry data %d bytes, truncated %v, id %d bytes", len(e.Data), e.DataTruncated, len(e.ID))
 			}
-			raw, err := Seal(&e, GenesisHash)
-			if err != nil || len(raw) > 2*MaxData {
+			raw, err := trail.Seal(&e, trail.GenesisHash)
+			if err != nil || len(raw) > 2*trail.MaxData {
 				t.Fatalf("sealed %d bytes, %v", len(raw), err)
 			}
 		}},
@@ -121,7 +122,7 @@ func TestDerive(t *testing.T) {
 }
 
 // same compares the envelope, id and reason fields.
-func same(t *testing.T, got, want Entry) {
+func same(t *testing.T, got, want trail.Entry) {
 	t.Helper()
 	got.Stream, got.StreamSeq, got.StreamTime, got.Subject, got.MessageSHA256, got.Data = "", 0, "", "", "", nil
 	g, _ := json.Marshal(got)
@@ -134,23 +135,23 @@ func same(t *testing.T, got, want Entry) {
 // Ensure a sealed entry opens as intact and any change to it shows.
 func TestSealOpen(t *testing.T) {
 	e := Derive(SourceMsg{Stream: events.CommandsStream, Seq: 1, Subject: "lb.cmd.cloud.customer_create", Data: []byte(`{"name":"a"}`)})
-	e.Seq, e.Cursor = 1, Cursor{Commands: 1}
-	raw, err := Seal(&e, GenesisHash)
+	e.Seq, e.Cursor = 1, trail.Cursor{Commands: 1}
+	raw, err := trail.Seal(&e, trail.GenesisHash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, ok, err := Open(raw); err != nil || !ok || got.Hash != e.Hash {
+	if got, ok, err := trail.Open(raw); err != nil || !ok || got.Hash != e.Hash {
 		t.Fatalf("Open(sealed)=%v %v", ok, err)
 	}
 	for _, change := range []struct{ from, to string }{
 		{`"seq":1`, `"seq":2`}, {`"name":"a"`, `"name":"b"`}, {`"kind":"command"`, `"kind":"command","extra":true`},
 	} {
-		if _, ok, err := Open([]byte(strings.Replace(string(raw), change.from, change.to, 1))); err != nil || ok {
+		if _, ok, err := trail.Open([]byte(strings.Replace(string(raw), change.from, change.to, 1))); err != nil || ok {
 			t.Errorf("%s → %s: ok=%v err=%v, want a hash mismatch", change.from, change.to, ok, err)
 		}
 	}
 	for _, junk := range []string{`[]`, `{"seq":1}`, `nope`} {
-		if _, _, err := Open([]byte(junk)); err == nil {
+		if _, _, err := trail.Open([]byte(junk)); err == nil {
 			t.Errorf("Open(%s) accepted", junk)
 		}
 	}

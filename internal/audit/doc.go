@@ -1,26 +1,14 @@
-// Package audit is licensebus's tamper-evident audit trail: one entry per
-// message of the command stream (valid CloudEvent or not) and of the event
-// stream (events and rejections), appended by one auditor to a stream of
-// its own, LICENSEBUS_AUDIT on subject lb.audit.entries.
+// Package audit writes and reads licensebus's audit trail on NATS: the
+// auditor, which appends one entry per message of the command and event
+// streams to LICENSEBUS_AUDIT, and the readers of the live trail and of
+// the source messages it records. The format itself (entry, canonical
+// JSON, chain, verification, trace) is package events/audit, which imports
+// nothing from NATS.
 //
 // It lives in internal/ rather than projections/ because it is plumbing, not
 // a read model: it follows two streams (projections follow only the event
-// stream), its output is an append-only hash chain with single-writer
-// enforcement rather than a KV view the Runner can throw away and rebuild,
-// and outsiders verify it from the documented entry format (docs/consumers.md)
-// in any language, so no Go API is promised.
-//
-// # Chain
-//
-// One chain covers the whole trail. Entry n carries seq n, prev_hash (the
-// hash of entry n-1, or 64 zeros for entry 1) and
-//
-//	hash = hex(SHA-256(prev_hash || JCS(entry without "hash")))
-//
-// where JCS is the RFC 8785 canonical JSON form; the message stored on the
-// stream is the JCS form of the whole entry, so an export is the stored
-// bytes. Editing, dropping, reordering or inserting an entry breaks the
-// chain in a way Verifier tells apart.
+// stream), and its output is an append-only hash chain with single-writer
+// enforcement rather than a KV view the Runner can throw away and rebuild.
 //
 // # Order across the two streams
 //

@@ -2,15 +2,16 @@ package audit
 
 import (
 	"bytes"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"slices"
 )
 
 // plainCanonical is Canonical for the JSON licensebus itself writes: no
 // white space, strings of printable ASCII without escapes, integers of at
 // most 15 digits, no repeated member names. It sorts members by reading
-// spans of raw, without decoding into maps (the generic path was a quarter
-// of the auditor). ok is false for anything else, which the generic path
-// handles.
+// spans of raw, without decoding into maps, which is most of what the
+// generic path costs. ok is false for anything else, which the generic
+// path handles.
 func plainCanonical(raw []byte) (canon []byte, ok bool) {
 	p := plainJSON{in: raw, out: make([]byte, 0, len(raw))}
 	end, ok := p.skip(0, 0)
@@ -191,7 +192,7 @@ func (p *plainJSON) each(i int, f func(int)) {
 // plainFields sets the ids and reasons the plain document raw names, as
 // setData does from the decoded document. raw must have passed
 // plainCanonical (so it is plain and has no repeated names).
-func plainFields(e *Entry, raw []byte) {
+func plainFields(e *trail.Entry, raw []byte) {
 	p := plainJSON{in: raw}
 	if raw[0] != '{' {
 		return
@@ -241,7 +242,7 @@ func plainFields(e *Entry, raw []byte) {
 			}
 		})
 	}
-	if e.Kind == KindRejection {
+	if e.Kind == trail.KindRejection {
 		e.Reason, e.Message, e.CommandID, e.CommandType = str("reason"), str("message"), str("command_id"), str("command_type")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/licensebus/licensebus/events"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/segmentio/encoding/json"
 )
 
@@ -53,9 +54,9 @@ func TestPlainDataMatchesGeneric(t *testing.T) {
 		plain bool
 	}{"many ids", many, true})
 	for _, d := range docs {
-		for _, kind := range []Kind{KindEvent, KindRejection} {
+		for _, kind := range []trail.Kind{trail.KindEvent, trail.KindRejection} {
 			t.Run(d.name+"/"+string(kind), func(t *testing.T) {
-				fast, generic := Entry{Kind: kind}, Entry{Kind: kind}
+				fast, generic := trail.Entry{Kind: kind}, trail.Entry{Kind: kind}
 				setData(&fast, []byte(d.data))
 				setDataGeneric(&generic, []byte(d.data))
 				if _, ok := plainCanonical([]byte(d.data)); ok != d.plain {
@@ -77,8 +78,8 @@ func FuzzPlainData(f *testing.F) {
 		if _, ok := plainCanonical([]byte(data)); !ok {
 			return
 		}
-		for _, kind := range []Kind{KindEvent, KindRejection} {
-			fast, generic := Entry{Kind: kind}, Entry{Kind: kind}
+		for _, kind := range []trail.Kind{trail.KindEvent, trail.KindRejection} {
+			fast, generic := trail.Entry{Kind: kind}, trail.Entry{Kind: kind}
 			setData(&fast, []byte(data))
 			setDataGeneric(&generic, []byte(data))
 			if !reflect.DeepEqual(fast, generic) {
@@ -93,12 +94,12 @@ func BenchmarkSetData(b *testing.B) {
 	data := []byte(`{"install_code":"SS-1","license_id":"123e4567-e89b-12d3-a456-426614174000","kind":"capacity","devices":200,"activated_at":"2026-11-26T04:05:06.789Z"}`)
 	for _, path := range []struct {
 		name string
-		set  func(*Entry, []byte)
+		set  func(*trail.Entry, []byte)
 	}{{"plain", setData}, {"generic", setDataGeneric}} {
 		b.Run(path.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				var e Entry
+				var e trail.Entry
 				path.set(&e, data)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/encoding/json"
 )
@@ -21,7 +22,7 @@ type Record struct {
 	StreamSeq uint64 // position in the audit stream
 	Stored    time.Time
 	Raw       []byte
-	Entry     *Entry // nil when Raw is not an audit entry
+	Entry     *trail.Entry // nil when Raw is not an audit entry
 }
 
 // ReadOptions says where a Read starts and whether it ends.
@@ -43,7 +44,7 @@ type ReadOptions struct {
 // memory, through an ordered consumer: no server round trip but
 // JetStream's. An fn error stops it and is returned (ErrStop: nil).
 func Read(ctx context.Context, js jetstream.JetStream, o ReadOptions, fn func(Record) error) error {
-	str, err := js.Stream(ctx, Stream)
+	str, err := js.Stream(ctx, trail.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return ErrNoTrail
 	}
@@ -55,6 +56,9 @@ func Read(ctx context.Context, js jetstream.JetStream, o ReadOptions, fn func(Re
 		return fmt.Errorf("audit stream: %w", err)
 	}
 	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		last = 0 // emptied (only possible once its deny flags were changed): nothing to wait for
+	}
 	caught := false
 	caughtUp := func() {
 		if !caught {
@@ -83,7 +87,7 @@ func Read(ctx context.Context, js jetstream.JetStream, o ReadOptions, fn func(Re
 		since := o.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
 	}
-	cons, err := js.OrderedConsumer(ctx, Stream, cfg)
+	cons, err := js.OrderedConsumer(ctx, trail.Stream, cfg)
 	if err != nil {
 		return fmt.Errorf("audit stream consumer: %w", err)
 	}
@@ -105,7 +109,7 @@ func Read(ctx context.Context, js jetstream.JetStream, o ReadOptions, fn func(Re
 			return fmt.Errorf("read audit stream: %w", err)
 		}
 		rec := Record{StreamSeq: md.Sequence.Stream, Stored: md.Timestamp, Raw: msg.Data()}
-		if e := new(Entry); json.Unmarshal(rec.Raw, e) == nil && e.Seq > 0 && e.Hash != "" {
+		if e := new(trail.Entry); json.Unmarshal(rec.Raw, e) == nil && e.Seq > 0 && e.Hash != "" {
 			rec.Entry = e
 		}
 		if err := fn(rec); err != nil {

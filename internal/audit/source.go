@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/licensebus/licensebus/events"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -17,8 +18,8 @@ import (
 type SourceChecker struct {
 	ctx     context.Context
 	js      jetstream.JetStream
-	last    [2]uint64 // source last sequences when the check started
-	cursor  Cursor    // of the last entry checked
+	last    [2]uint64    // source last sequences when the check started
+	cursor  trail.Cursor // of the last entry checked
 	readers [2]*sourceReader
 }
 
@@ -39,7 +40,7 @@ func NewSourceChecker(ctx context.Context, js jetstream.JetStream) (*SourceCheck
 // Close stops the source readers.
 func (c *SourceChecker) Close() {
 	for _, r := range c.readers {
-		if r != nil {
+		if r != nil && r.it != nil {
 			r.it.Stop()
 		}
 	}
@@ -48,53 +49,53 @@ func (c *SourceChecker) Close() {
 // Unaudited returns how many messages of each source stream, as of the
 // snapshot, come after the last entry checked: the auditor's lag, not a
 // problem.
-func (c *SourceChecker) Unaudited() Cursor {
-	return Cursor{Commands: c.last[srcCommands] - min(c.last[srcCommands], c.cursor.Commands),
+func (c *SourceChecker) Unaudited() trail.Cursor {
+	return trail.Cursor{Commands: c.last[srcCommands] - min(c.last[srcCommands], c.cursor.Commands),
 		Events: c.last[srcEvents] - min(c.last[srcEvents], c.cursor.Events)}
 }
 
 // Check implements Verifier.Check.
-func (c *SourceChecker) Check(e *Entry, raw []byte, where string) []Problem {
+func (c *SourceChecker) Check(e *trail.Entry, raw []byte, where string) []trail.Problem {
 	i := srcEvents
 	switch e.Stream {
 	case events.CommandsStream:
 		i = srcCommands
 	case events.EventsStream:
 	default:
-		return []Problem{{Inserted, e.Seq, where, fmt.Sprintf("records a message of %q, which is not a source stream", e.Stream)}}
+		return []trail.Problem{{Kind: trail.Inserted, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("records a message of %q, which is not a source stream", e.Stream)}}
 	}
 	prev := c.cursor.Of(e.Stream)
 	switch {
 	case e.StreamSeq <= prev:
-		return []Problem{{Inserted, e.Seq, where, fmt.Sprintf("records %s seq %d again (the trail is past seq %d)", e.Stream, e.StreamSeq, prev)}}
+		return []trail.Problem{{Kind: trail.Inserted, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("records %s seq %d again (the trail is past seq %d)", e.Stream, e.StreamSeq, prev)}}
 	case e.StreamSeq > c.last[i]:
-		return []Problem{{Inserted, e.Seq, where, fmt.Sprintf("records %s seq %d, which the stream has never held", e.Stream, e.StreamSeq)}}
+		return []trail.Problem{{Kind: trail.Inserted, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("records %s seq %d, which the stream has never held", e.Stream, e.StreamSeq)}}
 	}
-	var probs []Problem
+	var probs []trail.Problem
 	if want := c.cursor.Advance(e.Stream, e.StreamSeq); e.Cursor != want {
-		probs = append(probs, Problem{Edited, e.Seq, where, fmt.Sprintf("its cursor %+v should be %+v", e.Cursor, want)})
+		probs = append(probs, trail.Problem{Kind: trail.Edited, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("its cursor %+v should be %+v", e.Cursor, want)})
 	}
 	c.cursor = c.cursor.Advance(e.Stream, e.StreamSeq)
 	r, err := c.reader(i, e.Stream, prev)
 	if err != nil {
-		return append(probs, Problem{SourceMissing, e.Seq, where, fmt.Sprintf("cannot read %s: %v", e.Stream, err)})
+		return append(probs, trail.Problem{Kind: trail.SourceMissing, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("cannot read %s: %v", e.Stream, err)})
 	}
 	for {
 		m, err := r.peek(c.ctx)
 		if err != nil {
-			return append(probs, Problem{SourceMissing, e.Seq, where, fmt.Sprintf("cannot read %s: %v", e.Stream, err)})
+			return append(probs, trail.Problem{Kind: trail.SourceMissing, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("cannot read %s: %v", e.Stream, err)})
 		}
 		switch {
 		case m == nil || m.Seq > e.StreamSeq:
-			return append(probs, Problem{SourceMissing, e.Seq, where, fmt.Sprintf("%s seq %d, which it records, is no longer in the stream", e.Stream, e.StreamSeq)})
+			return append(probs, trail.Problem{Kind: trail.SourceMissing, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("%s seq %d, which it records, is no longer in the stream", e.Stream, e.StreamSeq)})
 		case m.Seq < e.StreamSeq:
-			probs = append(probs, Problem{Dropped, e.Seq, where, fmt.Sprintf("%s seq %d is not in the trail (it comes before this entry's seq %d)", e.Stream, m.Seq, e.StreamSeq)})
+			probs = append(probs, trail.Problem{Kind: trail.Dropped, Seq: e.Seq, Where: where, Detail: fmt.Sprintf("%s seq %d is not in the trail (it comes before this entry's seq %d)", e.Stream, m.Seq, e.StreamSeq)})
 			r.head = nil
 			continue
 		}
 		r.head = nil
 		if why := mismatch(e, raw, *m); why != "" {
-			probs = append(probs, Problem{Edited, e.Seq, where, why})
+			probs = append(probs, trail.Problem{Kind: trail.Edited, Seq: e.Seq, Where: where, Detail: why})
 		}
 		return probs
 	}
@@ -102,6 +103,20 @@ func (c *SourceChecker) Check(e *Entry, raw []byte, where string) []Problem {
 
 func (c *SourceChecker) reader(i int, stream string, after uint64) (*sourceReader, error) {
 	if c.readers[i] != nil {
+		return c.readers[i], nil
+	}
+	// A stream that holds nothing more up to the snapshot (purged, say)
+	// would leave a consumer's Next waiting for ever.
+	src, err := c.js.Stream(c.ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	gone, err := goneAfter(c.ctx, src, after, c.last[i])
+	if err != nil {
+		return nil, err
+	}
+	if gone {
+		c.readers[i] = &sourceReader{stream: stream, last: c.last[i], done: true}
 		return c.readers[i], nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/licensebus/licensebus/events"
+	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/encoding/json"
@@ -13,11 +14,11 @@ import (
 
 // Status is where the trail stands against its sources.
 type Status struct {
-	Seq        uint64 `json:"seq"`         // last entry
-	Hash       string `json:"hash"`        // its hash
-	Cursor     Cursor `json:"cursor"`      // its cursor
-	StreamLast uint64 `json:"stream_last"` // last sequence of the audit stream
-	Sources    Cursor `json:"sources"`     // last sequences of the source streams
+	Seq        uint64       `json:"seq"`         // last entry
+	Hash       string       `json:"hash"`        // its hash
+	Cursor     trail.Cursor `json:"cursor"`      // its cursor
+	StreamLast uint64       `json:"stream_last"` // last sequence of the audit stream
+	Sources    trail.Cursor `json:"sources"`     // last sequences of the source streams
 }
 
 // Behind is how many source messages the trail does not record yet.
@@ -40,7 +41,7 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream) (Status, error) {
 			st.Sources.Events = last
 		}
 	}
-	str, err := js.Stream(ctx, Stream)
+	str, err := js.Stream(ctx, trail.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return st, ErrNoTrail
 	}
@@ -59,9 +60,9 @@ func ReadStatus(ctx context.Context, js jetstream.JetStream) (Status, error) {
 	if err != nil {
 		return st, fmt.Errorf("audit stream seq %d: %w", st.StreamLast, err)
 	}
-	var e Entry
+	var e trail.Entry
 	if err := json.Unmarshal(m.Data, &e); err != nil {
-		return st, fmt.Errorf("audit stream seq %d: %w: %v", st.StreamLast, ErrNotEntry, err)
+		return st, fmt.Errorf("audit stream seq %d: %w: %v", st.StreamLast, trail.ErrNotEntry, err)
 	}
 	st.Seq, st.Hash, st.Cursor = e.Seq, e.Hash, e.Cursor
 	return st, nil

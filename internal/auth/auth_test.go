@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
-	"github.com/licensebus/licensebus/handlers/rollout"
-	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/handlers/driver"
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections"
@@ -44,7 +44,7 @@ func TestRoleNamesMatchTheStreams(t *testing.T) {
 			t.Errorf("readable streams %v lack %s", readable, s)
 		}
 	}
-	if want := []string{device.CommandsConsumer, cloud.CommandsConsumer, rollout.CommandsConsumer}; !slices.Equal(want, auth.ServiceDurables) {
+	if want := []string{device.CommandsConsumer, cloud.CommandsConsumer, driver.CommandsConsumer}; !slices.Equal(want, auth.ServiceDurables) {
 		t.Errorf("service durables %v, roles keep %v out of reach", want, auth.ServiceDurables)
 	}
 	if !strings.HasPrefix(audit.Subject, "lb.audit.") {

@@ -67,7 +67,7 @@ func appendWorker(ctx context.Context, app *bus.Appender, w, n, aggs int) error 
 		ic := fmt.Sprintf("BENCH-%03d-%03d", w, k)
 		as[k] = aggregate{ic: ic, filter: events.AggregateFilter("smartserver", ic)}
 	}
-	customers := [2]string{bus.DeriveID(strconv.Itoa(w), "customer-a"), bus.DeriveID(strconv.Itoa(w), "customer-b")}
+	customers := [2]string{events.DeriveID(strconv.Itoa(w), "customer-a"), events.DeriveID(strconv.Itoa(w), "customer-b")}
 	for i := range n {
 		a := &as[i%aggs]
 		var t events.Type
@@ -84,8 +84,8 @@ func appendWorker(ctx context.Context, app *bus.Appender, w, n, aggs int) error 
 		}
 		// The id of the command that would have caused this event: the
 		// handlers derive the event's id from it the same way.
-		cmd := bus.DeriveID(a.ic, strconv.Itoa(a.events))
-		m, err := events.New(t, data, events.Meta{ID: bus.DeriveID(cmd, string(t)), Source: events.DeviceSource + "/" + a.ic,
+		cmd := events.DeriveID(a.ic, strconv.Itoa(a.events))
+		m, err := events.New(t, data, events.Meta{ID: events.DeriveID(cmd, string(t)), Source: events.DeviceSource + "/" + a.ic,
 			CorrelationID: cmd, CausationID: cmd, Actor: "bench"})
 		if err != nil {
 			return fmt.Errorf("build %s: %w", t, err)

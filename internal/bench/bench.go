@@ -1,7 +1,7 @@
 // Package bench measures licensebus against the raw JetStream it stands on,
 // in one run on one embedded server, so that the ratios between the two
-// mean something (see the JetStream baseline note: numbers move ±10-15 %
-// between runs on 2 shared cores).
+// mean something (see the JetStream baseline note: on 2 shared cores
+// numbers move from one run to the next).
 //
 // Run starts a nats-server with a file store in a temporary directory,
 // measures raw JetStream on a stream of its own, appends events through the
@@ -65,16 +65,14 @@ type Config struct {
 	Server ServerFunc
 }
 
-// Full is the default run: the baseline's raw sizes; about a minute and a
-// half on 2 cores.
+// Full is the default run: the baseline's raw sizes.
 func Full() Config {
 	return Config{Mode: "full", RawMessages: 200_000, SyncPublishes: 5_000, CASMessages: 100_000,
 		Appends: 100_000, Workers: 256, Aggregates: 40, Activations: 20_000, LatencyActivations: 10_000,
 		FleetTargets: 200, FleetDevices: 10}
 }
 
-// Quick is the baseline's quick size: the whole run takes well under a
-// minute on 2 cores.
+// Quick is the baseline's quick size, for a shorter run.
 func Quick() Config {
 	return Config{Mode: "quick", RawMessages: 50_000, SyncPublishes: 2_000, CASMessages: 20_000,
 		Appends: 20_000, Workers: 256, Aggregates: 40, Activations: 5_000, LatencyActivations: 2_500,

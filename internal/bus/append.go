@@ -49,7 +49,7 @@ func NewAppender(ctx context.Context, js jetstream.JetStream) (*Appender, error)
 // checked before dedupe — as a wrong last sequence. A real conflict is a
 // *ConflictError (errors.Is ErrConcurrency).
 func (a *Appender) Append(ctx context.Context, m *events.Message, filter string, expect uint64) (uint64, error) {
-	msg := m.NATS()
+	msg := Msg(m)
 	var opts []jetstream.PublishOpt
 	if filter != "" {
 		opts = append(opts, jetstream.WithExpectLastSequenceForSubject(expect, filter))

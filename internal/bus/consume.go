@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -29,6 +31,14 @@ type Delivery struct {
 // and return nil, so poison never loops.
 type HandleFunc func(ctx context.Context, d *Delivery) error
 
+// MaxDeliver is the delivery limit of a durable consumer's messages, for
+// durables created without one (and the value to create them with): after
+// the handler's MaxDeliveries tries, the deliveries left retry the dead
+// letter, and the last one settles the message whatever happens. A message
+// delivered more often than this (the process died or hung while handling
+// it) is dead-lettered without being handled again.
+const MaxDeliver = 10
+
 // PoolConfig configures Consume.
 type PoolConfig struct {
 	// Name appears in logs.
@@ -44,6 +54,10 @@ type PoolConfig struct {
 	Batch int
 	// MaxDeliveries before a message is dead-lettered. Default 5.
 	MaxDeliveries uint64
+	// MaxDeliver bounds the deliveries of a message: the last one settles
+	// it even when it cannot be dead-lettered. Default: the consumer's own
+	// MaxDeliver if it has one, else MaxDeliver.
+	MaxDeliver uint64
 	// DeadLetters receives messages that failed MaxDeliveries times.
 	DeadLetters *DeadLetters
 	Logger      zerolog.Logger
@@ -61,6 +75,12 @@ func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handl
 	if cfg.MaxDeliveries == 0 {
 		cfg.MaxDeliveries = 5
 	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = MaxDeliver
+		if info := cons.CachedInfo(); info != nil && info.Config.MaxDeliver > 0 {
+			cfg.MaxDeliver = uint64(info.Config.MaxDeliver)
+		}
+	}
 	queues := make([]chan *Delivery, cfg.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -69,6 +89,10 @@ func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handl
 		go func(q chan *Delivery) {
 			defer wg.Done()
 			for d := range q {
+				if d.Deliveries > cfg.MaxDeliver {
+					settle(ctx, cfg, d, fmt.Errorf("%w: delivered %d times without being settled", ErrDeliveryLimit, d.Deliveries))
+					continue
+				}
 				settle(ctx, cfg, d, handle(ctx, d))
 			}
 		}(queues[i])
@@ -105,6 +129,15 @@ func Consume(ctx context.Context, cons jetstream.Consumer, cfg PoolConfig, handl
 	return nil
 }
 
+// ErrDeliveryLimit is the error a dead letter carries for a message that
+// came back more often than MaxDeliver: handling it crashed or hung the
+// process (a crash loop otherwise).
+var ErrDeliveryLimit = errors.New("delivery limit reached")
+
+// settle acks a handled delivery. A failed one is redelivered after a
+// pause until MaxDeliveries, then dead-lettered (each delivery left tries
+// the dead letter again); the last delivery is settled even when the dead
+// letter fails, with an error line: the message stays in its stream.
 func settle(ctx context.Context, cfg PoolConfig, d *Delivery, err error) {
 	if err == nil {
 		if aerr := d.Msg.Ack(); aerr != nil {
@@ -114,22 +147,40 @@ func settle(ctx context.Context, cfg PoolConfig, d *Delivery, err error) {
 		return
 	}
 	// The logger with the message's ids is built only on this rare path.
-	log := cfg.Logger.With().Str("consumer", cfg.Name).Uint64("seq", d.Seq).Logger()
+	log := cfg.Logger.With().Str("consumer", cfg.Name).Uint64("seq", d.Seq).Uint64("deliveries", d.Deliveries).Logger()
 	if d.Message != nil {
 		log = log.With().Str("ce_id", d.Message.ID()).Str("correlation_id", d.Message.CorrelationID()).Logger()
 	}
-	if d.Deliveries >= cfg.MaxDeliveries && cfg.DeadLetters != nil {
-		log.Error().Err(err).Uint64("deliveries", d.Deliveries).Msg("giving up: dead-lettering message")
+	last := d.Deliveries >= cfg.MaxDeliver
+	if d.Deliveries < cfg.MaxDeliveries && !last {
+		log.Warn().Err(err).Msg("handler failed; will retry")
+		_ = d.Msg.NakWithDelay(time.Duration(d.Deliveries) * 200 * time.Millisecond)
+		return
+	}
+	if cfg.DeadLetters != nil {
+		log.Error().Err(err).Msg("giving up: dead-lettering message")
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if derr := cfg.DeadLetters.Put(dctx, d, err); derr != nil {
+		derr := cfg.DeadLetters.Put(dctx, d, err)
+		if derr == nil {
+			_ = d.Msg.Term()
+			return
+		}
+		if !last {
 			log.Error().Err(derr).Msg("dead letter failed; message stays for redelivery")
 			_ = d.Msg.NakWithDelay(time.Second)
 			return
 		}
+		log.Error().Err(err).AnErr("dead_letter_error", derr).
+			Msg("delivery limit reached and the dead letter failed: message settled without a dead letter; it stays in its stream")
 		_ = d.Msg.Term()
 		return
 	}
-	log.Warn().Err(err).Uint64("deliveries", d.Deliveries).Msg("handler failed; will retry")
+	if last {
+		log.Error().Err(err).Msg("delivery limit reached: message settled unhandled; it stays in its stream")
+		_ = d.Msg.Term()
+		return
+	}
+	log.Warn().Err(err).Msg("handler failed; will retry")
 	_ = d.Msg.NakWithDelay(time.Duration(d.Deliveries) * 200 * time.Millisecond)
 }

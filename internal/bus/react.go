@@ -37,6 +37,10 @@ type ReactorConfig struct {
 	Workers int
 	// MaxDeliveries before an event is dead-lettered. Default 5.
 	MaxDeliveries uint64
+	// MaxDeliver bounds the attempts at one event, dead letter included:
+	// the last one ends the reaction even if the dead letter failed.
+	// Default MaxDeliver.
+	MaxDeliver uint64
 	// CheckpointEvery is how often the checkpoint is stored when it moved:
 	// about what a restart reacts to a second time. Default 250 ms (a KV
 	// write each time: nothing next to the reactions).
@@ -52,12 +56,10 @@ type ReactorConfig struct {
 // Reactor reacts to events the process's Feed reads anyway: what a durable
 // consumer per request type did, without a second delivery of each event,
 // its decoding and its ack, and without the server's state for the
-// consumer (the cloud's and the device side's reactors took a tenth off
-// both the server's and licensebus's CPU per activation). Its durability
-// is a checkpoint of its own in ReactorsBucket: the stream sequence up to
-// which every reaction has succeeded. After a restart it reacts again to every matching event past
-// the checkpoint, which handlers answer idempotently, as they do a durable's
-// redeliveries.
+// consumer. Its durability is a checkpoint of its own in ReactorsBucket:
+// the stream sequence up to which every reaction has succeeded. After a
+// restart it reacts again to every matching event past the checkpoint,
+// which handlers answer idempotently, as they do a durable's redeliveries.
 //
 // Every process that runs the same reactor reacts to every event (the first
 // append wins, the others find it done): unlike a shared durable, it does
@@ -94,6 +96,10 @@ func (f *Feed) React(cfg ReactorConfig) *Reactor {
 	if cfg.MaxDeliveries == 0 {
 		cfg.MaxDeliveries = 5
 	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = MaxDeliver
+	}
+	cfg.MaxDeliver = max(cfg.MaxDeliver, cfg.MaxDeliveries)
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = 250 * time.Millisecond
 	}
@@ -154,6 +160,12 @@ func (r *Reactor) Open(ctx context.Context) error {
 		}
 	default:
 		return fmt.Errorf("reactor %s: %w", r.cfg.Name, err)
+	}
+	if state, err := State(ctx, r.js, events.EventsStream); err == nil {
+		if p := PositionProblem(events.EventsStream, state, floor); p != "" {
+			r.cfg.Logger.Error().Str("reactor", r.cfg.Name).Uint64("checkpoint", floor).Str("problem", p).
+				Msg("reactor checkpoint is not in step with the event stream: events may go unreacted to")
+		}
 	}
 	// Deleted only once the checkpoint that takes over from them is stored.
 	for _, name := range r.cfg.Replaces {
@@ -248,29 +260,43 @@ loop:
 
 // handle reacts to one event, retrying a transient failure with a growing
 // pause, and dead-letters it after MaxDeliveries attempts, so one event
-// never holds up its partition for long.
+// never holds up its partition for long. An attempt after those whose
+// dead letter fails is retried too, up to MaxDeliver attempts in all: the
+// last one ends the reaction whatever happens, with an error line (the
+// event stays in the stream).
 func (r *Reactor) handle(ctx context.Context, x reaction) {
 	d := &Delivery{Message: x.m, Seq: x.seq}
+	var err error
 	for d.Deliveries = 1; ; d.Deliveries++ {
-		err := r.cfg.Handle(ctx, d)
-		if err == nil {
+		if err = r.cfg.Handle(ctx, d); err == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			return // stays open
 		}
-		log := LogMsg(r.cfg.Logger.Warn().Err(err).Str("reactor", r.cfg.Name).Uint64("seq", x.seq).Uint64("deliveries", d.Deliveries), x.m)
+		last := d.Deliveries >= r.cfg.MaxDeliver
+		log := func(e *zerolog.Event) *zerolog.Event {
+			return LogMsg(e.Err(err).Str("reactor", r.cfg.Name).Uint64("seq", x.seq).Uint64("deliveries", d.Deliveries), x.m)
+		}
 		if d.Deliveries >= r.cfg.MaxDeliveries && r.cfg.DeadLetters != nil {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			derr := r.cfg.DeadLetters.PutEvent(dctx, x.seq, x.m, err)
 			cancel()
 			if derr == nil {
-				log.Msg("giving up: dead-lettered")
+				log(r.cfg.Logger.Error()).Msg("giving up: dead-lettered")
 				break
 			}
-			log.AnErr("dead_letter_error", derr).Msg("dead letter failed; will retry")
+			if last {
+				log(r.cfg.Logger.Error()).AnErr("dead_letter_error", derr).
+					Msg("delivery limit reached and the dead letter failed: reaction dropped; the event stays in the stream")
+				break
+			}
+			log(r.cfg.Logger.Warn()).AnErr("dead_letter_error", derr).Msg("dead letter failed; will retry")
+		} else if last {
+			log(r.cfg.Logger.Error()).Msg("delivery limit reached: reaction dropped; the event stays in the stream")
+			break
 		} else {
-			log.Msg("reaction failed; will retry")
+			log(r.cfg.Logger.Warn()).Msg("reaction failed; will retry")
 		}
 		select {
 		case <-time.After(time.Duration(min(d.Deliveries, 10)) * 200 * time.Millisecond):
@@ -320,15 +346,21 @@ type ReactorState struct {
 	// Behind is how many events the stream holds past the checkpoint,
 	// matching or not: 0 once the reactor has handled everything.
 	Behind uint64 `json:"behind"`
+	// Problem says why the checkpoint is not in step with the stream (see
+	// PositionProblem); empty when it is.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Reactors reads every reactor's checkpoint, by name, and the event
 // stream's last sequence: where an operator sees how far behind the
-// reactions are (what a durable's pending count said before).
+// reactions are (what a durable's pending count said before), and whether
+// a checkpoint is out of step with the stream.
 func Reactors(ctx context.Context, js jetstream.JetStream) (last uint64, states []ReactorState, err error) {
-	if last, err = LastSeq(ctx, js, events.EventsStream); err != nil {
+	state, err := State(ctx, js, events.EventsStream)
+	if err != nil {
 		return 0, nil, err
 	}
+	last = state.LastSeq
 	kv, err := js.KeyValue(ctx, ReactorsBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return last, nil, nil // nothing has run a reactor yet
@@ -353,7 +385,7 @@ func Reactors(ctx context.Context, js jetstream.JetStream) (last uint64, states 
 		if err != nil {
 			return 0, nil, fmt.Errorf("reactor %s: checkpoint %q: %w", k, e.Value(), err)
 		}
-		states = append(states, ReactorState{Name: k, Checkpoint: ck, Behind: last - min(ck, last)})
+		states = append(states, ReactorState{Name: k, Checkpoint: ck, Behind: last - min(ck, last), Problem: PositionProblem(events.EventsStream, state, ck)})
 	}
 	slices.SortFunc(states, func(a, b ReactorState) int { return strings.Compare(a.Name, b.Name) })
 	return last, states, nil

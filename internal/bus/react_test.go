@@ -86,7 +86,7 @@ func TestReactor(t *testing.T) {
 						must(events.New(events.RegisteredType, &events.Registered{InstallCode: ic, Name: "SC", Version: "3.4"}, events.Meta{ID: uuid.NewString(), Source: "/test"})),
 						must(events.New(events.ActivationRequestedType, &events.ActivationRequested{InstallCode: ic, CustomerID: uuid.NewString(), LicenseID: uuid.NewString()}, events.Meta{ID: uuid.NewString(), Source: "/test"})),
 					} {
-						ack, err := js.PublishMsg(ctx, m.NATS())
+						ack, err := js.PublishMsg(ctx, bus.Msg(m))
 						if err != nil {
 							t.Fatal(err)
 						}

@@ -96,6 +96,11 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, eps []Endpoint
 		if cfg.MaxAckPending == 0 {
 			cfg.MaxAckPending = 4096
 		}
+		if cfg.MaxDeliver == 0 {
+			// The server stops redelivering too, past the last delivery
+			// Consume settles.
+			cfg.MaxDeliver = MaxDeliver
+		}
 		c, err := js.CreateOrUpdateConsumer(ctx, ep.Stream, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)

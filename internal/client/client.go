@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,7 +44,7 @@ const (
 	QueryDownloads   = "downloads"    // smartserver: []licensing.LicenseRow
 	QueryManage      = "manage"       // smartserver: []licensing.LicenseRow
 	QueryDevices     = "devices"      // smartserver: []devices.Row
-	QueryOutcome     = "outcome"      // smartserver or fleet: Params.CorrelationID → licensing.Outcome
+	QueryOutcome     = "outcome"      // smartserver or fleet: Params.CorrelationIDs → licensing.Outcome
 	QueryInventory   = "inventory"    // fleet: Params filters → []licensing.LicenseRow
 	QueryCustomers   = "customers"    // fleet: []licensing.Customer
 	QueryFleet       = "fleet"        // fleet: devices.Fleet
@@ -118,11 +119,12 @@ type Params struct {
 	RolloutID   string `json:"rollout_id,omitempty"`
 	// Spec is the rollout a plan is asked for.
 	Spec *events.RolloutSpec `json:"spec,omitempty"`
-	// CorrelationID is the command whose outcome is asked for; the server
-	// waits for it up to WaitMillis (at most a minute) and otherwise
-	// answers with the code "pending".
-	CorrelationID string `json:"correlation_id,omitempty"`
-	WaitMillis    int    `json:"wait_ms,omitempty"`
+	// CorrelationIDs name the command whose outcome is asked for (the
+	// first outcome under any of them); the server waits for it up to
+	// WaitMillis (at most a minute) and otherwise answers with the code
+	// "pending".
+	CorrelationIDs []string `json:"correlation_ids,omitempty"`
+	WaitMillis     int      `json:"wait_ms,omitempty"`
 	// Creds are the credentials to issue, revoke or record.
 	Creds *CredsParams `json:"creds,omitempty"`
 }
@@ -171,9 +173,10 @@ type Status struct {
 
 // Client talks to licensebus. It is safe for concurrent use.
 type Client struct {
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	actor string
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	actor       string
+	installCode string // ActAs
 }
 
 // New returns a Client on an open connection. actor names who sends the
@@ -194,6 +197,9 @@ type Sent struct {
 	ID        string
 	Seq       uint64
 	Duplicate bool // JetStream had it already: its first outcome stands
+	// Digest is the command's digest (events.CommandDigest), what its
+	// outcome is checked against.
+	Digest string
 }
 
 // SendOptions override a command's generated attributes.
@@ -222,28 +228,49 @@ func (c *Client) Send(ctx context.Context, t events.Type, data events.Data, o Se
 	if err != nil {
 		return Sent{}, err
 	}
-	ack, err := c.js.PublishMsg(ctx, m.NATS())
+	ack, err := c.js.PublishMsg(ctx, bus.Msg(m))
 	if err != nil {
 		return Sent{}, fmt.Errorf("publish %s: %w", t, err)
 	}
-	return Sent{ID: o.ID, Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	return Sent{ID: o.ID, Seq: ack.Sequence, Duplicate: ack.Duplicate, Digest: m.Digest()}, nil
 }
+
+// RolloutID is the id of the rollout a StartRollout command with CloudEvent
+// id cmdID starts when it names none; the CLI names this one, so that its
+// outcome, kept under the rollout id, can be found from the command id.
+func RolloutID(cmdID string) string { return events.DeriveID(cmdID, "rollout") }
+
+// ActAs makes the client wait for outcomes as the SmartServer with this
+// install code: a SmartServer's credentials may ask in its own scope only.
+// "" (the default) asks in the fleet scope. Call it before using the
+// client.
+func (c *Client) ActAs(installCode string) { c.installCode = installCode }
 
 // Wait blocks until the outcome of the command with correlation id corr is
-// known, or ctx ends. It asks in the fleet scope; WaitFor asks as one
-// SmartServer.
+// known, or ctx ends.
 func (c *Client) Wait(ctx context.Context, corr string) (*licensing.Outcome, error) {
-	return c.WaitFor(ctx, "", corr)
+	return c.WaitFor(ctx, c.installCode, corr)
 }
 
-// maxWait bounds one long poll for an outcome; a longer wait asks again.
-const maxWait = 20 * time.Second
+// WaitAny blocks until an outcome is known under any of the correlation
+// ids, and returns the first one seen, or ctx ends.
+func (c *Client) WaitAny(ctx context.Context, corrs ...string) (*licensing.Outcome, error) {
+	return c.wait(ctx, c.installCode, corrs)
+}
 
 // WaitFor is Wait for the command of a SmartServer: the server answers only
 // if the outcome concerns that install code, so a SmartServer's credentials
 // see the outcomes of its own commands and no other's.
 func (c *Client) WaitFor(ctx context.Context, installCode, corr string) (*licensing.Outcome, error) {
-	p := Params{InstallCode: installCode, CorrelationID: corr}
+	return c.wait(ctx, installCode, []string{corr})
+}
+
+// maxWait bounds one long poll for an outcome; a longer wait asks again.
+const maxWait = 20 * time.Second
+
+func (c *Client) wait(ctx context.Context, installCode string, corrs []string) (*licensing.Outcome, error) {
+	corr := strings.Join(corrs, " or ")
+	p := Params{InstallCode: installCode, CorrelationIDs: corrs}
 	for {
 		wait := maxWait
 		if d, ok := ctx.Deadline(); ok {
@@ -260,6 +287,15 @@ func (c *Client) WaitFor(ctx context.Context, installCode, corr string) (*licens
 		var apiErr *APIError
 		if errors.As(err, &apiErr) && apiErr.Code == CodePending {
 			continue
+		}
+		if errors.Is(err, nats.ErrNoResponders) {
+			// No serve runs now: the command is stored and will be
+			// handled once one does, as a watch of the bucket would wait.
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+				continue
+			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -282,7 +318,7 @@ func (c *Client) Do(ctx context.Context, t events.Type, data events.Data, o Send
 	if corr == "" {
 		corr = s.ID
 	}
-	var ic string
+	ic := c.installCode
 	if info, _ := events.Lookup(t); info.Side == events.DeviceSide {
 		ic = data.Key()
 	}
@@ -290,7 +326,22 @@ func (c *Client) Do(ctx context.Context, t events.Type, data events.Data, o Send
 	if err != nil {
 		return nil, err
 	}
+	if err := Reused(s, out); err != nil {
+		return out, err
+	}
 	return out, OutcomeErr(out)
+}
+
+// Reused is an id_reused refusal when out is the outcome of another command
+// than s (the same id, another body), else nil: the id's first outcome
+// stands, and s was not done.
+func Reused(s Sent, out *licensing.Outcome) error {
+	if out.CommandDigest == "" || s.Digest == "" || out.CommandDigest == s.Digest {
+		return nil
+	}
+	return events.Reject(events.ReasonIDReused,
+		"command id %s was used before for another command, whose outcome stands (%s %s); nothing was done: send this one with a new --id",
+		s.ID, out.Status, out.EventType)
 }
 
 // OutcomeErr is the *events.Rejection of a rejected outcome, else nil.

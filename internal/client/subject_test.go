@@ -17,8 +17,8 @@ func TestSubjects(t *testing.T) {
 	}{
 		{client.QueryManage, client.Params{InstallCode: "IC-0001"}, "lb.api.v1.smartserver.IC-0001.manage"},
 		{client.QueryDevices, client.Params{InstallCode: "IC-0001"}, "lb.api.v1.smartserver.IC-0001.devices"},
-		{client.QueryOutcome, client.Params{InstallCode: "IC-0001", CorrelationID: "c"}, "lb.api.v1.smartserver.IC-0001.outcome"},
-		{client.QueryOutcome, client.Params{CorrelationID: "c"}, "lb.api.v1.fleet.outcome"},
+		{client.QueryOutcome, client.Params{InstallCode: "IC-0001", CorrelationIDs: []string{"c"}}, "lb.api.v1.smartserver.IC-0001.outcome"},
+		{client.QueryOutcome, client.Params{CorrelationIDs: []string{"c"}}, "lb.api.v1.fleet.outcome"},
 		{client.QueryInventory, client.Params{InstallCode: "IC-0001"}, "lb.api.v1.fleet.inventory"},
 		{client.QueryAccounts, client.Params{}, "lb.api.v1.fleet.accounts"},
 		{client.QueryRebuild, client.Params{}, "lb.api.v1.admin.rebuild"},

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
-	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/events/audit"
 )
 
 // Where the schemas go, relative to the module root.
@@ -26,7 +26,7 @@ func generate(root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	auDocs, err := readDocs(root, "internal/audit")
+	auDocs, err := readDocs(root, "events/audit")
 	if err != nil {
 		return nil, err
 	}

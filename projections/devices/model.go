@@ -1,6 +1,6 @@
 // Package devices is the read model of the DMM Devices widget: every device
 // with its state and colour, and fleet counters per SmartServer and in
-// total, derived from events only with events.DeviceTable's colour rule.
+// total, derived from events only with smartserver.Devices's colour rule.
 package devices
 
 import (
@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/handlers/smartserver"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/segmentio/encoding/json"
 )
@@ -60,7 +61,7 @@ const orderSpan = 1024
 
 type server struct {
 	Server
-	table events.DeviceTable
+	table smartserver.Devices
 	order map[string]uint64
 	ic    string // the key of its entries (Server.InstallCode comes from the entry)
 	// changed since the last Changes: the server entry, and its devices.
@@ -143,6 +144,8 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	s.Seq = seq
 	switch d := msg.Data.(type) {
 	case *events.Registered:
+		s.Version = d.Version
+	case *events.VersionSet:
 		s.Version = d.Version
 	case *events.DeviceAdded:
 		s.order[d.DeviceID] = seq * orderSpan
@@ -263,7 +266,7 @@ func (m *Model) Restore(key string, value []byte) error {
 		if s.Licenses == nil {
 			s.Licenses = map[string]int{}
 		}
-		s.table = events.DeviceTable{Devices: devs, Version: srv.Version, Capacity: srv.Capacity, Licenses: srv.Licenses}
+		s.table = smartserver.Devices{Devices: devs, Version: srv.Version, Capacity: srv.Capacity, Licenses: srv.Licenses}
 	case "devices":
 		var rows []Row
 		if err := json.Unmarshal(value, &rows); err != nil {

@@ -139,6 +139,10 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 			return
 		}
 		s.Name, s.Version = d.Name, d.Version
+	case *events.VersionSet:
+		if s := m.server(d.InstallCode, seq, false); s != nil {
+			s.Version = d.Version
+		}
 	case *events.CustomerIDSet:
 		if s := m.server(d.InstallCode, seq, false); s != nil {
 			if s.CustomerID != d.CustomerID {

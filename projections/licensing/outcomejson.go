@@ -12,7 +12,7 @@ import (
 // and a rebuild encodes them all again: reflection was a third of the cost.
 func appendOutcome(b []byte, o *Outcome) (_ []byte, ok bool) {
 	if !plain(o.CorrelationID) || !plain(o.Status) || !plain(o.EventID) || !plain(o.EventType) ||
-		!plain(o.Reason) || !plain(o.Message) || !plainData(o.Data) {
+		!plain(o.Reason) || !plain(o.Message) || !plain(o.CommandDigest) || !plainData(o.Data) {
 		return b, false
 	}
 	b = append(b, `{"correlation_id":"`...)
@@ -32,6 +32,11 @@ func appendOutcome(b []byte, o *Outcome) (_ []byte, ok bool) {
 	if o.Message != "" {
 		b = append(b, `,"message":"`...)
 		b = append(b, o.Message...)
+		b = append(b, '"')
+	}
+	if o.CommandDigest != "" {
+		b = append(b, `,"command_digest":"`...)
+		b = append(b, o.CommandDigest...)
 		b = append(b, '"')
 	}
 	b = append(b, `,"time":"`...)

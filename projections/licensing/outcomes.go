@@ -12,12 +12,16 @@ import (
 // Outcome is how a command ended: the first terminal event of its
 // correlation id. A repeated command finds the outcome of the first.
 type Outcome struct {
-	CorrelationID string          `json:"correlation_id"`
-	Status        string          `json:"status"` // accepted | rejected
-	EventID       string          `json:"event_id"`
-	EventType     string          `json:"event_type"`
-	Reason        string          `json:"reason,omitempty"`
-	Message       string          `json:"message,omitempty"`
+	CorrelationID string `json:"correlation_id"`
+	Status        string `json:"status"` // accepted | rejected
+	EventID       string `json:"event_id"`
+	EventType     string `json:"event_type"`
+	Reason        string `json:"reason,omitempty"`
+	Message       string `json:"message,omitempty"`
+	// CommandDigest is the digest of the command the outcome is of
+	// (events.CommandDigest): a client that sent another command under the
+	// same id learns that this outcome is not its command's.
+	CommandDigest string          `json:"command_digest,omitempty"`
 	Time          time.Time       `json:"time"`
 	Seq           uint64          `json:"seq"`
 	Data          json.RawMessage `json:"data"`
@@ -28,6 +32,9 @@ type Outcome struct {
 type Outcomes struct {
 	mu   sync.Mutex
 	seen events.IDSet
+	// digests are the command digests of the commands whose first event
+	// was not their outcome (an activation's request), until it comes.
+	digests map[string]string
 	// pending are the outcomes since the last EachChange, encoded only
 	// then, into buf: a replay finds most of them in the bucket already.
 	// Each holds its event's data, a slice of the message read.
@@ -54,12 +61,20 @@ func (o *Outcomes) Name() string { return "outcomes" }
 func (o *Outcomes) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen, o.pending = events.IDSet{}, nil
+	o.seen, o.pending, o.digests = events.IDSet{}, nil, nil
 }
 
 // Apply implements projections.Model.
 func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 	if !m.Info.Terminal {
+		if d := m.CommandDigest(); d != "" && m.CausationID() == m.CorrelationID() {
+			o.mu.Lock()
+			if o.digests == nil {
+				o.digests = map[string]string{}
+			}
+			o.digests[m.CorrelationID()] = d
+			o.mu.Unlock()
+		}
 		return
 	}
 	corr := m.CorrelationID()
@@ -68,11 +83,18 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	digest := m.CommandDigest()
+	if d, ok := o.digests[corr]; ok {
+		if digest == "" {
+			digest = d
+		}
+		delete(o.digests, corr)
+	}
 	if !o.seen.Add(corr) {
 		return
 	}
 	out := Outcome{CorrelationID: corr, Status: "accepted", EventID: m.ID(), EventType: string(m.Type()),
-		Time: m.Event.Time(), Seq: seq, Data: json.RawMessage(m.Event.Data())}
+		Time: m.Event.Time(), Seq: seq, Data: json.RawMessage(m.Event.Data()), CommandDigest: digest}
 	if r, ok := m.Data.(*events.Rejected); ok {
 		out.Status, out.Reason, out.Message = "rejected", string(r.Reason), r.Message
 	}

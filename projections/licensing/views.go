@@ -67,10 +67,14 @@ func Status(kind, expires string, today time.Time) string {
 
 // Description is the manual's Description column.
 func Description(kind string, devices int, expires string) string {
-	if kind == events.Maintenance {
-		return fmt.Sprintf("Maintenance, %d devices, expires %s", devices, expires)
+	n := fmt.Sprintf("%d devices", devices)
+	if devices == 1 {
+		n = "1 device"
 	}
-	return fmt.Sprintf("Device capacity, %d devices", devices)
+	if kind == events.Maintenance {
+		return fmt.Sprintf("Maintenance, %s, expires %s", n, expires)
+	}
+	return "Device capacity, " + n
 }
 
 func date(t time.Time) string {

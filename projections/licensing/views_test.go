@@ -41,3 +41,24 @@ func TestStatus(t *testing.T) {
 		})
 	}
 }
+
+// Ensure the Description column counts devices in words that agree with
+// the number: "1 device", "200 devices".
+func TestDescription(t *testing.T) {
+	tests := []struct {
+		kind    string
+		devices int
+		expires string
+		want    string
+	}{
+		{events.Capacity, 1, "", "Device capacity, 1 device"},
+		{events.Capacity, 200, "", "Device capacity, 200 devices"},
+		{events.Maintenance, 1, "2099-01-31", "Maintenance, 1 device, expires 2099-01-31"},
+		{events.Maintenance, 1000, "2099-01-31", "Maintenance, 1000 devices, expires 2099-01-31"},
+	}
+	for _, tt := range tests {
+		if got := Description(tt.kind, tt.devices, tt.expires); got != tt.want {
+			t.Errorf("Description(%q, %d, %q)=%q, want %q", tt.kind, tt.devices, tt.expires, got, tt.want)
+		}
+	}
+}

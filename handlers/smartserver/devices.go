@@ -1,0 +1,217 @@
+package smartserver
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/licensebus/licensebus/events"
+)
+
+// Devices holds the devices of one SmartServer in the order they were
+// added, and derives their states with the colour rule:
+//
+//   - capacity is the sum of the device counts of the active capacity
+//     licenses; a SmartServer below 3.3 needs none and licenses every device;
+//   - the first capacity devices in order of addition are licensed, the
+//     rest unlicensed (purple) — deterministic, so every replica and every
+//     rebuild derives the same colours;
+//   - a licensed device is provisioned (green) or unprovisioned (blue);
+//   - an unlicensed device is never provisioned: it loses provisioning, and
+//     needs provisioning again once licensed (the manual's transfer → blue).
+//
+// The device side, the provisioner and the devices view fold events into
+// a Devices (Fold); it is a value with no locking of its own.
+type Devices struct {
+	Devices  []events.Device `json:"devices"`
+	Version  string          `json:"version"`
+	Capacity int             `json:"capacity"`
+	// Licenses are the active capacity licenses and their device counts;
+	// Fold keeps them and Capacity in step.
+	Licenses map[string]int `json:"capacity_licenses,omitempty"`
+}
+
+// Index returns the position of device id, or -1.
+func (t *Devices) Index(id string) int {
+	return slices.IndexFunc(t.Devices, func(d events.Device) bool { return d.ID == id })
+}
+
+// Add appends a device (unprovisioned) and re-derives the states.
+func (t *Devices) Add(id, name, protocol string) []events.Device {
+	if t.Index(id) >= 0 {
+		return nil
+	}
+	t.Devices = append(t.Devices, events.Device{ID: id, Name: name, Protocol: internProtocol(protocol)})
+	return t.derive()
+}
+
+// internProtocol returns the package's own string for a known protocol, so
+// that a fleet's tables do not each hold a decoded copy of "lon".
+func internProtocol(p string) string {
+	switch p {
+	case events.LON:
+		return events.LON
+	case events.BACnet:
+		return events.BACnet
+	case events.Modbus:
+		return events.Modbus
+	}
+	return p
+}
+
+// Remove drops a device, freeing its slot for the next one.
+func (t *Devices) Remove(id string) []events.Device {
+	i := t.Index(id)
+	if i < 0 {
+		return nil
+	}
+	old := t.Devices[i]
+	t.Devices = slices.Delete(t.Devices, i, i+1)
+	old.State = ""
+	return append(t.derive(), old)
+}
+
+// SetProvisioned marks a device provisioned or not.
+func (t *Devices) SetProvisioned(id string, p bool) []events.Device {
+	i := t.Index(id)
+	if i < 0 {
+		return nil
+	}
+	t.Devices[i].Provisioned = p
+	return t.derive()
+}
+
+// SetLicensing sets the firmware version and the licensed capacity.
+func (t *Devices) SetLicensing(version string, capacity int) []events.Device {
+	t.Version, t.Capacity = version, capacity
+	return t.derive()
+}
+
+// DeprovisionAll deprovisions every device (licenses went to the cloud).
+func (t *Devices) DeprovisionAll() []events.Device {
+	for i := range t.Devices {
+		t.Devices[i].Provisioned = false
+	}
+	return t.derive()
+}
+
+// Licensed is how many devices, from the first added, are licensed.
+func (t *Devices) Licensed() int {
+	if !events.NeedsLicense(t.Version) {
+		return len(t.Devices)
+	}
+	return min(t.Capacity, len(t.Devices))
+}
+
+// derive recomputes every state and returns the devices whose state
+// changed (a removed device is returned by Remove with an empty state).
+func (t *Devices) derive() []events.Device {
+	licensed := t.Licensed()
+	var changed []events.Device
+	for i := range t.Devices {
+		d := &t.Devices[i]
+		s := events.Unlicensed
+		if i < licensed {
+			s = events.Unprovisioned
+			if d.Provisioned {
+				s = events.Provisioned
+			}
+		} else {
+			d.Provisioned = false
+		}
+		if d.State != s {
+			d.State = s
+			changed = append(changed, *d)
+		}
+	}
+	return changed
+}
+
+// Clone copies the table.
+func (t *Devices) Clone() Devices {
+	c := *t
+	c.Devices = slices.Clone(t.Devices)
+	c.Licenses = maps.Clone(t.Licenses)
+	return c
+}
+
+// AddMany appends devices in order and derives the states once. Folds that
+// decide on colours only (handlers) pass idsOnly and keep no names: at
+// fleet scale that is tens of MB per fold.
+func (t *Devices) AddMany(ds []events.NewDevice, idsOnly bool) []events.Device {
+	// Room for the batch at once: growing by appends would leave up to
+	// half the array spare in each of a fleet's tables.
+	t.Devices = slices.Grow(t.Devices, len(ds))
+	for _, d := range ds {
+		if t.Index(d.DeviceID) < 0 {
+			dev := events.Device{ID: d.DeviceID}
+			if !idsOnly {
+				dev.Name, dev.Protocol = d.Name, internProtocol(d.Protocol)
+			}
+			t.Devices = append(t.Devices, dev)
+		}
+	}
+	return t.derive()
+}
+
+// ProvisionMany marks devices provisioned and derives the states once.
+func (t *Devices) ProvisionMany(ids []string) []events.Device {
+	for _, id := range ids {
+		if i := t.Index(id); i >= 0 {
+			t.Devices[i].Provisioned = true
+		}
+	}
+	return t.derive()
+}
+
+// Fold applies one SmartServer event to the table — the only place that
+// knows which events change colours — and returns the devices whose state
+// changed. Folds that decide on colours only pass idsOnly and keep no
+// device names. The table tracks the active capacity licenses itself.
+func (t *Devices) Fold(d events.Data, idsOnly bool) []events.Device {
+	switch e := d.(type) {
+	case *events.Registered:
+		return t.SetLicensing(e.Version, t.Capacity)
+	case *events.VersionSet:
+		return t.SetLicensing(e.Version, t.Capacity)
+	case *events.LicenseActivated:
+		if e.Kind != events.Capacity {
+			return nil
+		}
+		if t.Licenses == nil {
+			t.Licenses = map[string]int{}
+		}
+		t.Licenses[e.LicenseID] = e.Devices
+		return t.SetLicensing(t.Version, t.licensed())
+	case *events.LicensesTransferred:
+		for _, lid := range e.LicenseIDs {
+			delete(t.Licenses, lid)
+		}
+		// Licenses gone to the cloud deprovision every device: after the
+		// next activation they are blue, not green.
+		return append(t.DeprovisionAll(), t.SetLicensing(t.Version, t.licensed())...)
+	case *events.DeviceAdded:
+		if idsOnly {
+			return t.Add(e.DeviceID, "", "")
+		}
+		return t.Add(e.DeviceID, e.Name, e.Protocol)
+	case *events.DevicesAdded:
+		return t.AddMany(e.Devices, idsOnly)
+	case *events.DeviceRemoved:
+		return t.Remove(e.DeviceID)
+	case *events.DeviceProvisioned:
+		return t.SetProvisioned(e.DeviceID, true)
+	case *events.DevicesProvisioned:
+		return t.ProvisionMany(e.DeviceIDs)
+	case *events.DeviceDeprovisioned:
+		return t.SetProvisioned(e.DeviceID, false)
+	}
+	return nil
+}
+
+func (t *Devices) licensed() int {
+	n := 0
+	for _, d := range t.Licenses {
+		n += d
+	}
+	return n
+}

@@ -1,0 +1,232 @@
+package smartserver_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/handlers"
+	"github.com/licensebus/licensebus/handlers/smartserver"
+	"github.com/licensebus/licensebus/handlers/spec"
+)
+
+const (
+	ic   = "IC-0001"
+	cid  = "2133c667-af41-4518-94df-a2bb3b775330"
+	cid2 = "9f0a4c3e-0d5b-4b8e-9a41-7c2f3e5d6a10"
+	cap1 = "c0ffee00-1111-4222-8333-444455556666"
+	mnt1 = "c0ffee00-2222-4222-8333-444455556666"
+)
+
+var at = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+
+// dev is the id of the i-th device a table adds; devX is on another
+// SmartServer.
+func dev(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
+
+var devX = dev(99)
+
+// The SmartServer's events, as a table gives them.
+var seq int
+
+func ev(t events.Type, d events.Data, cause string) *events.Message {
+	seq++
+	return spec.Event(t, d, fmt.Sprint("e-", seq), cause)
+}
+func registered(version string) *events.Message {
+	return ev(events.RegisteredType, &events.Registered{InstallCode: ic, Name: "SC-01", Version: version}, "")
+}
+func customerSet(c string) *events.Message {
+	return ev(events.CustomerIDSetType, &events.CustomerIDSet{InstallCode: ic, CustomerID: c}, "")
+}
+func downloaded(c string) *events.Message {
+	return ev(events.LicensesDownloadedType, &events.LicensesDownloaded{InstallCode: ic, CustomerID: c}, "")
+}
+func activated(lid string, devices int) *events.Message {
+	return ev(events.LicenseActivatedType, &events.LicenseActivated{InstallCode: ic, LicenseID: lid, Kind: events.Capacity, Devices: devices}, "bound-"+lid)
+}
+func transferRequested(lids ...string) *events.Message {
+	return spec.Event(events.TransferRequestedType, &events.TransferRequested{InstallCode: ic, LicenseIDs: lids}, "transfer-1", "cmd-0")
+}
+func released(lid string) *events.Message {
+	return ev(events.LicenseReleasedType, &events.LicenseReleased{LicenseID: lid, InstallCode: ic, TransferredAt: at}, "transfer-1")
+}
+func transferred(lids ...string) *events.Message {
+	return ev(events.LicensesTransferredType, &events.LicensesTransferred{InstallCode: ic, LicenseIDs: lids}, "")
+}
+func devicesAdded(n int) *events.Message {
+	ds := make([]events.NewDevice, n)
+	for i := range ds {
+		ds[i] = events.NewDevice{DeviceID: dev(i), Name: fmt.Sprint("AHU-", i), Protocol: events.BACnet}
+	}
+	return ev(events.DevicesAddedType, &events.DevicesAdded{InstallCode: ic, Devices: ds}, "")
+}
+func provisioned(ids ...string) *events.Message {
+	return ev(events.DevicesProvisionedType, &events.DevicesProvisioned{InstallCode: ic, DeviceIDs: ids}, "")
+}
+
+// ready is a SmartServer of the manual, set up to activate licenses.
+func ready() []*events.Message {
+	return []*events.Message{registered("3.4"), customerSet(cid), downloaded(cid)}
+}
+
+func with(base []*events.Message, more ...*events.Message) []*events.Message {
+	return append(append([]*events.Message{}, base...), more...)
+}
+
+func fold(given []*events.Message) *smartserver.State {
+	s := &smartserver.State{}
+	for _, m := range given {
+		smartserver.Evolve(s, m)
+	}
+	return s
+}
+
+// The rules of a SmartServer, as given/when/then: the manual's Manage
+// Licenses dialog, the DMM devices, and how the cloud's answers are
+// recorded.
+func TestSpec(t *testing.T) {
+	activate := &events.ActivateLicense{InstallCode: ic, LicenseID: cap1}
+	owners := map[string]string{devX: "IC-0002"}
+	tests := []struct {
+		name  string
+		given []*events.Message
+		// when is a command (cmd-1), or an answer of the cloud.
+		when     events.Data
+		answer   *events.Message
+		customer bool // the customer a command names exists
+		then     spec.Then
+	}{
+		// Registering.
+		{name: "a SmartServer is registered with its name and version", when: &events.Register{InstallCode: ic, Name: "SC-01", Version: "3.4"},
+			then: spec.Then{Type: events.RegisteredType, Data: &events.Registered{InstallCode: ic, Name: "SC-01", Version: "3.4"}}},
+		{name: "registering it again the same is a repeat", given: ready(), when: &events.Register{InstallCode: ic, Name: "SC-01", Version: "3.4"},
+			then: spec.Then{Type: events.RegisteredType, Data: &events.Registered{InstallCode: ic, Name: "SC-01", Version: "3.4"}}},
+		{name: "registering it again with another name or version is refused", given: ready(), when: &events.Register{InstallCode: ic, Name: "OTHER", Version: "3.1"},
+			then: spec.Then{Reason: events.ReasonAlreadyExists}},
+		{name: "commands to an unknown SmartServer are refused", when: &events.DownloadLicenses{InstallCode: ic},
+			then: spec.Then{Reason: events.ReasonUnknownServer}},
+		{name: "a new firmware version is recorded", given: ready(), when: &events.SetVersion{InstallCode: ic, Version: "3.5"},
+			then: spec.Then{Type: events.VersionSetType, Data: &events.VersionSet{InstallCode: ic, Version: "3.5", Previous: "3.4"}}},
+		{name: "going below 3.3 with licenses active is refused", given: with(ready(), activated(cap1, 200)), when: &events.SetVersion{InstallCode: ic, Version: "3.2"},
+			then: spec.Then{Reason: events.ReasonLicensesActive}},
+
+		// Manage Customer Accounts: Save.
+		{name: "Save stores an existing customer's Customer ID", given: []*events.Message{registered("3.4")}, customer: true,
+			when: &events.SetCustomerID{InstallCode: ic, CustomerID: cid},
+			then: spec.Then{Type: events.CustomerIDSetType, Data: &events.CustomerIDSet{InstallCode: ic, CustomerID: cid}}},
+		{name: "a Customer ID with no account in the portal is refused", given: []*events.Message{registered("3.4")}, customer: false,
+			when: &events.SetCustomerID{InstallCode: ic, CustomerID: cid}, then: spec.Then{Reason: events.ReasonUnknownCustomer}},
+
+		// Download Licenses from the Cloud.
+		{name: "download fetches the licenses of the SmartServer's customer", given: []*events.Message{registered("3.4"), customerSet(cid)},
+			when: &events.DownloadLicenses{InstallCode: ic},
+			then: spec.Then{Type: events.LicensesDownloadedType, Data: &events.LicensesDownloaded{InstallCode: ic, CustomerID: cid}}},
+		{name: "download without a Customer ID is refused", given: []*events.Message{registered("3.4")},
+			when: &events.DownloadLicenses{InstallCode: ic}, then: spec.Then{Reason: events.ReasonCustomerNotSet}},
+
+		// ACTIVATE.
+		{name: "activating asks the cloud to bind the license", given: ready(), when: activate,
+			then: spec.Then{Type: events.ActivationRequestedType, Data: &events.ActivationRequested{InstallCode: ic, LicenseID: cap1, CustomerID: cid}}},
+		{name: "below 3.3 no license is needed", given: []*events.Message{registered("3.2"), customerSet(cid), downloaded(cid)}, when: activate,
+			then: spec.Then{Reason: events.ReasonNotRequired}},
+		{name: "activating without a Customer ID is refused", given: []*events.Message{registered("3.4")}, when: activate,
+			then: spec.Then{Reason: events.ReasonCustomerNotSet}},
+		{name: "activating before downloading is refused", given: []*events.Message{registered("3.4"), customerSet(cid)}, when: activate,
+			then: spec.Then{Reason: events.ReasonNotDownloaded}},
+		{name: "a new Customer ID needs a new download", given: with(ready(), customerSet(cid2)), when: activate,
+			then: spec.Then{Reason: events.ReasonNotDownloaded}},
+		{name: "activating during a transfer to the cloud is refused", given: with(ready(), activated(mnt1, 200), transferRequested(mnt1)), when: activate,
+			then: spec.Then{Reason: events.ReasonTransferInFlight}},
+		{name: "a license active here already is refused", given: with(ready(), activated(cap1, 200)), when: activate,
+			then: spec.Then{Reason: events.ReasonAlreadyActive}},
+
+		// The cloud's answers.
+		{name: "the cloud's binding activates the license", given: ready(),
+			answer: spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: cap1, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at}, "bound-"+cap1, "req-1"),
+			then:   spec.Then{Type: events.LicenseActivatedType, Data: &events.LicenseActivated{InstallCode: ic, LicenseID: cap1, Kind: events.Capacity, Devices: 200, ActivatedAt: at}}},
+		{name: "a binding recorded before decides nothing", given: with(ready(), activated(cap1, 200)),
+			answer: spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: cap1, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at}, "bound-"+cap1, "req-1")},
+		{name: "a release that is not the last decides nothing", given: with(ready(), activated(cap1, 200), activated(mnt1, 200), transferRequested(cap1, mnt1)),
+			answer: released(cap1)},
+		{name: "the last release completes the transfer", given: with(ready(), activated(cap1, 200), activated(mnt1, 200), transferRequested(cap1, mnt1), released(cap1)),
+			answer: released(mnt1),
+			then:   spec.Then{Type: events.LicensesTransferredType, Data: &events.LicensesTransferred{InstallCode: ic, LicenseIDs: []string{cap1, mnt1}, TransferredAt: at}}},
+
+		// TRANSFER LICENSES.
+		{name: "transfer to cloud gives back every active license", given: with(ready(), activated(mnt1, 200), activated(cap1, 200)),
+			when: &events.TransferToCloud{InstallCode: ic},
+			then: spec.Then{Type: events.TransferRequestedType, Data: &events.TransferRequested{InstallCode: ic, LicenseIDs: []string{cap1, mnt1}}}},
+		{name: "transfer with no active license is refused", given: ready(), when: &events.TransferToCloud{InstallCode: ic},
+			then: spec.Then{Reason: events.ReasonNoActiveLicenses}},
+		{name: "a second transfer while one runs is refused", given: with(ready(), activated(cap1, 200), transferRequested(cap1)),
+			when: &events.TransferToCloud{InstallCode: ic}, then: spec.Then{Reason: events.ReasonTransferInFlight}},
+		{name: "after a transfer the licenses can be activated again", given: with(ready(), activated(cap1, 200), transferRequested(cap1), released(cap1), transferred(cap1)),
+			when: activate,
+			then: spec.Then{Type: events.ActivationRequestedType, Data: &events.ActivationRequested{InstallCode: ic, LicenseID: cap1, CustomerID: cid}}},
+
+		// DMM devices.
+		{name: "a device is added with the id asked for", given: ready(), when: &events.AddDevice{InstallCode: ic, DeviceID: dev(9), Name: "AHU-9", Protocol: events.LON},
+			then: spec.Then{Type: events.DeviceAddedType, Data: &events.DeviceAdded{InstallCode: ic, DeviceID: dev(9), Name: "AHU-9", Protocol: events.LON}}},
+		{name: "a device id in use on any SmartServer is refused", given: ready(), when: &events.AddDevice{InstallCode: ic, DeviceID: devX, Name: "AHU", Protocol: events.LON},
+			then: spec.Then{Reason: events.ReasonAlreadyExists}},
+		{name: "a blue device is provisioned", given: with(ready(), activated(cap1, 2), devicesAdded(2)), when: &events.ProvisionDevice{InstallCode: ic, DeviceID: dev(1)},
+			then: spec.Then{Type: events.DeviceProvisionedType, Data: &events.DeviceProvisioned{InstallCode: ic, DeviceID: dev(1)}}},
+		{name: "a purple device (over capacity) cannot be provisioned", given: with(ready(), activated(cap1, 1), devicesAdded(2)),
+			when: &events.ProvisionDevice{InstallCode: ic, DeviceID: dev(1)}, then: spec.Then{Reason: events.ReasonUnlicensed}},
+		{name: "after a transfer every device is purple", given: with(ready(), activated(cap1, 2), devicesAdded(2), provisioned(dev(0)), transferRequested(cap1), released(cap1), transferred(cap1)),
+			when: &events.ProvisionDevice{InstallCode: ic, DeviceID: dev(0)}, then: spec.Then{Reason: events.ReasonUnlicensed}},
+		{name: "a new activation after a transfer makes them blue, not green", given: with(ready(), activated(cap1, 2), devicesAdded(2), provisioned(dev(0)), transferRequested(cap1), released(cap1), transferred(cap1), activated(mnt1, 2)),
+			when: &events.ProvisionDevice{InstallCode: ic, DeviceID: dev(0)},
+			then: spec.Then{Type: events.DeviceProvisionedType, Data: &events.DeviceProvisioned{InstallCode: ic, DeviceID: dev(0)}}},
+		{name: "a green device cannot be provisioned again", given: with(ready(), activated(cap1, 2), devicesAdded(2), provisioned(dev(0))),
+			when: &events.ProvisionDevice{InstallCode: ic, DeviceID: dev(0)}, then: spec.Then{Reason: events.ReasonAlreadyProvisioned}},
+		{name: "an unknown device is refused", given: ready(), when: &events.ProvisionDevice{InstallCode: ic, DeviceID: dev(7)},
+			then: spec.Then{Reason: events.ReasonUnknownDevice}},
+		{name: "a device of another SmartServer is refused", given: ready(), when: &events.RemoveDevice{InstallCode: ic, DeviceID: devX},
+			then: spec.Then{Reason: events.ReasonOtherServer}},
+		{name: "a batch provisions what it can and says why not the rest", given: with(ready(), activated(cap1, 1), devicesAdded(2)),
+			when: &events.ProvisionDevices{InstallCode: ic, DeviceIDs: []string{dev(0), dev(1)}},
+			then: spec.Then{Type: events.DevicesProvisionedType, Data: &events.DevicesProvisioned{InstallCode: ic, DeviceIDs: []string{dev(0)},
+				Refused: []events.Refusal{{DeviceID: dev(1), Reason: events.ReasonUnlicensed,
+					Message: "device "+dev(1)+" is unlicensed (purple): SmartServer IC-0001 licenses 1 device; activate a capacity license first"}}}}},
+		{name: "deprovisioning a device that is not green is refused", given: with(ready(), activated(cap1, 2), devicesAdded(2)),
+			when: &events.DeprovisionDevice{InstallCode: ic, DeviceID: dev(0)}, then: spec.Then{Reason: events.ReasonNotProvisioned}},
+		{name: "removing a device frees its slot", given: with(ready(), activated(cap1, 1), devicesAdded(2)),
+			when: &events.RemoveDevice{InstallCode: ic, DeviceID: dev(0)},
+			then: spec.Then{Type: events.DeviceRemovedType, Data: &events.DeviceRemoved{InstallCode: ic, DeviceID: dev(0)}}},
+		{name: "reactive provisioning is switched per SmartServer", given: ready(), when: &events.SetAutoProvision{InstallCode: ic, Enabled: true},
+			then: spec.Then{Type: events.AutoProvisionSetType, Data: &events.AutoProvisionSet{InstallCode: ic, Enabled: true}}},
+		{name: "a command of another aggregate is no SmartServer command", given: ready(), when: &events.CreateCustomer{Name: "P"},
+			then: spec.Then{Reason: events.ReasonUnknownType}},
+	}
+	var reasons []events.Reason
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := fold(tt.given)
+			before := s.Clone()
+			var got handlers.Decision
+			if tt.answer != nil {
+				// Answers are decided on a state that has folded them.
+				smartserver.Evolve(s, tt.answer)
+				before = s.Clone()
+				got = smartserver.Answer(s, ic, tt.answer)
+			} else {
+				c := smartserver.Command{ID: "cmd-1", Data: tt.when, CustomerExists: tt.customer, Owners: map[string]string{}}
+				for _, id := range smartserver.Named(c.ID, tt.when) {
+					if o := owners[id]; o != "" {
+						c.Owners[id] = o
+					}
+				}
+				got = smartserver.Decide(s, ic, c)
+			}
+			spec.Check(t, got, tt.then)
+			if fmt.Sprint(*s) != fmt.Sprint(before) {
+				t.Fatalf("deciding changed the state")
+			}
+		})
+		reasons = append(reasons, tt.then.Reason)
+	}
+	spec.Covers(t, smartserver.Reasons(), reasons)
+}

@@ -1,0 +1,107 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	trail "github.com/licensebus/licensebus/events/audit"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// writer appends sealed entries with pipelined expected-last-sequence
+// publishes: each append expects the audit stream to end where the one
+// before it left it, so no other writer can slip in between.
+type writer struct {
+	js      jetstream.JetStream
+	max     int
+	tip     tip    // after the last append sent
+	acked   uint64 // seq of the last entry known stored
+	chained bool   // the last message of the stream is (to be) this writer's
+	pending []sent
+}
+
+type sent struct {
+	seq, streamSeq uint64
+	f              jetstream.PubAckFuture
+}
+
+func (w *writer) append(ctx context.Context, m *SourceMsg) error {
+	e := Derive(*m)
+	e.Seq = w.tip.seq + 1
+	e.Cursor = w.tip.cursor.Advance(m.Stream, m.Seq)
+	raw, err := trail.Seal(&e, w.tip.hash)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: trail.Subject, Data: raw, Header: nats.Header{nats.MsgIdHdr: []string{e.Hash}}}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequence(w.tip.streamLast)}
+	if w.chained {
+		// Pipelined appends: each also expects the one before it to be the
+		// last message, so once one fails every later one fails too — a
+		// stranger's message must not let the rest of the pipeline land
+		// after a gap.
+		opts = append(opts, jetstream.WithExpectLastMsgID(w.tip.hash))
+	}
+	f, err := w.js.PublishMsgAsync(msg, opts...)
+	if err != nil {
+		return fmt.Errorf("append audit entry %d: %w", e.Seq, err)
+	}
+	w.tip = tip{seq: e.Seq, hash: e.Hash, cursor: e.Cursor, streamLast: w.tip.streamLast + 1}
+	w.chained = true
+	w.pending = append(w.pending, sent{seq: e.Seq, streamSeq: w.tip.streamLast, f: f})
+	if len(w.pending) >= w.max {
+		return w.settle(ctx, len(w.pending)/2)
+	}
+	return nil
+}
+
+// drain waits for every append in flight.
+func (w *writer) drain(ctx context.Context) error { return w.settle(ctx, len(w.pending)) }
+
+// settle waits for the oldest n appends. On the first failure it still
+// waits for the rest (they fail too, as each expected the one before).
+func (w *writer) settle(ctx context.Context, n int) error {
+	var first error
+	for range n {
+		p := w.pending[0]
+		w.pending = w.pending[1:]
+		err := waitAck(ctx, p)
+		if err == nil && first == nil {
+			w.acked = p.seq
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// errCodeWrongLastMsgID is JetStream's "wrong last msg ID" (nats.go has
+// no constant for it).
+const errCodeWrongLastMsgID jetstream.ErrorCode = 10070
+
+func waitAck(ctx context.Context, p sent) error {
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case ack := <-p.f.Ok():
+		if ack.Duplicate || ack.Sequence != p.streamSeq {
+			return fmt.Errorf("%w: entry %d stored at %d, expected %d", errConflict, p.seq, ack.Sequence, p.streamSeq)
+		}
+		return nil
+	case err := <-p.f.Err():
+		var ae *jetstream.APIError
+		if errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant || ae.ErrorCode == errCodeWrongLastMsgID) {
+			return fmt.Errorf("%w: entry %d: %v", errConflict, p.seq, err)
+		}
+		return fmt.Errorf("append audit entry %d: %w", p.seq, err)
+	case <-t.C:
+		return fmt.Errorf("append audit entry %d: no ack", p.seq)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

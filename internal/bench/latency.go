@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/projections/licensing"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// visible reports whether the Manage Licenses view of t's SmartServer shows
+// t's license active.
+func (b *run) visible(t *target) bool {
+	rows, err := b.p.Licensing.ManageLicenses(t.ic)
+	if err != nil {
+		return false
+	}
+	for _, r := range rows {
+		if r.LicenseID == t.lid {
+			return r.State == licensing.StateActive
+		}
+	}
+	return false
+}
+
+// waitAll returns once done holds for every target. It checks the oldest
+// unfinished target each time the projections apply an event: targets
+// finish roughly in order, so this costs next to nothing and returns within
+// one applied event of the last one finishing.
+func (b *run) waitAll(ctx context.Context, ts []*target, done func(*target) bool) error {
+	next := 0
+	for {
+		applied := b.p.Projections.Applied()
+		for next < len(ts) && done(ts[next]) {
+			next++
+		}
+		if next == len(ts) {
+			return nil
+		}
+		if err := b.waitApplied(ctx, applied+1); err != nil {
+			return fmt.Errorf("%d of %d SmartServers never got there (first %s): %w", len(ts)-next, len(ts), ts[next].ic, err)
+		}
+	}
+}
+
+// stallTimeout is how long the bench waits for the projections to apply
+// anything before it calls the product stuck.
+const stallTimeout = 30 * time.Second
+
+// waitApplied waits until the projections applied seq, failing if they
+// apply nothing for stallTimeout.
+func (b *run) waitApplied(ctx context.Context, seq uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, stallTimeout)
+	defer cancel()
+	err := b.p.Projections.WaitFor(wctx, seq)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("projections applied nothing for %v", stallTimeout)
+	}
+	return err
+}
+
+// latency sends one activation every 1/rate seconds (open loop: a late
+// send does not delay the next) and returns, per activation, the time from
+// publishing the command to the Manage Licenses view showing the license
+// active.
+func (b *run) latency(ctx context.Context, ts []*target, rate float64) ([]time.Duration, error) {
+	w, err := b.watch(ctx, ts)
+	if err != nil {
+		return nil, err
+	}
+	defer w.stop()
+	watched := make(chan error, 1)
+	go func() { watched <- w.wait(ctx) }()
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i, t := range ts {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		t.sent = time.Now()
+		if err := publishAsync(ctx, b.pub, t.msg); err != nil {
+			return nil, err
+		}
+	}
+	if err := <-watched; err != nil {
+		return nil, err
+	}
+	lat := make([]time.Duration, len(ts))
+	for i, t := range ts {
+		lat[i] = t.seen.Sub(t.sent)
+	}
+	return lat, nil
+}
+
+// watcher notes when activations become visible. Checking every target in
+// flight on every applied event would cost O(in flight) per event, and
+// under a backlog that alone could starve the product. Instead a
+// headers-only consumer tells the watcher the stream sequence of each
+// license_activated event; the projections apply events in stream order,
+// so an activation is visible from the moment they have applied that
+// sequence.
+type watcher struct {
+	b     *run
+	n     int
+	cc    jetstream.ConsumeContext
+	mu    sync.Mutex
+	queue []stored // in stream order
+}
+
+type stored struct {
+	t   *target
+	seq uint64
+}
+
+func (b *run) watch(ctx context.Context, ts []*target) (*watcher, error) {
+	byIC := make(map[string]*target, len(ts))
+	for _, t := range ts {
+		byIC[t.ic] = t
+	}
+	w := &watcher{b: b, n: len(ts)}
+	cons, err := b.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"lb.evt.smartserver.*.license_activated"}, DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.cc, err = cons.Consume(func(msg jetstream.Msg) {
+		md, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		// lb.evt.smartserver.<install-code>.license_activated
+		tokens := strings.Split(msg.Subject(), ".")
+		if len(tokens) != 5 {
+			return
+		}
+		if t := byIC[tokens[3]]; t != nil {
+			w.mu.Lock()
+			t.activated = md.Timestamp
+			w.queue = append(w.queue, stored{t, md.Sequence.Stream})
+			w.mu.Unlock()
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *watcher) stop() { w.cc.Stop() }
+
+// wait returns once every target is visible, and sets their seen time.
+func (w *watcher) wait(ctx context.Context) error {
+	done, progress := 0, time.Now()
+	for {
+		applied := w.b.p.Projections.Applied()
+		w.mu.Lock()
+		i := 0
+		for ; i < len(w.queue) && w.queue[i].seq <= applied; i++ {
+			t := w.queue[i].t
+			if !w.b.visible(t) {
+				w.mu.Unlock()
+				return fmt.Errorf("license %s applied at seq %d but not active in the Manage Licenses view of %s", t.lid, w.queue[i].seq, t.ic)
+			}
+			t.seen = time.Now()
+		}
+		w.queue = w.queue[i:]
+		w.mu.Unlock()
+		if i > 0 {
+			done, progress = done+i, time.Now()
+		}
+		if done == w.n {
+			return nil
+		}
+		if time.Since(progress) > stallTimeout {
+			return fmt.Errorf("%d of %d activations never became visible", w.n-done, w.n)
+		}
+		// Wake on the next applied event, or after a millisecond for a
+		// sequence the consumer reports after the projections applied it.
+		wctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+		_ = w.b.p.Projections.WaitFor(wctx, applied+1)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -33,6 +34,7 @@ type Runner struct {
 	// problems are the checkpoints found out of step with the event
 	// stream at the start, until a rebuild.
 	problems []string
+	tracer   *tracing.Tracer
 
 	// Owned by the goroutine that restores and follows:
 	seed maphash.Seed
@@ -81,9 +83,13 @@ func (r *Runner) Open(ctx context.Context) error {
 		return nil
 	}
 	for _, m := range r.models {
-		_, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		cfg := jetstream.KeyValueConfig{
 			Bucket: Bucket(m), Description: "licensebus read model " + m.Name(), History: 1, Storage: jetstream.FileStorage,
-		})
+		}
+		if e, ok := m.(Expirer); ok {
+			cfg.TTL = e.TTL()
+		}
+		_, err := r.js.CreateOrUpdateKeyValue(ctx, cfg)
 		if err != nil {
 			return fmt.Errorf("projection %s: bucket: %w", m.Name(), err)
 		}

@@ -12,8 +12,10 @@ import (
 
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/metrics"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -221,3 +223,16 @@ func (s *Server) credsFiles() credsFiles {
 // permission violations), for the metrics to export; nil without auth or
 // on an external NATS, which logs its refusals itself.
 func (s *Server) Refusals() *auth.Refusals { return s.access.refusals }
+
+// export counts the embedded server's refusals in the server's metrics:
+// permission violations in licensebus_permission_violations_total, refused
+// connections in licensebus_refused_connections_total.
+func (ac *access) export(m *metrics.Metrics) {
+	if ac.refusals == nil || m == nil {
+		return
+	}
+	ac.refusals.OnViolation(m.PermissionViolation)
+	m.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "refused_connections_total",
+		Help: "Connections the embedded NATS server refused: no, malformed, expired or revoked credentials."},
+		func() float64 { return float64(ac.refusals.Connections()) }))
+}

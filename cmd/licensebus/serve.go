@@ -5,13 +5,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
 
 func (a *app) serveCmd() *cobra.Command {
 	var cfg ServeConfig
-	var level, memLimit string
+	var level, memLimit, httpAddr, metricsAddr string
 	var gcPercent int
 	var joinNATS bool
 	cmd := &cobra.Command{
@@ -44,6 +45,11 @@ func (a *app) serveCmd() *cobra.Command {
 				cfg.Creds = a.creds
 				cfg.Logger.Info().Str("nats", cfg.NatsURL).Bool("from_env", !cmd.Flags().Changed("nats")).Msg("joining an existing NATS instead of embedding one")
 			}
+			obs, err := a.startObserving(cmd.Context(), &cfg, httpAddr, metricsAddr)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			s, err := StartServer(cmd.Context(), cfg)
 			if err != nil {
 				if joinNATS && !cmd.Flags().Changed("nats") {
@@ -51,6 +57,7 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				return err
 			}
+			obs.serving(s)
 			<-cmd.Context().Done()
 			cfg.Logger.Info().Msg("shutting down")
 			s.Close()
@@ -62,8 +69,13 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "host:port the embedded NATS server listens on")
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
 	f.BoolVar(&cfg.NoAuth, "no-auth", false, "run the embedded NATS server without auth, open to anyone who reaches it (development only)")
+	f.StringArrayVar(&cfg.SigningKeys, "signing-key", nil, "Ed25519 key file (PKCS#8 PEM, mode 0600) that signs license grants, shared by every node of a cluster; again for older keys that keep verifying (default: <data>/signing, created on first start)")
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
+	f.DurationVar(&cfg.Horizon, "horizon", events.DefaultHorizon, "how long a command id is remembered: a repeat within it gets the first outcome; the outcomes bucket keeps outcomes that long")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: /metrics, /healthz, /readyz (and the console); "" for none`)
+	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
+	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")
 	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
 	return cmd

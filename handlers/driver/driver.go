@@ -35,6 +35,10 @@ type Config struct {
 	Now            func() time.Time
 	// Feed shares one read of the event stream; default its own.
 	Feed *bus.Feed
+	// Horizon is how long a command id is remembered (bus.ShellConfig).
+	Horizon time.Duration
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
 }
 
 // Executor handles rollout commands and drives running rollouts.
@@ -78,8 +82,12 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, x.log)
 	}
+	x.st.Horizon = cfg.Horizon
+	if x.st.Horizon <= 0 {
+		x.st.Horizon = events.DefaultHorizon
+	}
 	var err error
-	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger})
+	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger, Horizon: cfg.Horizon, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func TestRoleNamesMatchTheStreams(t *testing.T) {
 		t.Errorf("view buckets %v, roles name %v", views, auth.ViewBuckets)
 	}
 	readable := auth.ReadableStreams()
-	for _, s := range []string{audit.Stream, "KV_" + bus.ReactorsBucket} {
+	for _, s := range []string{audit.Stream, audit.CheckpointStream, "KV_" + bus.ReactorsBucket} {
 		if !slices.Contains(readable, s) {
 			t.Errorf("readable streams %v lack %s", readable, s)
 		}

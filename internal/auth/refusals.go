@@ -20,6 +20,7 @@ import (
 type Refusals struct {
 	connections atomic.Uint64
 	permissions atomic.Uint64
+	onViolation atomic.Pointer[func(operation string)]
 	log         zerolog.Logger
 	// Who names the holder of a user key; Revoked says whether the
 	// account revokes a JWT. Either may be nil.
@@ -29,6 +30,10 @@ type Refusals struct {
 
 // NewRefusals logs the connections it hears of to log.
 func NewRefusals(log zerolog.Logger) *Refusals { return &Refusals{log: log} }
+
+// OnViolation makes f hear of each permission violation, by operation:
+// publish or subscribe (the metrics count them).
+func (r *Refusals) OnViolation(f func(operation string)) { r.onViolation.Store(&f) }
 
 // Connections is the number of connections refused so far.
 func (r *Refusals) Connections() uint64 { return r.connections.Load() }
@@ -66,7 +71,14 @@ func (s serverLog) Errorf(f string, v ...any) {
 		return
 	}
 	s.r.permissions.Add(1)
-	e := s.l.Warn().Str("refusal", "permission")
+	op := "publish"
+	if strings.Contains(msg, "Subscription Violation") {
+		op = "subscribe"
+	}
+	if f := s.r.onViolation.Load(); f != nil {
+		(*f)(op)
+	}
+	e := s.l.Warn().Str("refusal", "permission").Str("operation", op)
 	if m := userKey.FindStringSubmatch(msg); m != nil {
 		e = e.Str("user_key", m[1])
 		if s.r.Who != nil {

@@ -69,6 +69,7 @@ func InboxPrefix(name string) string { return "_INBOX.lb." + name }
 // checks they agree.
 const (
 	auditStream     = "LICENSEBUS_AUDIT"
+	auditHeads      = "LICENSEBUS_AUDIT_CHECKPOINTS"
 	auditSubjects   = "lb.audit.>"
 	ReactorsStream  = "KV_licensebus_reactors"
 	CredsBucket     = "licensebus_creds"
@@ -80,12 +81,13 @@ const (
 var ViewBuckets = []string{viewBucketStart + "licensing", viewBucketStart + "devices", viewBucketStart + "rollouts", viewBucketStart + "outcomes"}
 
 // ReadableStreams are the streams a Reader (and an Operator) may read with
-// JetStream consumers and direct gets: events, the audit trail, dead
-// letters, the views and the reactors' checkpoints, and the commands,
+// JetStream consumers and direct gets: events, the audit trail and its
+// signed heads, dead letters, the views and the reactors' checkpoints, and
+// the commands,
 // which verifying the audit trail compares with. Not the credentials'
 // records.
 func ReadableStreams() []string {
-	s := []string{events.CommandsStream, events.EventsStream, auditStream, events.DeadLettersStream}
+	s := []string{events.CommandsStream, events.EventsStream, auditStream, auditHeads, events.DeadLettersStream}
 	for _, b := range ViewBuckets {
 		s = append(s, "KV_"+b)
 	}

@@ -646,7 +646,7 @@ func TestJoinExternalNATS(t *testing.T) {
 	x := startExternalNATS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := StartServer(ctx, ServeConfig{NatsURL: x.url, Creds: x.service, Logger: testLogger(t)})
+	s, err := StartServer(ctx, ServeConfig{NatsURL: x.url, Creds: x.service, DataDir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("serve --nats --creds: %v", err)
 	}

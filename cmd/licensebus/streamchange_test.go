@@ -110,11 +110,19 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 	}
 
 	for _, msg := range []string{"projection checkpoint is not in step", "reactor checkpoint is not in step", "a stream changed under the audit trail"} {
-		found := false
-		for _, line := range strings.Split(logs.String(), "\n") {
-			found = found || (strings.Contains(line, `"level":"error"`) && strings.Contains(line, msg))
+		logged := func() bool {
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, `"level":"error"`) && strings.Contains(line, msg) {
+					return true
+				}
+			}
+			return false
 		}
-		if !found {
+		// The components start at once and log as they find it: wait.
+		for deadline := time.Now().Add(10 * time.Second); !logged() && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !logged() {
 			t.Errorf("no error line %q at the start; log:\n%s", msg, logs.String())
 		}
 	}

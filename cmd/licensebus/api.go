@@ -1,48 +1,73 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
+	"fmt"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
+	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/licensebus/licensebus/projections/rollouts"
 	"github.com/nats-io/nats.go"
 )
 
-// serveAPI answers queries on lb.api.v1.* from the in-memory read models.
+// serveAPI answers queries on lb.api.v1.> from the in-memory read models.
+// The subject carries the scope, which the NATS server authorized: the
+// install code of a SmartServer's query is the subject's, not the body's.
 func (s *Server) serveAPI(ctx context.Context) error {
-	sub, err := s.nc.Subscribe(client.APIPrefix+"*", func(msg *nats.Msg) {
-		go s.answer(ctx, msg)
-	})
-	if err != nil {
+	var err error
+	if s.outcomesKV, err = s.js.KeyValue(ctx, projections.Bucket(s.outcomes)); err != nil {
+		return fmt.Errorf("outcomes bucket: %w", err)
+	}
+	if err := s.access.serveCreds(ctx, s); err != nil {
 		return err
+	}
+	// The credentials queries have subscriptions of their own: a query
+	// no serve can answer (creds_issue without the keys) must find no
+	// responder rather than one that stays silent.
+	var subs []*nats.Subscription
+	for _, subject := range []string{client.ScopeFleet + ".>", client.ScopeSmartServer + ".>", client.ScopeAdmin + "." + client.QueryRebuild} {
+		sub, err := s.nc.Subscribe(client.APIPrefix+subject, func(msg *nats.Msg) {
+			go s.answer(ctx, msg)
+		})
+		if err != nil {
+			return err
+		}
+		subs = append(subs, sub)
 	}
 	go func() {
 		<-ctx.Done()
-		_ = sub.Unsubscribe()
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
 	}()
-	return nil
+	// Once serve is up, a query finds its subscriptions in the server.
+	return s.nc.Flush()
 }
 
 func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
+	query, ic, err := client.ParseSubject(msg.Subject)
 	var p client.Params
-	if len(msg.Data) > 0 {
-		if err := json.Unmarshal(msg.Data, &p); err != nil {
-			s.respond(msg, nil, &client.APIError{Code: "bad_request", Message: err.Error()})
+	if err == nil && len(msg.Data) > 0 {
+		if jerr := json.Unmarshal(msg.Data, &p); jerr != nil {
+			s.respond(msg, nil, &client.APIError{Code: string(events.ReasonBadRequest), Message: jerr.Error()})
 			return
 		}
 	}
-	query := strings.TrimPrefix(msg.Subject, client.APIPrefix)
-	data, err := s.query(ctx, query, p)
+	p.InstallCode = cmp.Or(ic, p.InstallCode)
+	var data any
+	if err == nil {
+		data, err = s.query(ctx, query, p)
+	}
 	if err != nil {
-		code := "internal"
+		code := string(events.ReasonInternal)
 		switch {
 		case errors.Is(err, licensing.ErrUnknownServer), errors.Is(err, devices.ErrUnknownServer):
 			code = string(events.ReasonUnknownServer)
@@ -52,16 +77,16 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 			code = string(events.ReasonUnknownRollout)
 		case events.AsRejection(err) != nil:
 			code = string(events.AsRejection(err).Reason)
-		case errors.Is(err, errUnknownQuery):
-			code = "unknown_query"
+		case errors.Is(err, client.ErrUnknownQuery):
+			code = string(events.ReasonUnknownQuery)
+		case errors.Is(err, client.ErrPending):
+			code = client.CodePending
 		}
 		s.respond(msg, nil, &client.APIError{Code: code, Message: err.Error()})
 		return
 	}
 	s.respond(msg, data, nil)
 }
-
-var errUnknownQuery = errors.New("unknown query")
 
 func (s *Server) query(ctx context.Context, q string, p client.Params) (any, error) {
 	switch q {
@@ -101,8 +126,10 @@ func (s *Server) query(ctx context.Context, q string, p client.Params) (any, err
 		return s.smartServer(p)
 	case client.QueryFleetPage:
 		return s.fleetPage(p), nil
+	case client.QueryOutcome:
+		return client.AwaitOutcome(ctx, s.outcomesKV, p)
 	}
-	return nil, errUnknownQuery
+	return nil, client.ErrUnknownQuery
 }
 
 func (s *Server) status(ctx context.Context) (client.Status, error) {

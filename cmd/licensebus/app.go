@@ -14,6 +14,7 @@ import (
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/events/audit"
+	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/mattn/go-isatty"
 	"github.com/nats-io/nats.go"
@@ -27,6 +28,7 @@ type app struct {
 	getenv         func(string) string
 
 	natsURL string
+	creds   string // --creds, else NATS_CREDS; see credsPath
 	output  string
 	actor   string
 	cmdID   string
@@ -38,6 +40,10 @@ type app struct {
 	// whatever cobra calls it.
 	started bool
 	tracing tracer
+	// refused is what the NATS server refused, identity who the CLI is
+	// on the bus (connect.go).
+	refused  refusals
+	identity auth.Identity
 }
 
 const (
@@ -87,6 +93,7 @@ func (a *app) rootCmd() *cobra.Command {
 			if err := cmd.ValidateFlagGroups(); err != nil {
 				return usageError{err}
 			}
+			a.refused.watch(cmd)
 			a.started = true
 			return a.setupTracing(cmd.Context())
 		},
@@ -105,11 +112,12 @@ func (a *app) rootCmd() *cobra.Command {
 		url = defaultNatsURL
 	}
 	pf.StringVar(&a.natsURL, "nats", url, "NATS server URL (env NATS_URL)")
+	pf.StringVar(&a.creds, "creds", a.getenv("NATS_CREDS"), "NATS credentials file (env NATS_CREDS; default ./licensebus-data/admin.creds if it exists)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	pf.StringVar(&a.actor, "actor", defaultActor(a.getenv), "who is acting, recorded on every command")
 	a.timeout = defaultTimeout // queries have no --timeout, and use this
 	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.commandCmd(), a.benchCmd())
-	root.AddCommand(a.auditCmd())
+	root.AddCommand(a.auditCmd(), a.credsCmd())
 	setExamples(root)
 	enumFlag(root, "output", "table", "json")
 	// Flags of commands defined elsewhere that take fixed values, so that
@@ -148,6 +156,7 @@ func (a *app) rootCmd() *cobra.Command {
 			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 		}
 	}
+	a.reportRefusals(root)
 	return root
 }
 
@@ -203,7 +212,8 @@ func (c *conn) lostErr(url string) error {
 	return fmt.Errorf("lost the connection to %s and could not reconnect: %s", url, why)
 }
 
-// connect opens a client to the server named by --nats. A server that goes
+// connect opens a client to the server named by --nats, with the
+// credentials of --creds (see dial). A server that goes
 // away and comes back (a restart) is expected: reconnecting is quiet, and
 // so is the "consumer not active" that nats.go reports meanwhile for the
 // ordered consumers of KV watches (they reset themselves once reconnected;
@@ -224,10 +234,9 @@ func (a *app) connect(ctx context.Context) (*conn, error) {
 			fmt.Fprintf(a.stderr, "warning: %v\n", err)
 		}
 	}
-	nc, err := nats.Connect(a.natsURL, nats.Name("licensebus cli"), nats.Timeout(5*time.Second),
-		nats.ErrorHandler(quietErrors), nats.ClosedHandler(func(*nats.Conn) { close(lost) }))
+	nc, err := a.dial("licensebus cli", quietErrors, nats.ClosedHandler(func(*nats.Conn) { close(lost) }))
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
+		return nil, err
 	}
 	c, err := client.New(ctx, nc, a.actor)
 	if err != nil {
@@ -235,6 +244,9 @@ func (a *app) connect(ctx context.Context) (*conn, error) {
 		return nil, err
 	}
 	c.UseTracer(a.tracing.t)
+	if a.identity.Role == auth.SmartServer {
+		c.ActAs(a.identity.Name) // its credentials ask in its own scope only
+	}
 	return &conn{Client: c, nc: nc, lost: lost}, nil
 }
 

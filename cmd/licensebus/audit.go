@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 )
@@ -33,9 +32,9 @@ func (a *app) auditJS() (jetstream.JetStream, func(), error) { return a.directJS
 // directJS connects straight to JetStream, for commands that read what is
 // stored rather than ask the server.
 func (a *app) directJS(name string) (jetstream.JetStream, func(), error) {
-	nc, err := nats.Connect(a.natsURL, nats.Name(name), nats.Timeout(5*time.Second))
+	nc, err := a.dial(name, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to %s: %w (is `licensebus serve` running? set --nats or NATS_URL)", a.natsURL, err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -358,13 +358,7 @@ func TestAuditTrail(t *testing.T) {
 		defer cancel()
 		code := make(chan int, 1)
 		go func() {
-			env := func(k string) string {
-				if k == "NATS_URL" {
-					return url
-				}
-				return ""
-			}
-			code <- run(ctx, []string{"audit", "tail", "--follow", "-n", "1", "-o", "json"}, strings.NewReader(""), &out, &out, env)
+			code <- run(ctx, []string{"audit", "tail", "--follow", "-n", "1", "-o", "json"}, strings.NewReader(""), &out, &out, cliEnv(url))
 		}()
 		waitFor(t, func() bool { return strings.Count(out.String(), "\n") >= 1 })
 		id := mustCustomer(t, c, "followed")
@@ -395,7 +389,8 @@ func TestAuditTrail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := js.Publish(ctxFor(t, 10*time.Second), audit.Subject, raw); err != nil {
+		// Only the service may publish there: the forger has its credentials.
+		if _, err := mustService(t, url).Publish(ctxFor(t, 10*time.Second), audit.Subject, raw); err != nil {
 			t.Fatal(err)
 		}
 		r = cli(t, url, "audit", "verify")

@@ -17,7 +17,7 @@ import (
 )
 
 func (a *app) benchCmd() *cobra.Command {
-	var quick, tiny, shared bool
+	var quick, tiny, shared, serveOpen bool
 	var gcPercent int
 	var fleet, cpuprofile, natsprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
 	cmd := &cobra.Command{
@@ -27,12 +27,15 @@ func (a *app) benchCmd() *cobra.Command {
 JetStream on a stream of its own, then runs licensebus on the same server and measures
 appends, activations end to end, latency at half load, replay, rebuild and a fleet
 rollout. The NATS server runs in a process of its own (--shared-process: in this one),
-so the memory of each is reported apart. Progress goes to stderr; the figures to
+so the memory of each is reported apart. It runs with auth, as serve does by default,
+the commands coming from an operator; the same burst of activations on fresh servers
+with and without auth, alternating, gives auth_overhead (1 − with ÷ without). Progress
+goes to stderr; the figures to
 stdout. The default run takes about a minute on 2 cores; --quick about 15 seconds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serveNATS != "" {
-				return bench.ServeChild(cmd.Context(), serveNATS, a.stdin, a.stdout)
+				return bench.ServeChild(cmd.Context(), serveNATS, !serveOpen, a.stdin, a.stdout)
 			}
 			if shared && natsprofile != "" {
 				return usageError{errors.New("--nats-cpuprofile needs the NATS server in a process of its own; with --shared-process, --cpuprofile covers both")}
@@ -94,6 +97,8 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.BoolVar(&shared, "shared-process", false, "run the NATS server inside the bench process, as serve without --nats does (memory figures then cover both)")
 	f.StringVar(&serveNATS, "serve-nats", "", "run only the bench's NATS server, storing under this directory, until stdin closes")
 	_ = f.MarkHidden("serve-nats")
+	f.BoolVar(&serveOpen, strings.TrimPrefix(bench.OpenFlag, "--"), false, "with --serve-nats: without auth")
+	_ = f.MarkHidden(strings.TrimPrefix(bench.OpenFlag, "--"))
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&natsprofile, "nats-cpuprofile", "", "write a CPU profile of the NATS server process over the activation phase to this file")
@@ -133,7 +138,7 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 // `serve --nats` would. It logs at serve's default level into io.Discard:
 // formatting the log lines is part of the product's cost, writing them
 // somewhere is not.
-func startBenchProduct(ctx context.Context, url string) (*bench.Product, error) {
+func startBenchProduct(ctx context.Context, url, creds string) (*bench.Product, error) {
 	// A signing key of its own, for the bench's one process.
 	dir, err := os.MkdirTemp("", "licensebus-bench-")
 	if err != nil {
@@ -142,7 +147,7 @@ func startBenchProduct(ctx context.Context, url string) (*bench.Product, error) 
 	// An OpenTelemetry SDK without an exporter: spans are made, none sent;
 	// off but in the bench's tracing rounds.
 	tp := sdktrace.NewTracerProvider()
-	s, err := StartServer(ctx, ServeConfig{NatsURL: url, DataDir: dir, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel),
+	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Creds: creds, DataDir: dir, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel),
 		Telemetry: TelemetryConfig{TracerProvider: tp}})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -206,6 +211,10 @@ func benchRows(r *bench.Result) []table.Row {
 		{"product", "projections rebuild", rate(r.Rebuild), "events/s"},
 		{"ratio", "efficiency: product msgs/s ÷ raw async", f3(r.Efficiency), ""},
 		{"ratio", "rebuild ÷ raw replay", f3(r.RebuildRatio), ""},
+		{"auth", fmt.Sprintf("activations (%s) with auth / without, medians of fresh servers", thousands(float64(r.AuthActivations))), rate(r.ActivationsAuthOn) + " / " + rate(r.ActivationsAuthOff), "/s"},
+		{"auth", "auth overhead: 1 − with ÷ without", f3(r.AuthOverhead), ""},
+		{"auth", "CPU of both processes per activation, with auth / without", rate(r.AuthCPUOn) + " / " + rate(r.AuthCPUOff), "µs"},
+		{"auth", "auth CPU overhead: with ÷ without − 1", f3(r.AuthCPUOverhead), ""},
 		{"fleet", fmt.Sprintf("rollout of %d SmartServers × %d devices: to green", r.FleetTargets, r.FleetDevices), f3(r.FleetSecondsToGreen), "s"},
 		{"fleet", "rollout rate", rate(r.FleetTargetsPerMin), "SmartServers/min"},
 	}...)

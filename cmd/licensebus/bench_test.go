@@ -26,6 +26,7 @@ func TestBenchTiny(t *testing.T) {
 		"activations_per_s", "msgs_per_activation", "product_msgs_per_s", "efficiency",
 		"e2e_p50_ms", "e2e_p99_ms", "raw_replay_msgs_per_s", "rebuild_events_per_s", "rebuild_ratio",
 		"peak_rss_mb", "rss_after_fleet_mb", "cores", "payload_bytes", "messages",
+		"activations_auth_on_per_s", "activations_auth_off_per_s", "auth_activations",
 	}
 	for _, k := range positive {
 		v, ok := got[k].(float64)
@@ -72,6 +73,11 @@ func TestBenchTiny(t *testing.T) {
 		}
 		if p99, ok := h["p99_ms"].(float64); !ok || p99 < 0 {
 			t.Errorf("e2e hop %v: p99_ms want a number >= 0", h)
+		}
+	}
+	for _, k := range []string{"auth_overhead", "auth_cpu_overhead", "cpu_us_per_activation_auth_on", "cpu_us_per_activation_auth_off"} {
+		if _, ok := got[k].(float64); !ok {
+			t.Errorf("%s=%v, want a number", k, got[k])
 		}
 	}
 	for _, k := range []string{"go_version", "server_version"} {

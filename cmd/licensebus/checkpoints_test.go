@@ -9,6 +9,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	trail "github.com/licensebus/licensebus/events/audit"
+	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/rs/zerolog"
@@ -34,11 +35,18 @@ func TestAuditVerifyHeldAgainstCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: abs, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	// The same server without licensebus, as its operator runs it: in
+	// operator mode, with the credentials serve wrote.
+	a, _, err := auth.OpenAuthority(filepath.Join(abs, authDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: abs, Listen: "127.0.0.1:-1", Logger: zerolog.Nop(), Configure: a.Configure})
 	if err != nil {
 		t.Fatal(err)
 	}
 	url = ns.ClientURL()
+	serverCreds.Store(url, credsFiles{filepath.Join(abs, adminCredsFile), filepath.Join(abs, serviceCredsRel)})
 	var rows []checkpointRow
 	mustJSON(t, url, &rows, "audit", "checkpoints")
 	if len(rows) == 0 {
@@ -59,7 +67,7 @@ func TestAuditVerifyHeldAgainstCheckpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, js := mustClient(t, url)
+	js := mustService(t, url) // only the service may delete streams
 	ctx := ctxFor(t, 10*time.Second)
 	for _, name := range []string{events.EventsStream, events.CommandsStream, trail.Stream} {
 		if err := js.DeleteStream(ctx, name); err != nil {

@@ -18,16 +18,10 @@ import (
 func interrupt(tb testing.TB, url string, ready func(stderr string) bool, args ...string) result {
 	tb.Helper()
 	var out, errb syncBuffer
-	env := func(k string) string {
-		if k == "NATS_URL" {
-			return url
-		}
-		return ""
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, strings.NewReader(""), &out, &errb, env) }()
+	go func() { done <- run(ctx, args, strings.NewReader(""), &out, &errb, cliEnv(url)) }()
 	waitFor(tb, func() bool { return ready(errb.String()) })
 	cancel()
 	select {

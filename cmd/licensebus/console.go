@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/licensebus/licensebus/events/audit"
+	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/console"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -35,18 +39,55 @@ func (wc *webConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ServeHTTP(w, r)
 }
 
-// newConsole builds the console of s, on a connection of its own: the
-// one every session of the open console acts through.
+// newConsole builds the console of s. With auth, each person signs in
+// with credentials and acts on a NATS connection of that identity (the
+// NATS server decides what it may see and do, not the console). Without
+// auth (serve --no-auth, or an open NATS joined without --creds), everyone
+// acts through one connection of the console's, and only from loopback.
 func newConsole(s *Server, log zerolog.Logger) (*console.Console, error) {
-	url := ""
-	if s.ns == nil {
-		url = s.nc.ConnectedUrl()
+	cfg := console.Config{VerifyAudit: consoleVerify, Logger: log}
+	if s.access.authority == nil && len(s.access.opts) == 0 {
+		nc, _, err := s.connect(s.natsURLForConsole(), "console")
+		if err != nil {
+			return nil, err
+		}
+		cfg.Shared = nc
+	} else {
+		cfg.SignIn, cfg.CredsHint = s.consoleSignIn, s.credsFiles().admin
 	}
-	nc, _, err := s.connect(url, "console")
+	return console.New(cfg)
+}
+
+// natsURLForConsole is where the console's connections go: in process to
+// the embedded server (""), else the NATS serve joined.
+func (s *Server) natsURLForConsole() string {
+	if s.ns != nil {
+		return ""
+	}
+	return s.nc.ConnectedUrl()
+}
+
+// consoleSignIn connects as the identity of a creds file uploaded to the
+// console (or sent as an API token): an operator, a reader or a
+// SmartServer, never the service.
+func (s *Server) consoleSignIn(_ context.Context, b []byte, onError nats.ErrHandler) (*nats.Conn, console.Identity, error) {
+	c, err := auth.ParseCreds("the credentials given", b)
 	if err != nil {
-		return nil, err
+		return nil, console.Identity{}, err
 	}
-	return console.New(console.Config{Shared: nc, VerifyAudit: consoleVerify, Logger: log})
+	id := c.Identity()
+	if id.Role == auth.Service || id.Name == "" {
+		return nil, console.Identity{}, errors.New("sign in with the credentials of an operator, a reader or a SmartServer (licensebus creds issue), not serve's own")
+	}
+	opts := append([]nats.Option{nats.Name("licensebus console/" + id.Name), nats.Timeout(5 * time.Second), nats.ErrorHandler(onError)}, credsOptions(c)...)
+	if s.ns != nil {
+		opts = append(opts, nats.InProcessServer(s.ns))
+	}
+	nc, err := nats.Connect(s.natsURLForConsole(), opts...)
+	if err != nil {
+		return nil, console.Identity{}, connectError(s.URL(), c, err)
+	}
+	return nc, console.Identity{Name: id.Name, Role: string(id.Role)}, nil
 }
 
 // start puts the console of s on the listener at addr.

@@ -90,7 +90,21 @@ func mustBrowser(t *testing.T, s *Server) *browserTest {
 		cancelB()
 		cancelA()
 	})
+	if admin := s.credsFiles().admin; admin != "" {
+		b.signIn(bounded, admin)
+	}
 	return b
+}
+
+// signIn signs the browser in by uploading a creds file once, as a person
+// would: the session lasts until sign-out.
+func (b *browserTest) signIn(ctx context.Context, creds string) {
+	b.t.Helper()
+	b.do(ctx, "sign in with "+creds,
+		chromedp.Navigate(b.base+"/login"), visible(`#creds_file`),
+		chromedp.SetUploadFiles(chromedp.CSS(`#creds_file`), []string{creds}),
+		click(`form[action="/login"] button[type=submit]`),
+		until(`location.pathname !== "/login" && document.querySelector(".who") !== null`, 20*time.Second))
 }
 
 // tab opens another tab of the same browser (same cookies).
@@ -173,10 +187,16 @@ func until(js string, d time.Duration) chromedp.Action[chromedp.Void] {
 }
 
 // click clicks the first element sel (CSS) matches, once visible.
-func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible) }
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)
+}
 
 // visible waits until sel (CSS) matches a visible element.
-func visible(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
 
 // typeIn types v into the field sel (CSS).
-func typeIn(sel, v string) chromedp.Action[chromedp.Void] { return chromedp.SendKeys(chromedp.CSS(sel), v) }
+func typeIn(sel, v string) chromedp.Action[chromedp.Void] {
+	return chromedp.SendKeys(chromedp.CSS(sel), v)
+}

@@ -22,7 +22,7 @@ func TestBinaryExitCodes(t *testing.T) {
 	startBinary(t, bin, t.TempDir(), addr)
 	lb := func(args ...string) *exec.Cmd {
 		c := exec.Command(bin, args...)
-		c.Env = append(os.Environ(), "NATS_URL=nats://"+addr)
+		c.Env = append(os.Environ(), "NATS_URL=nats://"+addr, "NATS_CREDS="+credsOf("nats://"+addr).admin)
 		return c
 	}
 	exitOf := func(c *exec.Cmd) (int, string) {

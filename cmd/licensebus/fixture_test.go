@@ -24,7 +24,7 @@ func mustJoin(tb testing.TB, url string, batch int, signingKeys ...string) *Serv
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := ServeConfig{NatsURL: url, Batch: batch, Logger: testLogger(tb), SigningKeys: signingKeys}
+	cfg := ServeConfig{NatsURL: url, Creds: credsOf(url).service, Batch: batch, Logger: testLogger(tb), SigningKeys: signingKeys}
 	if len(signingKeys) == 0 {
 		cfg.DataDir = tb.TempDir()
 	}
@@ -36,9 +36,28 @@ func mustJoin(tb testing.TB, url string, batch int, signingKeys ...string) *Serv
 	return s
 }
 
+// mustClient connects to the server at url as its admin (an operator).
 func mustClient(tb testing.TB, url string) (*client.Client, jetstream.JetStream) {
 	tb.Helper()
-	nc, err := nats.Connect(url)
+	return mustClientAs(tb, url, credsOf(url).admin)
+}
+
+// mustService connects to the server at url as the service: what only
+// serve may do (append to the audit trail, write a view).
+func mustService(tb testing.TB, url string) jetstream.JetStream {
+	tb.Helper()
+	_, js := mustClientAs(tb, url, credsOf(url).service)
+	return js
+}
+
+// mustClientAs connects with a creds file ("" for none).
+func mustClientAs(tb testing.TB, url, creds string) (*client.Client, jetstream.JetStream) {
+	tb.Helper()
+	var opts []nats.Option
+	if creds != "" {
+		opts = mustCredsOptions(tb, creds)
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		tb.Fatalf("connect: %v", err)
 	}

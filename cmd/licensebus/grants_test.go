@@ -393,7 +393,9 @@ func TestForgedBindingRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := js.PublishMsg(ctx, bus.Msg(m)); err != nil {
+			// Only the service may append events: the forger has its
+			// credentials, and is still found out.
+			if _, err := mustService(t, url).PublishMsg(ctx, bus.Msg(m)); err != nil {
 				t.Fatal(err)
 			}
 			rej := waitRejection(t, js, ic, id)

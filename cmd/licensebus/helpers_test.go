@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,21 @@ func mustServeCfg(tb testing.TB, cfg ServeConfig) *Server {
 		tb.Fatalf("StartServer: %v", err)
 	}
 	tb.Cleanup(s.Close)
+	serverCreds.Store(s.URL(), s.credsFiles())
 	return s
+}
+
+// serverCreds holds the creds files of each test server by its URL, so
+// that cli, mustClient and mustJoin connect as the server's admin and
+// service, as a user and a second serve would by default.
+var serverCreds sync.Map
+
+// credsOf is the creds files of the server at url; none for a server
+// without auth.
+func credsOf(url string) credsFiles {
+	f, _ := serverCreds.Load(url)
+	c, _ := f.(credsFiles)
+	return c
 }
 
 func testLogger(tb testing.TB) zerolog.Logger {
@@ -46,20 +61,27 @@ type result struct {
 }
 
 // cli runs the licensebus CLI in-process against url, exactly as the binary
-// would with NATS_URL set.
+// would with NATS_URL set, and NATS_CREDS set to the server's admin.creds.
 func cli(tb testing.TB, url string, args ...string) result {
 	tb.Helper()
 	var out, errb bytes.Buffer
-	env := func(k string) string {
-		if k == "NATS_URL" {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code := run(ctx, args, strings.NewReader(""), &out, &errb, cliEnv(url))
+	return result{out.String(), errb.String(), code}
+}
+
+// cliEnv is the environment of a CLI run against the server at url.
+func cliEnv(url string) func(string) string {
+	return func(k string) string {
+		switch k {
+		case "NATS_URL":
 			return url
+		case "NATS_CREDS":
+			return credsOf(url).admin
 		}
 		return ""
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	code := run(ctx, args, strings.NewReader(""), &out, &errb, env)
-	return result{out.String(), errb.String(), code}
 }
 
 // mustCLI runs the CLI and fails the test unless it exits 0; it returns

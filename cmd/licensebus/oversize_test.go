@@ -54,7 +54,7 @@ func TestOversizedCommandIsDeadLetteredAsReference(t *testing.T) {
 	}
 	cfg := str.CachedInfo().Config
 	cfg.MaxMsgSize = -1
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+	if _, err := mustService(t, s.URL()).UpdateStream(ctx, cfg); err != nil { // only serve may change a stream
 		t.Fatal(err)
 	}
 	tests := []struct {

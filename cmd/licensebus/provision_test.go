@@ -17,7 +17,7 @@ import (
 // called; stop waits for it to finish.
 func runProvisioner(tb testing.TB, url string, perSecond float64) (stop func()) {
 	tb.Helper()
-	_, js := mustClient(tb, url)
+	js := mustService(tb, url) // a component of serve, run apart
 	p, err := provisioner.New(provisioner.Config{JS: js, Logger: zerolog.Nop(), Rate: perSecond, Burst: 1})
 	if err != nil {
 		tb.Fatal(err)

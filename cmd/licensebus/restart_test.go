@@ -58,6 +58,7 @@ func startBinary(tb testing.TB, bin, dir, addr string) *exec.Cmd {
 	}
 	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	url := "nats://" + addr
+	serverCreds.Store(url, credsFiles{filepath.Join(dir, adminCredsFile), filepath.Join(dir, serviceCredsRel)})
 	deadline := time.Now().Add(60 * time.Second)
 	for cli(tb, url, "projections", "status").code != 0 {
 		if time.Now().After(deadline) {

@@ -39,6 +39,10 @@ func (a *app) serveCmd() *cobra.Command {
 				cfg.NatsURL = a.natsURL
 			}
 			if joinNATS {
+				if cfg.NoAuth {
+					return usageError{fmt.Errorf("--no-auth is for the embedded server; an external NATS has its own auth (--creds gives serve's identity there)")}
+				}
+				cfg.Creds = a.creds
 				cfg.Logger.Info().Str("nats", cfg.NatsURL).Bool("from_env", !cmd.Flags().Changed("nats")).Msg("joining an existing NATS instead of embedding one")
 			}
 			obs, err := a.startObserving(cmd.Context(), &cfg, httpAddr, metricsAddr)
@@ -67,6 +71,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", "licensebus-data", "data directory of the embedded JetStream file store")
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "host:port the embedded NATS server listens on")
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
+	f.BoolVar(&cfg.NoAuth, "no-auth", false, "run the embedded NATS server without auth, open to anyone who reaches it (development only)")
 	f.StringArrayVar(&cfg.SigningKeys, "signing-key", nil, "Ed25519 key file (PKCS#8 PEM, mode 0600) that signs license grants, shared by every node of a cluster; again for older keys that keep verifying (default: <data>/signing, created on first start)")
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.DurationVar(&cfg.Horizon, "horizon", events.DefaultHorizon, "how long a command id is remembered: a repeat within it gets the first outcome; the outcomes bucket keeps outcomes that long")

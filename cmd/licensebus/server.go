@@ -50,8 +50,13 @@ type ServeConfig struct {
 	// first one signing: how the nodes of a cluster share one key. None:
 	// the keys of <DataDir>/signing, created on first start.
 	SigningKeys []string
-	Logger      zerolog.Logger
-	Now         func() time.Time
+	// NoAuth runs the embedded server open to anyone, as before
+	// identities (development only). Creds is the service identity's
+	// creds file when joining a NATS with NatsURL.
+	NoAuth bool
+	Creds  string
+	Logger zerolog.Logger
+	Now    func() time.Time
 	// Telemetry: see observe.go.
 	Telemetry TelemetryConfig
 }
@@ -73,6 +78,11 @@ type Server struct {
 	log      zerolog.Logger
 	obs      observed
 
+	// access is who may do what (identities, credentials, refusals);
+	// outcomesKV the outcomes' bucket, where the API waits for them.
+	access     *access
+	outcomesKV jetstream.KeyValue
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
@@ -82,7 +92,7 @@ type Server struct {
 // StartServer starts everything and returns once the streams exist and the
 // handlers and projections are running.
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
-	s := &Server{log: cfg.Logger}
+	s := &Server{log: cfg.Logger, access: &access{log: cfg.Logger}}
 	var err error
 	if s.ring, err = openRing(cfg); err != nil {
 		return nil, err
@@ -101,10 +111,16 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		s.ns, err = bus.StartServer(bus.ServerConfig{StoreDir: dir, Listen: cfg.Listen, Logger: cfg.Logger})
+		sc := bus.ServerConfig{StoreDir: dir, Listen: cfg.Listen, Logger: cfg.Logger}
+		if err := s.access.prepareEmbedded(cfg, dir, &sc); err != nil {
+			return nil, err
+		}
+		s.ns, err = bus.StartServer(sc)
 		if err != nil {
 			return nil, err
 		}
+	} else if err := s.access.prepareJoin(cfg); err != nil {
+		return nil, err
 	}
 	s.nc, s.js, err = s.connect(cfg.NatsURL, "")
 	if err != nil {
@@ -112,6 +128,10 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		return nil, err
 	}
 	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.access.start(ctx, s); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -180,6 +200,10 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "projections", s.runner.Run)
 	s.run(rctx, "audit", audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap, Key: s.ring.Current}).Run)
 	s.run(rctx, "rollouts", s.exec.Run)
+	if s.access.registry != nil {
+		s.run(rctx, "creds", s.access.registry.Run)
+	}
+	s.access.export(s.Metrics())
 	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)
 	}
@@ -198,7 +222,7 @@ func (s *Server) connect(url, role string) (*nats.Conn, jetstream.JetStream, err
 	if role != "" {
 		name += "/" + role
 	}
-	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1)}
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, s.access.opts...)
 	if s.ns != nil {
 		url = ""
 		opts = append(opts, nats.InProcessServer(s.ns))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
@@ -67,11 +68,16 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: abs, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+	// The same server, as its operator: in operator mode, as the service.
+	a, _, err := auth.OpenAuthority(filepath.Join(abs, authDir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, js := mustClient(t, ns.ClientURL())
+	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: abs, Listen: "127.0.0.1:-1", Logger: zerolog.Nop(), Configure: a.Configure})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := mustClientAs(t, ns.ClientURL(), filepath.Join(abs, serviceCredsRel))
 	if err := js.DeleteStream(ctxFor(t, 10*time.Second), events.EventsStream); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +92,7 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 	}
 	t.Cleanup(s.Close)
 	url := s.URL()
+	serverCreds.Store(url, s.credsFiles())
 	c, js := mustClient(t, url)
 	// A new event: the stream starts again at seq 1.
 	if _, err := c.Send(ctx, events.RegisterType, &events.Register{InstallCode: "NEW", Name: "new", Version: "3.4"}, client.SendOptions{}); err != nil {
@@ -103,11 +110,19 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 	}
 
 	for _, msg := range []string{"projection checkpoint is not in step", "reactor checkpoint is not in step", "a stream changed under the audit trail"} {
-		found := false
-		for _, line := range strings.Split(logs.String(), "\n") {
-			found = found || (strings.Contains(line, `"level":"error"`) && strings.Contains(line, msg))
+		logged := func() bool {
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, `"level":"error"`) && strings.Contains(line, msg) {
+					return true
+				}
+			}
+			return false
 		}
-		if !found {
+		// The components start at once and log as they find it: wait.
+		for deadline := time.Now().Add(10 * time.Second); !logged() && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !logged() {
 			t.Errorf("no error line %q at the start; log:\n%s", msg, logs.String())
 		}
 	}
@@ -164,7 +179,7 @@ func TestStatusReportsStreamDrift(t *testing.T) {
 	dir := t.TempDir()
 	s := busyServer(t, dir)
 	url := s.URL()
-	_, js := mustClient(t, url)
+	js := mustService(t, url) // only serve may change a stream
 	ctx := ctxFor(t, 30*time.Second)
 	want, _ := bus.WantedConfig(events.EventsStream)
 	changed := want
@@ -191,13 +206,7 @@ func TestStatusReportsStreamDrift(t *testing.T) {
 // cliCtx runs the CLI under ctx, as a Ctrl-C would end it.
 func cliCtx(ctx context.Context, url string, args ...string) result {
 	var out, errb bytes.Buffer
-	env := func(k string) string {
-		if k == "NATS_URL" {
-			return url
-		}
-		return ""
-	}
-	code := run(ctx, args, strings.NewReader(""), &out, &errb, env)
+	code := run(ctx, args, strings.NewReader(""), &out, &errb, cliEnv(url))
 	return result{out.String(), errb.String(), code}
 }
 
@@ -209,7 +218,7 @@ func cliCtx(ctx context.Context, url string, args ...string) result {
 func TestReadCommandsHonourTimeoutAndInterrupt(t *testing.T) {
 	s := busyServer(t, t.TempDir())
 	url := s.URL()
-	_, js := mustClient(t, url)
+	js := mustService(t, url) // only serve may purge a stream
 	ctx := ctxFor(t, 30*time.Second)
 	str, err := js.Stream(ctx, events.CommandsStream)
 	if err != nil {

@@ -18,12 +18,7 @@ import (
 func tracedCLI(tb testing.TB, tp trace.TracerProvider, url string, args ...string) string {
 	tb.Helper()
 	var out, errb bytes.Buffer
-	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string {
-		if k == "NATS_URL" {
-			return url
-		}
-		return ""
-	}}
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: cliEnv(url)}
 	a.tracing.provider = tp
 	root := a.rootCmd()
 	root.SetArgs(args)

@@ -26,13 +26,7 @@ func TestDeviceWatchShowsChanges(t *testing.T) {
 	var out syncBuffer
 	done := make(chan int)
 	go func() {
-		env := func(k string) string {
-			if k == "NATS_URL" {
-				return url
-			}
-			return ""
-		}
-		done <- run(ctx, []string{"device", "watch", "W-1", "-o", "json"}, strings.NewReader(""), &out, &bytes.Buffer{}, env)
+		done <- run(ctx, []string{"device", "watch", "W-1", "-o", "json"}, strings.NewReader(""), &out, &bytes.Buffer{}, cliEnv(url))
 	}()
 	time.Sleep(300 * time.Millisecond) // let the watch load the current state
 	mustCLI(t, url, "smartserver", "activate", "W-1", lid)
@@ -78,6 +72,7 @@ func TestDeviceWatchQuietAcrossRestart(t *testing.T) {
 			t.Fatalf("StartServer: %v", err)
 		}
 		t.Cleanup(s.Close)
+		serverCreds.Store(url, s.credsFiles())
 		return s
 	}
 	s := start()
@@ -89,7 +84,7 @@ func TestDeviceWatchQuietAcrossRestart(t *testing.T) {
 	dev := mustCLI(t, url, "device", "add", "WR-1", "--protocol", "lon")
 
 	// The CLI in a process of its own: nats.go writes to the real stderr.
-	watch := exec.Command(os.Args[0], "device", "watch", "WR-1", "--nats", url)
+	watch := exec.Command(os.Args[0], "device", "watch", "WR-1", "--nats", url, "--creds", credsOf(url).admin)
 	watch.Env = append(os.Environ(), childEnv+"=1")
 	var out, errb syncBuffer
 	watch.Stdout, watch.Stderr = &out, &errb

@@ -103,8 +103,9 @@ type Product struct {
 	Close func()
 }
 
-// StartFunc starts licensebus joined to the NATS server at url.
-type StartFunc func(ctx context.Context, url string) (*Product, error)
+// StartFunc starts licensebus joined to the NATS server at url, as the
+// service of the creds file when there is one.
+type StartFunc func(ctx context.Context, url, creds string) (*Product, error)
 
 // PayloadBytes is the size of every raw message: a JSON license event, as
 // in the baseline.
@@ -156,6 +157,20 @@ type Result struct {
 	ActCPUUntraced     float64 `json:"cpu_us_per_activation_untraced"`
 	ActCPUTraced       float64 `json:"cpu_us_per_activation_traced"`
 	TracingCPUOverhead float64 `json:"tracing_cpu_overhead"`
+
+	// The run's server runs with auth, as serve does by default, its
+	// commands from an operator. The same burst of AuthActivations on
+	// fresh servers with and without auth, alternating, gives the rates
+	// (medians) and AuthOverhead = 1 − on/off.
+	AuthActivations    int     `json:"auth_activations"`
+	ActivationsAuthOn  float64 `json:"activations_auth_on_per_s"`
+	ActivationsAuthOff float64 `json:"activations_auth_off_per_s"`
+	AuthOverhead       float64 `json:"auth_overhead"`
+	// Both processes' CPU per activation in those bursts (µs; Linux), and
+	// AuthCPUOverhead = on/off − 1: steadier than the rates on shared cores.
+	AuthCPUOn       float64 `json:"cpu_us_per_activation_auth_on"`
+	AuthCPUOff      float64 `json:"cpu_us_per_activation_auth_off"`
+	AuthCPUOverhead float64 `json:"auth_cpu_overhead"`
 
 	// CPU time per unit of work in µs, during the raw async append and the
 	// activation burst: of the licensebus process (the product and the
@@ -210,13 +225,15 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if startServer == nil {
 		startServer = InProcess
 	}
-	ns, err := startServer(ctx, dir)
+	// With auth, as serve runs by default.
+	ns, err := startServer(ctx, dir, true)
 	if err != nil {
 		return nil, err
 	}
 	defer ns.Stop()
-	// Like the baseline, the bench talks to the server over loopback TCP.
-	nc, err := nats.Connect(ns.URL, nats.Name("licensebus bench"))
+	// Like the baseline, the bench talks to the server over loopback TCP;
+	// raw JetStream as the service.
+	nc, err := connect(ns.URL, ns.Creds)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +250,7 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if cfg.NATSCPUProfile != "" && ns.CPUProfile == nil {
 		return nil, errors.New("a CPU profile of the NATS server needs it in a process of its own")
 	}
-	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile}
+	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, operatorCreds: ns.OperatorCreds}
 	if err := b.raw(ctx); err != nil {
 		return nil, err
 	}
@@ -241,7 +258,7 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 		return nil, err
 	}
 	b.progress("starting licensebus on the same server (catching up %d events)", cfg.Appends)
-	p, err := start(ctx, ns.URL)
+	p, err := start(ctx, ns.URL, ns.Creds)
 	if err != nil {
 		return nil, fmt.Errorf("start licensebus: %w", err)
 	}
@@ -257,6 +274,14 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if ns.PID != 0 {
 		r.NATSPeakRSSMB, r.NATSRSSAfterFleetMB = processRSSMB(ns.PID)
 	}
+	for _, c := range b.closers {
+		c()
+	}
+	p.Close()
+	ns.Stop()
+	if err := authOverhead(ctx, cfg, startServer, start, r); err != nil {
+		return nil, err
+	}
 	r.TotalSeconds = time.Since(begin).Seconds()
 	r.round()
 	return r, nil
@@ -268,7 +293,7 @@ func (r *Result) round() {
 		p := math.Pow(10, float64(places))
 		*v = math.Round(*v*p) / p
 	}
-	for _, v := range []*float64{&r.RawAppend, &r.RawCASSync, &r.RawReplay, &r.AppendRate, &r.ActivationRate, &r.ProductMsgs,
+	for _, v := range []*float64{&r.RawAppend, &r.RawCASSync, &r.RawReplay, &r.AppendRate, &r.ActivationRate, &r.ProductMsgs, &r.ActivationsAuthOn, &r.ActivationsAuthOff, &r.AuthCPUOn, &r.AuthCPUOff,
 		&r.FleetTargetsPerMin,
 		&r.E2EOffered, &r.Rebuild, &r.RawMsgBytes, &r.EventMsgBytes, &r.ActCPU, &r.NATSActCPU} {
 		to(v, 0)
@@ -281,7 +306,7 @@ func (r *Result) round() {
 	to(&r.ActCPUUntraced, 0)
 	to(&r.ActCPUTraced, 0)
 	to(&r.TracingCPUOverhead, 3)
-	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen, &r.TracingOverhead} {
+	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen, &r.TracingOverhead, &r.AuthOverhead, &r.AuthCPUOverhead} {
 		to(v, 3)
 	}
 	for _, v := range []*float64{&r.MsgsPerAct, &r.TotalSeconds, &r.PeakRSSMB, &r.RSSAfterFleetMB, &r.NATSPeakRSSMB, &r.NATSRSSAfterFleetMB} {
@@ -298,6 +323,11 @@ type run struct {
 	natsPID int // the NATS server's process, 0 when it is this one
 	// natsProfile starts and stops a CPU profile of that process.
 	natsProfile func(path string) error
+
+	// operatorCreds, with auth, are whom the commands come from; closers
+	// close the connections opened for them.
+	operatorCreds string
+	closers       []func()
 
 	// Once the product runs:
 	p      *Product
@@ -356,13 +386,7 @@ func (b *run) product(ctx context.Context) error {
 	if err := b.p.Projections.CatchUp(cctx); err != nil {
 		return fmt.Errorf("projections catch up: %w", err)
 	}
-	var err error
-	if b.client, err = client.New(cctx, b.nc, "bench"); err != nil {
-		return err
-	}
-	b.pub, err = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(asyncWindow),
-		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { b.pubFailed.Add(1) }))
-	if err != nil {
+	if err := b.commander(cctx); err != nil {
 		return err
 	}
 	if err := b.activations(ctx); err != nil {
@@ -386,6 +410,28 @@ func (b *run) product(ctx context.Context) error {
 		return fmt.Errorf("%d activation commands were not stored", n)
 	}
 	return nil
+}
+
+// commander readies what sends commands: as an operator when the server
+// has auth (its publishes are checked against the operator's permissions,
+// as a SmartServer's or an administrator's are), else on the bench's
+// connection.
+func (b *run) commander(ctx context.Context) error {
+	nc := b.nc
+	if b.operatorCreds != "" {
+		var err error
+		if nc, err = connect(b.nc.ConnectedUrl(), b.operatorCreds); err != nil {
+			return err
+		}
+		b.closers = append(b.closers, nc.Close)
+	}
+	var err error
+	if b.client, err = client.New(ctx, nc, "bench"); err != nil {
+		return err
+	}
+	b.pub, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(asyncWindow),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { b.pubFailed.Add(1) }))
+	return err
 }
 
 // profile runs f under the CPU profilers asked for: this process's and

@@ -31,19 +31,32 @@ type NATS struct {
 	// file at path, or stops it for path ""; nil when the server runs in
 	// this process (whose profile then covers it).
 	CPUProfile func(path string) error `json:"-"`
+	// Creds and OperatorCreds are the creds files of the service and of an
+	// operator when the server runs in operator mode; empty without auth.
+	Creds         string `json:"creds,omitempty"`
+	OperatorCreds string `json:"operator_creds,omitempty"`
 }
 
-// ServerFunc starts the NATS server of a run, storing under dir.
-type ServerFunc func(ctx context.Context, dir string) (*NATS, error)
+// ServerFunc starts the NATS server of a run, storing under dir; with auth
+// in operator mode, as serve runs its embedded server by default.
+type ServerFunc func(ctx context.Context, dir string, auth bool) (*NATS, error)
 
 // InProcess runs the embedded server in this process, as `serve` without
 // --nats does: the memory figures then cover server and product together.
-func InProcess(_ context.Context, dir string) (*NATS, error) {
-	ns, err := bus.StartServer(bus.ServerConfig{StoreDir: dir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()})
+func InProcess(_ context.Context, dir string, auth bool) (*NATS, error) {
+	cfg := bus.ServerConfig{StoreDir: dir, Listen: "127.0.0.1:-1", Logger: zerolog.Nop()}
+	var creds, operator string
+	if auth {
+		var err error
+		if creds, operator, err = secure(dir, &cfg); err != nil {
+			return nil, err
+		}
+	}
+	ns, err := bus.StartServer(cfg)
 	if err != nil {
 		return nil, err
 	}
-	n := &NATS{URL: ns.ClientURL(), Version: server.VERSION, Stop: func() {
+	n := &NATS{URL: ns.ClientURL(), Version: server.VERSION, Creds: creds, OperatorCreds: operator, Stop: func() {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}}
@@ -53,13 +66,21 @@ func InProcess(_ context.Context, dir string) (*NATS, error) {
 	return n, nil
 }
 
+// OpenFlag is what ChildProcess appends to argv for a server without auth.
+const OpenFlag = "--serve-nats-open"
+
 // ChildProcess runs the embedded server in a process of its own — argv
-// with the store directory appended, a program that calls ServeChild — so
+// with the store directory appended (and OpenFlag without auth), a program
+// that calls ServeChild — so
 // that the product's memory is told apart from JetStream's, as when
 // licensebus joins a NATS cluster with --nats.
 func ChildProcess(argv []string, env []string) ServerFunc {
-	return func(ctx context.Context, dir string) (*NATS, error) {
-		cmd := exec.Command(argv[0], append(argv[1:], dir)...)
+	return func(ctx context.Context, dir string, auth bool) (*NATS, error) {
+		args := append(append([]string{}, argv[1:]...), dir)
+		if !auth {
+			args = append(args, OpenFlag)
+		}
+		cmd := exec.Command(argv[0], args...)
 		cmd.Env = env
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
@@ -130,8 +151,8 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 // and serves until stdin reaches its end (the parent closed it, or died).
 // Lines on stdin start and stop a CPU profile of this process:
 // "cpuprofile start PATH" and "cpuprofile stop".
-func ServeChild(ctx context.Context, dir string, stdin io.Reader, stdout io.Writer) error {
-	n, err := InProcess(ctx, dir)
+func ServeChild(ctx context.Context, dir string, auth bool, stdin io.Reader, stdout io.Writer) error {
+	n, err := InProcess(ctx, dir, auth)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,12 @@ type ServerConfig struct {
 	// nothing measurable against the 2m server default (see README).
 	SyncInterval time.Duration
 	Logger       zerolog.Logger
+	// Configure, if set, changes the options last: serve puts the server
+	// in operator mode with it (internal/auth).
+	Configure func(*server.Options)
+	// ServerLogger, if set, takes the server's log lines instead of Logger
+	// (serve counts the refusals in them).
+	ServerLogger server.Logger
 }
 
 // StartServer starts an embedded JetStream server and waits until it takes
@@ -56,11 +62,18 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		}
 		opts.Host, opts.Port = host, p
 	}
+	if cfg.Configure != nil {
+		cfg.Configure(opts)
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded server: %w", err)
 	}
-	ns.SetLoggerV2(serverLogger{cfg.Logger.With().Str("component", "nats-server").Logger()}, false, false, false)
+	var log server.Logger = serverLogger{cfg.Logger.With().Str("component", "nats-server").Logger()}
+	if cfg.ServerLogger != nil {
+		log = cfg.ServerLogger
+	}
+	ns.SetLoggerV2(log, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()

@@ -11,6 +11,7 @@ import (
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/licensing"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -30,6 +31,27 @@ func TestWaitAny(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The outcome query, answered as serve answers it.
+	sub, err := js.Conn().Subscribe(client.APIPrefix+client.ScopeFleet+"."+client.QueryOutcome, func(m *nats.Msg) {
+		var p client.Params
+		_ = json.Unmarshal(m.Data, &p)
+		var r client.Response
+		out, err := client.AwaitOutcome(ctx, kv, p)
+		switch {
+		case errors.Is(err, client.ErrPending):
+			r.Error = &client.APIError{Code: client.CodePending, Message: err.Error()}
+		case err != nil:
+			r.Error = &client.APIError{Code: "internal", Message: err.Error()}
+		default:
+			r.Data, _ = json.Marshal(out)
+		}
+		b, _ := json.Marshal(r)
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	c, err := client.New(ctx, js.Conn(), "test")
 	if err != nil {
 		t.Fatal(err)

@@ -126,7 +126,9 @@ func decode(r *http.Request, v any) error {
 func (x *session) query(ctx context.Context, q string, p client.Params, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	return x.c.Query(ctx, q, p, out)
+	ctx, done := x.guard(ctx)
+	defer done()
+	return deniedOr(ctx, x.c.Query(ctx, q, p, out))
 }
 
 // answer reports a command's outcome: 200 accepted, 202 pending (with

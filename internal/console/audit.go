@@ -134,9 +134,12 @@ func (x *session) auditTrace(ctx context.Context, id string) ([]TraceNode, error
 	return traceNodes(roots), nil
 }
 
-// auditContext bounds a read of the whole trail.
-func auditContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), 2*time.Minute)
+// auditContext bounds a read of the whole trail as x, which the NATS
+// server's refusal ends at once.
+func (x *session) auditContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	ctx, done := x.guard(ctx)
+	return ctx, func() { done(); cancel() }
 }
 
 func (c *Console) apiAudit(w http.ResponseWriter, r *http.Request, x *session) error {
@@ -144,11 +147,11 @@ func (c *Console) apiAudit(w http.ResponseWriter, r *http.Request, x *session) e
 	if err != nil {
 		return err
 	}
-	ctx, cancel := auditContext(r)
+	ctx, cancel := x.auditContext(r)
 	defer cancel()
 	es, err := x.auditTail(ctx, q)
 	if err != nil {
-		return err
+		return deniedOr(ctx, err)
 	}
 	if es == nil {
 		es = []*audit.Entry{}
@@ -158,11 +161,11 @@ func (c *Console) apiAudit(w http.ResponseWriter, r *http.Request, x *session) e
 }
 
 func (c *Console) apiTrace(w http.ResponseWriter, r *http.Request, x *session) error {
-	ctx, cancel := auditContext(r)
+	ctx, cancel := x.auditContext(r)
 	defer cancel()
 	t, err := x.auditTrace(ctx, r.PathValue("id"))
 	if err != nil {
-		return err
+		return deniedOr(ctx, err)
 	}
 	writeJSON(w, http.StatusOK, t)
 	return nil
@@ -172,9 +175,10 @@ func (c *Console) verify(r *http.Request, x *session) (Verification, error) {
 	if c.cfg.VerifyAudit == nil {
 		return Verification{}, &httpError{status: http.StatusNotFound, reason: string(events.ReasonNotFound), msg: "this console cannot verify the trail"}
 	}
-	ctx, cancel := auditContext(r)
+	ctx, cancel := x.auditContext(r)
 	defer cancel()
-	return c.cfg.VerifyAudit(ctx, x.js)
+	v, err := c.cfg.VerifyAudit(ctx, x.js)
+	return v, deniedOr(ctx, err)
 }
 
 // apiVerify checks the live trail: 200 with the report when intact, a
@@ -217,10 +221,10 @@ func (c *Console) apiExport(w http.ResponseWriter, r *http.Request, x *session) 
 	}
 	// Refusals (no trail, no permission) come before the first byte:
 	// the stream's info is read first.
-	ctx, cancel := auditContext(r)
+	ctx, cancel := x.auditContext(r)
 	defer cancel()
 	if _, err := x.js.Stream(ctx, audit.Stream); err != nil {
-		return err
+		return deniedOr(ctx, err)
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="licensebus-audit-%s.%s"`, now.UTC().Format("20060102T150405Z"), format))

@@ -27,14 +27,14 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, x *session) 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := auditContext(r)
+	ctx, cancel := x.auditContext(r)
 	defer cancel()
 	d := auditPage{view: c.view(r, x, "Audit trail", "audit"), Q: q, Kinds: []string{"command", "event", "rejection"}, KindsSel: map[string]bool{}}
 	for _, k := range q.Filter.Kinds {
 		d.KindsSel[string(k)] = true
 	}
 	if d.Entries, err = x.auditTail(ctx, q); err != nil {
-		return err
+		return deniedOr(ctx, err)
 	}
 	live := url.Values{}
 	for k, v := range r.URL.Query() {
@@ -83,12 +83,12 @@ func pageNodes(ns []TraceNode) []traceNode {
 }
 
 func (c *Console) tracePage(w http.ResponseWriter, r *http.Request, x *session) error {
-	ctx, cancel := auditContext(r)
+	ctx, cancel := x.auditContext(r)
 	defer cancel()
 	id := r.PathValue("id")
 	roots, err := x.auditTrace(ctx, id)
 	if err != nil {
-		return err
+		return deniedOr(ctx, err)
 	}
 	c.pages.render(w, http.StatusOK, "trace", tracePage{view: c.view(r, x, "Trace "+id, "audit"), ID: id, Roots: pageNodes(roots)})
 	return nil

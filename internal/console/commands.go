@@ -91,9 +91,11 @@ type pending struct {
 
 // send stores a command as the CLI does; corr "" correlates it with itself.
 func (x *session) send(ctx context.Context, t events.Type, d events.Data, id, corr string) (pending, error) {
+	ctx, done := x.guard(ctx)
+	defer done()
 	s, err := x.c.Send(ctx, t, d, client.SendOptions{ID: id, CorrelationID: corr})
 	if err != nil {
-		return pending{}, err
+		return pending{}, deniedOr(ctx, err)
 	}
 	if corr == "" {
 		corr = s.ID
@@ -103,8 +105,13 @@ func (x *session) send(ctx context.Context, t events.Type, d events.Data, id, co
 
 // wait waits for p's outcome until ctx ends; then it is pending.
 func (x *session) wait(ctx context.Context, p pending) (Outcome, error) {
+	ctx, done := x.guard(ctx)
+	defer done()
 	out, err := x.c.Wait(ctx, p.corr)
 	if err != nil {
+		if err := deniedOr(ctx, err); events.AsRejection(err) != nil {
+			return Outcome{}, err
+		}
 		if ctx.Err() != nil {
 			return Outcome{CommandID: p.sent.ID, Status: Pending}, nil
 		}
@@ -212,8 +219,13 @@ func anyPending(outs []Outcome) bool {
 // (pending then): the outcome correlated with the id itself, or with the
 // rollout a start command of that id names.
 func (c *Console) commandOutcome(ctx context.Context, x *session, id string) (Outcome, error) {
+	ctx, done := x.guard(ctx)
+	defer done()
 	out, err := x.c.WaitAny(ctx, id, client.RolloutID(id))
 	if err != nil {
+		if err := deniedOr(ctx, err); events.AsRejection(err) != nil {
+			return Outcome{}, err
+		}
 		if ctx.Err() != nil {
 			return Outcome{CommandID: id, Status: Pending}, nil
 		}

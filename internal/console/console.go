@@ -63,9 +63,13 @@ type Config struct {
 	// (serve --no-auth). The console then answers loopback clients only.
 	Shared *nats.Conn
 	// SignIn connects to NATS as the identity of a credentials file (the
-	// text `licensebus creds issue` writes); the console closes the
-	// connection when the session ends.
-	SignIn func(ctx context.Context, creds []byte) (*nats.Conn, Identity, error)
+	// text `licensebus creds issue` writes), with onError as the
+	// connection's error handler; the console closes the connection when
+	// the session ends.
+	SignIn func(ctx context.Context, creds []byte, onError nats.ErrHandler) (*nats.Conn, Identity, error)
+	// CredsHint says where a person finds credentials to sign in with
+	// (the operator's creds file serve wrote), on the sign-in page.
+	CredsHint string
 	// VerifyAudit checks the live audit trail through js, as audit verify
 	// does; nil hides the check.
 	VerifyAudit func(ctx context.Context, js jetstream.JetStream) (Verification, error)

@@ -15,6 +15,7 @@ type loginPage struct {
 	Next  string
 	Token string // the login form's CSRF token, also in a cookie
 	Error string
+	Hint  string // Config.CredsHint
 }
 
 // safeNext keeps a redirect after sign-in on this site.
@@ -36,7 +37,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) drawLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	tok := randomToken()
 	setCookie(w, r, loginCookie, tok, 3600)
-	d := loginPage{view: view{Title: "Sign in", Fleet: false}, Next: safeNext(r.FormValue("next")), Token: tok, Error: msg}
+	d := loginPage{view: view{Title: "Sign in", Fleet: false}, Next: safeNext(r.FormValue("next")), Token: tok, Error: msg, Hint: c.cfg.CredsHint}
 	c.pages.render(w, status, "login", d)
 }
 
@@ -67,12 +68,13 @@ func (c *Console) postLogin(w http.ResponseWriter, r *http.Request) {
 		c.drawLogin(w, r, http.StatusUnprocessableEntity, "Choose a credentials file (.creds) or paste its text.")
 		return
 	}
-	nc, who, err := c.cfg.SignIn(r.Context(), decodeToken(string(creds)))
+	d := newDenials()
+	nc, who, err := c.cfg.SignIn(r.Context(), decodeToken(string(creds)), d.handler)
 	if err != nil {
 		c.drawLogin(w, r, http.StatusUnauthorized, string(events.ReasonPermissionDenied)+": "+err.Error())
 		return
 	}
-	x, err := c.sessions.newSession(r.Context(), nc, who, true)
+	x, err := c.sessions.newSession(r.Context(), nc, who, true, d)
 	if err != nil {
 		nc.Close()
 		c.drawLogin(w, r, http.StatusServiceUnavailable, errText(err))

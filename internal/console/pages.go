@@ -114,7 +114,7 @@ func (c *Console) browserSession(w http.ResponseWriter, r *http.Request) *sessio
 	if c.cfg.Shared == nil {
 		return nil
 	}
-	x, err := c.sessions.newSession(r.Context(), c.cfg.Shared, Identity{}, false)
+	x, err := c.sessions.newSession(r.Context(), c.cfg.Shared, Identity{}, false, nil)
 	if err != nil {
 		return nil
 	}

@@ -37,6 +37,9 @@ type session struct {
 	js   jetstream.JetStream
 	// owned: the console opened nc for this session and closes it with it.
 	owned bool
+	// denials refuses the requests in flight when the NATS server refuses
+	// the identity something (nil on the open console's connection).
+	denials *denials
 
 	mu    sync.Mutex
 	last  time.Time
@@ -137,7 +140,7 @@ func (s *sessions) closeAll() {
 }
 
 // newSession makes a session acting through nc.
-func (s *sessions) newSession(ctx context.Context, nc *nats.Conn, who Identity, owned bool) (*session, error) {
+func (s *sessions) newSession(ctx context.Context, nc *nats.Conn, who Identity, owned bool, d *denials) (*session, error) {
 	actor := "console"
 	if who.Name != "" {
 		actor = "console:" + who.Name
@@ -150,7 +153,11 @@ func (s *sessions) newSession(ctx context.Context, nc *nats.Conn, who Identity, 
 	if err != nil {
 		return nil, err
 	}
-	x := &session{id: randomToken(), csrf: randomToken(), who: who, c: c, nc: nc, js: js, owned: owned, last: s.cfg.Now()}
+	if ic, ok := who.SmartServer(); ok {
+		// Its outcomes are asked in its own scope, the one it may ask in.
+		c.ActAs(ic)
+	}
+	x := &session{id: randomToken(), csrf: randomToken(), who: who, c: c, nc: nc, js: js, owned: owned, last: s.cfg.Now(), denials: d}
 	return x, nil
 }
 
@@ -159,6 +166,11 @@ func (s *sessions) get(id string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x := s.byID[id]
+	if x != nil && x.owned && x.nc.IsClosed() {
+		// The NATS server closed it: credentials revoked or expired.
+		delete(s.byID, id)
+		return nil
+	}
 	if x != nil {
 		x.mu.Lock()
 		x.last = s.cfg.Now()
@@ -191,18 +203,18 @@ func (s *sessions) bearer(ctx context.Context, token string) (*session, error) {
 	s.mu.Lock()
 	x := s.byToken[key]
 	s.mu.Unlock()
-	if x != nil {
+	if x != nil && !x.nc.IsClosed() {
 		x.mu.Lock()
 		x.last = s.cfg.Now()
 		x.mu.Unlock()
 		return x, nil
 	}
-	creds := decodeToken(token)
-	nc, who, err := s.cfg.SignIn(ctx, creds)
+	d := newDenials()
+	nc, who, err := s.cfg.SignIn(ctx, decodeToken(token), d.handler)
 	if err != nil {
 		return nil, err
 	}
-	x, err = s.newSession(ctx, nc, who, true)
+	x, err = s.newSession(ctx, nc, who, true, d)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -225,7 +237,7 @@ func (s *sessions) sharedSession(ctx context.Context, actor string) (*session, e
 	if x := s.shared[actor]; x != nil {
 		return x, nil
 	}
-	x, err := s.newSession(ctx, s.cfg.Shared, Identity{Name: actor}, false)
+	x, err := s.newSession(ctx, s.cfg.Shared, Identity{Name: actor}, false, nil)
 	if err != nil {
 		return nil, err
 	}

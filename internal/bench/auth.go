@@ -1,0 +1,164 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/licensebus/licensebus/internal/auth"
+	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// secure puts the bench's server in operator mode as serve does (the keys
+// under dir/auth) and writes the service's and an operator's creds files
+// into dir.
+func secure(dir string, cfg *bus.ServerConfig) (service, operator string, err error) {
+	a, _, err := auth.OpenAuthority(filepath.Join(dir, "auth"))
+	if err != nil {
+		return "", "", err
+	}
+	cfg.Configure = a.Configure
+	write := func(id auth.Identity) (string, error) {
+		token, seed, err := a.Signer(id.Role).NewUser(id, time.Time{})
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, id.Name+".creds")
+		return path, auth.WriteCreds(path, token, seed)
+	}
+	if service, err = write(auth.Identity{Name: "service", Role: auth.Service}); err != nil {
+		return "", "", err
+	}
+	operator, err = write(auth.Identity{Name: "bench", Role: auth.Operator})
+	return service, operator, err
+}
+
+// connect connects to url as the user of a creds file, if one is given.
+func connect(url, creds string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name("licensebus bench")}
+	if creds != "" {
+		c, err := auth.ReadCreds(creds)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.UserJWTAndSeed(c.JWT, string(c.Seed)))
+		if p := c.InboxPrefix(); p != "" {
+			opts = append(opts, nats.CustomInboxPrefix(p))
+		}
+	}
+	return nats.Connect(url, opts...)
+}
+
+// authRounds is how many bursts each side of the comparison gets,
+// alternating, so that a slow moment of the machine does not fall on one
+// side only.
+const authRounds = 2
+
+// authOverhead measures what identities cost an activation: the same burst
+// of activations (half the run's) on a fresh server and product with auth,
+// as serve runs by default and with commands from an operator, and without
+// (serve --no-auth), alternating in the order off, on, on, off; the medians
+// give auth_overhead = 1 − on/off.
+func authOverhead(ctx context.Context, cfg Config, startServer ServerFunc, start StartFunc, r *Result) error {
+	n := max(cfg.Activations/2, 10)
+	r.AuthActivations = n
+	var on, off, cpuOn, cpuOff []float64
+	for round := range authRounds {
+		// Off then on, then on then off: a drift of the machine over the
+		// rounds falls on both sides alike.
+		order := []bool{false, true}
+		if round%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, withAuth := range order {
+			rate, cpu, err := burst(ctx, cfg, startServer, start, withAuth, n, round)
+			if err != nil {
+				return err
+			}
+			if withAuth {
+				on, cpuOn = append(on, rate), append(cpuOn, cpu)
+			} else {
+				off, cpuOff = append(off, rate), append(cpuOff, cpu)
+			}
+		}
+	}
+	r.ActivationsAuthOn, r.ActivationsAuthOff = median(on), median(off)
+	if r.ActivationsAuthOff > 0 {
+		r.AuthOverhead = 1 - r.ActivationsAuthOn/r.ActivationsAuthOff
+	}
+	r.AuthCPUOn, r.AuthCPUOff = median(cpuOn), median(cpuOff)
+	if r.AuthCPUOff > 0 {
+		r.AuthCPUOverhead = r.AuthCPUOn/r.AuthCPUOff - 1
+	}
+	return nil
+}
+
+// burst activates n licenses as fast as possible on a new server and
+// product, with or without auth, and returns the rate and the CPU of both
+// processes per activation (µs, 0 where not measured), until settled.
+func burst(ctx context.Context, cfg Config, startServer ServerFunc, start StartFunc, withAuth bool, n, round int) (rate, cpu float64, err error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "licensebus-bench-auth-*")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := startServer(cctx, dir, withAuth)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ns.Stop()
+	nc, err := connect(ns.URL, ns.Creds)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, 0, err
+	}
+	p, err := start(cctx, ns.URL, ns.Creds)
+	if err != nil {
+		return 0, 0, fmt.Errorf("start licensebus: %w", err)
+	}
+	defer p.Close()
+	b := &run{cfg: cfg, r: &Result{}, nc: nc, js: js, p: p, operatorCreds: ns.OperatorCreds, natsPID: ns.PID}
+	defer func() {
+		for _, c := range b.closers {
+			c()
+		}
+	}()
+	if err := b.commander(cctx); err != nil {
+		return 0, 0, err
+	}
+	side := "off"
+	if withAuth {
+		side = "on"
+	}
+	b.progress("auth %s, round %d: preparing and activating %d licenses", side, round+1, n)
+	ts, err := b.prepare(cctx, fmt.Sprintf("AUTH-%s-%d", side, round), n, 200)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := b.settle(cctx); err != nil {
+		return 0, 0, err
+	}
+	mark, begin := b.cpuNow(), time.Now()
+	if err := b.publish(cctx, ts); err != nil {
+		return 0, 0, err
+	}
+	if err := b.waitAll(cctx, ts, b.visible); err != nil {
+		return 0, 0, err
+	}
+	rate = float64(n) / time.Since(begin).Seconds()
+	if err := b.settle(cctx); err != nil {
+		return 0, 0, err
+	}
+	self, nats := mark.perUnit(b.cpuNow(), n)
+	return rate, self + nats, nil
+}

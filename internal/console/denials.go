@@ -1,0 +1,72 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/licensebus/licensebus/events"
+	"github.com/nats-io/nats.go"
+)
+
+// denials turns the NATS server's permission violations on a session's
+// connection into refusals of the requests in flight. The server says
+// "no" asynchronously: a request to a subject the identity may not
+// publish on would otherwise get no answer and wait for its timeout.
+type denials struct {
+	mu      sync.Mutex
+	next    int
+	waiting map[int]context.CancelCauseFunc
+}
+
+func newDenials() *denials { return &denials{waiting: map[int]context.CancelCauseFunc{}} }
+
+// handler is the connection's error handler.
+func (d *denials) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return
+	}
+	what := strings.TrimPrefix(err.Error(), nats.ErrPermissionViolation.Error()+": ")
+	rej := events.Reject(events.ReasonPermissionDenied, "%s: this identity may not do that", what)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, cancel := range d.waiting {
+		cancel(rej)
+	}
+}
+
+// watch returns a context a violation cancels, and its release.
+func (d *denials) watch(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	d.mu.Lock()
+	id := d.next
+	d.next++
+	d.waiting[id] = cancel
+	d.mu.Unlock()
+	return ctx, func() {
+		d.mu.Lock()
+		delete(d.waiting, id)
+		d.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// guard is watch on the session's connection (a no-op without one).
+func (x *session) guard(ctx context.Context) (context.Context, func()) {
+	if x.denials == nil {
+		return ctx, func() {}
+	}
+	return x.denials.watch(ctx)
+}
+
+// deniedOr is err, or the server's refusal that caused it.
+func deniedOr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if c := context.Cause(ctx); events.AsRejection(c) != nil {
+		return c
+	}
+	return err
+}

@@ -25,12 +25,16 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, x *session) error
 // maxBody bounds a request body: a rollout of 10,000 targets is ~200 kB.
 const maxBody = 4 << 20
 
-func (c *Console) routeAPI() {
-	c.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
-	for _, rt := range []struct {
-		pattern string
-		h       apiHandler
-	}{
+// apiRoute is one endpoint of /api/v1.
+type apiRoute struct {
+	pattern string // "METHOD /path", as http.ServeMux takes it
+	h       apiHandler
+}
+
+// apiRoutes are the API's endpoints; openapi.json describes each, and a
+// test holds the two against each other.
+func (c *Console) apiRoutes() []apiRoute {
+	return []apiRoute{
 		{"GET /api/v1/smartservers", c.apiFleet},
 		{"POST /api/v1/smartservers", c.apiRegister},
 		{"GET /api/v1/smartservers/{ic}", c.apiSmartServer},
@@ -57,7 +61,12 @@ func (c *Console) routeAPI() {
 		{"GET /api/v1/audit/trace/{id}", c.apiTrace},
 		{"GET /api/v1/audit/verify", c.apiVerify},
 		{"GET /api/v1/audit/export", c.apiExport},
-	} {
+	}
+}
+
+func (c *Console) routeAPI() {
+	c.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
+	for _, rt := range c.apiRoutes() {
 		c.mux.Handle(rt.pattern, c.api(rt.h))
 	}
 	c.mux.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -541,9 +550,9 @@ func (c *Console) apiRolloutAction(w http.ResponseWriter, r *http.Request, x *se
 }
 
 // apiCommand is the outcome of a command by its id, waiting up to ?wait
-// (default 0, at most 60 s): command wait, over HTTP.
+// (default and least 1 s, at most 60 s): command wait, over HTTP.
 func (c *Console) apiCommand(w http.ResponseWriter, r *http.Request, x *session) error {
-	wait := 50 * time.Millisecond
+	wait := time.Second
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > time.Minute {

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -112,7 +113,7 @@ func (x *session) wait(ctx context.Context, p pending) (Outcome, error) {
 		if err := deniedOr(ctx, err); events.AsRejection(err) != nil {
 			return Outcome{}, err
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return Outcome{CommandID: p.sent.ID, Status: Pending}, nil
 		}
 		return Outcome{}, err
@@ -226,7 +227,7 @@ func (c *Console) commandOutcome(ctx context.Context, x *session, id string) (Ou
 		if err := deniedOr(ctx, err); events.AsRejection(err) != nil {
 			return Outcome{}, err
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 			return Outcome{CommandID: id, Status: Pending}, nil
 		}
 		return Outcome{}, err

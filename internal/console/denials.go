@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,7 @@ import (
 // "no" asynchronously: a request to a subject the identity may not
 // publish on would otherwise get no answer and wait for its timeout.
 type denials struct {
+	gone    atomic.Bool // the server refuses the identity altogether now
 	mu      sync.Mutex
 	next    int
 	waiting map[int]context.CancelCauseFunc
@@ -24,11 +26,19 @@ func newDenials() *denials { return &denials{waiting: map[int]context.CancelCaus
 
 // handler is the connection's error handler.
 func (d *denials) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
-	if !errors.Is(err, nats.ErrPermissionViolation) {
+	var rej error
+	switch {
+	case errors.Is(err, nats.ErrPermissionViolation):
+		what := strings.TrimPrefix(err.Error(), nats.ErrPermissionViolation.Error()+": ")
+		rej = events.Reject(events.ReasonPermissionDenied, "%s: this identity may not do that", what)
+	case errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthorization):
+		// The server closed the connection for good: revoked or expired
+		// credentials. The session ends; nats.go would go on trying.
+		d.gone.Store(true)
+		rej = events.Reject(events.ReasonPermissionDenied, "%v: sign in again", err)
+	default:
 		return
 	}
-	what := strings.TrimPrefix(err.Error(), nats.ErrPermissionViolation.Error()+": ")
-	rej := events.Reject(events.ReasonPermissionDenied, "%s: this identity may not do that", what)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, cancel := range d.waiting {
@@ -69,4 +79,10 @@ func deniedOr(ctx context.Context, err error) error {
 		return c
 	}
 	return err
+}
+
+// ended tells whether the session's connection is over: closed, or its
+// credentials refused since it signed in.
+func (x *session) ended() bool {
+	return x.owned && (x.nc.IsClosed() || (x.denials != nil && x.denials.gone.Load()))
 }

@@ -166,9 +166,10 @@ func (s *sessions) get(id string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x := s.byID[id]
-	if x != nil && x.owned && x.nc.IsClosed() {
-		// The NATS server closed it: credentials revoked or expired.
+	if x != nil && x.ended() {
+		// The NATS server refused it: credentials revoked or expired.
 		delete(s.byID, id)
+		go x.close()
 		return nil
 	}
 	if x != nil {
@@ -202,8 +203,13 @@ func (s *sessions) bearer(ctx context.Context, token string) (*session, error) {
 	key := hex.EncodeToString(sum[:])
 	s.mu.Lock()
 	x := s.byToken[key]
+	if x != nil && x.ended() {
+		delete(s.byToken, key)
+		go x.close()
+		x = nil
+	}
 	s.mu.Unlock()
-	if x != nil && !x.nc.IsClosed() {
+	if x != nil {
 		x.mu.Lock()
 		x.last = s.cfg.Now()
 		x.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/internal/bench"
+	"github.com/licensebus/licensebus/internal/console"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -154,8 +155,22 @@ func startBenchProduct(ctx context.Context, url, creds string) (*bench.Product, 
 		return nil, err
 	}
 	s.obs.tracer.SetOn(false)
-	return &bench.Product{Licensing: s.lic, Devices: s.dev, Projections: s.runner, Err: s.Err,
-		Close: func() { s.Close(); os.RemoveAll(dir) }, Tracing: s.obs.tracer.SetOn}, nil
+	// The console as a signed-in person uses it, on a connection of its
+	// own (the service's: what a page costs does not depend on who asks).
+	nc, _, err := s.connect(url, "console")
+	if err != nil {
+		s.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	web, err := console.New(console.Config{Shared: nc, Logger: zerolog.Nop()})
+	if err != nil {
+		s.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &bench.Product{Licensing: s.lic, Devices: s.dev, Projections: s.runner, Err: s.Err, Console: web,
+		Close: func() { web.Close(); s.Close(); os.RemoveAll(dir) }, Tracing: s.obs.tracer.SetOn}, nil
 }
 
 func parseFleet(s string) (targets, devices int, err error) {
@@ -217,6 +232,7 @@ func benchRows(r *bench.Result) []table.Row {
 		{"auth", "auth CPU overhead: with ÷ without − 1", f3(r.AuthCPUOverhead), ""},
 		{"fleet", fmt.Sprintf("rollout of %d SmartServers × %d devices: to green", r.FleetTargets, r.FleetDevices), f3(r.FleetSecondsToGreen), "s"},
 		{"fleet", "rollout rate", rate(r.FleetTargetsPerMin), "SmartServers/min"},
+		{"console", fmt.Sprintf("a SmartServer's page with %d SmartServers loaded: p99 server time", r.FleetTargets), f3(r.ConsoleP99MS), "ms"},
 	}...)
 	memory := []table.Row{
 		{"memory", "licensebus + NATS server, one process: peak RSS", f1(r.PeakRSSMB), "MiB"},

@@ -26,7 +26,7 @@ func TestBenchTiny(t *testing.T) {
 		"activations_per_s", "msgs_per_activation", "product_msgs_per_s", "efficiency",
 		"e2e_p50_ms", "e2e_p99_ms", "raw_replay_msgs_per_s", "rebuild_events_per_s", "rebuild_ratio",
 		"peak_rss_mb", "rss_after_fleet_mb", "cores", "payload_bytes", "messages",
-		"activations_auth_on_per_s", "activations_auth_off_per_s", "auth_activations",
+		"activations_auth_on_per_s", "activations_auth_off_per_s", "auth_activations", "console_p99_ms",
 	}
 	for _, k := range positive {
 		v, ok := got[k].(float64)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -101,6 +102,9 @@ type Product struct {
 	Err func() error
 	// Close stops the product (not the NATS server). It is required.
 	Close func()
+	// Console, if set, is the product's web console, open (no sign-in):
+	// the bench draws SmartServer pages with it after the fleet.
+	Console http.Handler
 }
 
 // StartFunc starts licensebus joined to the NATS server at url, as the
@@ -196,7 +200,10 @@ type Result struct {
 	FleetTargets        int     `json:"fleet_targets"`
 	FleetDevices        int     `json:"fleet_devices"`
 	FleetSecondsToGreen float64 `json:"fleet_seconds_to_green"`
-	FleetTargetsPerMin  float64 `json:"fleet_targets_per_min"`
+	// ConsoleP99MS is the server time of a console page of one
+	// SmartServer with the fleet loaded (Product.Console), p99.
+	ConsoleP99MS       float64 `json:"console_p99_ms"`
+	FleetTargetsPerMin float64 `json:"fleet_targets_per_min"`
 
 	// Memory of the licensebus process (product and bench harness; the
 	// NATS server too when NATSProcess is "shared").
@@ -306,7 +313,7 @@ func (r *Result) round() {
 	to(&r.ActCPUUntraced, 0)
 	to(&r.ActCPUTraced, 0)
 	to(&r.TracingCPUOverhead, 3)
-	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen, &r.TracingOverhead, &r.AuthOverhead, &r.AuthCPUOverhead} {
+	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen, &r.ConsoleP99MS, &r.TracingOverhead, &r.AuthOverhead, &r.AuthCPUOverhead} {
 		to(v, 3)
 	}
 	for _, v := range []*float64{&r.MsgsPerAct, &r.TotalSeconds, &r.PeakRSSMB, &r.RSSAfterFleetMB, &r.NATSPeakRSSMB, &r.NATSRSSAfterFleetMB} {

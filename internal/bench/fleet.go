@@ -92,5 +92,5 @@ func (b *run) fleet(ctx context.Context) error {
 	r.FleetTargets, r.FleetDevices = n, devs
 	r.FleetSecondsToGreen = elapsed.Seconds()
 	r.FleetTargetsPerMin = float64(n) / elapsed.Minutes()
-	return nil
+	return b.console(targets)
 }

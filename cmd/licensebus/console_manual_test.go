@@ -31,6 +31,13 @@ func TestConsoleBrowserManual(t *testing.T) {
 		visible(`#fleet-table a[href="/smartservers/IC-0001"]`))
 	cid := b.text(ctx, `code.cid`)
 	b.screenshot(ctx, "fleet")
+	b.do(ctx, "search the fleet as one types, without a reload",
+		chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`),
+		typeIn(`#q`, "no-such-server"),
+		until(`document.querySelector(".pager-info").textContent.includes("No SmartServer matches") && window.notReloaded && location.search.includes("q=no-such-server")`, wait),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("q").value = ""`),
+		typeIn(`#q`, "ic-00"),
+		until(`document.querySelector('#fleet-table a[href="/smartservers/IC-0001"]') !== null && window.notReloaded`, wait))
 
 	// Setting up the Customer Account.
 	b.do(ctx, "open the Manage Licenses dialog", click(`#fleet-table a[href="/smartservers/IC-0001"]`),

@@ -63,13 +63,11 @@ stored at or after --since, to the last one before the first stored at or after
 			if format != "jsonl" && format != "csv" {
 				return usageError{fmt.Errorf("--format must be jsonl or csv, not %q", format)}
 			}
-			js, closeFn, err := a.auditJS()
+			js, ctx, done, err := a.auditRead(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			ctx, cancel := a.readContext(cmd, true)
-			defer cancel()
+			defer done()
 			w := bufio.NewWriterSize(a.stdout, 64<<10)
 			var cw *csv.Writer
 			if format == "csv" {

@@ -75,13 +75,11 @@ from its first entry to its last.`,
 				return a.verifyOutput(res)
 			}
 			res.Input = audit.Stream
-			js, closeFn, err := a.auditJS()
+			js, ctx, done, err := a.auditRead(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			ctx, cancel := a.readContext(cmd, true)
-			defer cancel()
+			defer done()
 			if checkpoints == "" {
 				if cps, cprobs, err = liveCheckpoints(ctx, js); err != nil {
 					return a.stopped(cmd, ctx, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -28,6 +29,18 @@ is done or interrupted (Ctrl-C, exit 130; tail --follow ends there with exit 0);
 // auditJS connects straight to JetStream: the trail is read from its own
 // stream with ordered consumers, so what verify checks is what is stored.
 func (a *app) auditJS() (jetstream.JetStream, func(), error) { return a.directJS("licensebus audit") }
+
+// auditRead is how an audit command starts reading: a connection straight
+// to JetStream and the context of a read that may take as long as the
+// trail is big (--timeout only when given); done closes both.
+func (a *app) auditRead(cmd *cobra.Command) (jetstream.JetStream, context.Context, func(), error) {
+	js, closeFn, err := a.auditJS()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := a.readContext(cmd, true)
+	return js, ctx, func() { cancel(); closeFn() }, nil
+}
 
 // directJS connects straight to JetStream, for commands that read what is
 // stored rather than ask the server.

@@ -41,13 +41,11 @@ deleted, with audit verify --checkpoints.`,
 			"licensebus audit checkpoints -o json > checkpoints.json", "licensebus audit verify --checkpoints checkpoints.json"),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			js, closeFn, err := a.auditJS()
+			js, ctx, done, err := a.auditRead(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			ctx, cancel := a.readContext(cmd, true)
-			defer cancel()
+			defer done()
 			rows, err := checkpointRows(ctx, js)
 			if err != nil {
 				return a.stopped(cmd, ctx, err)

@@ -33,13 +33,11 @@ stored at or after --since, to the last one before the first stored at or after
 			if format != "jsonl" && format != "csv" {
 				return usageError{fmt.Errorf("--format must be jsonl or csv, not %q", format)}
 			}
-			js, closeFn, err := a.auditJS()
+			js, ctx, done, err := a.auditRead(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			ctx, cancel := a.readContext(cmd, true)
-			defer cancel()
+			defer done()
 			err = auditlog.Export(ctx, js, a.stdout, auditlog.ExportOptions{Since: since, Until: until, Format: format})
 			if err != nil {
 				return a.stopped(cmd, ctx, err)

@@ -43,13 +43,11 @@ compares with the time the server stored the source message.`,
 				}
 				f.Kinds = append(f.Kinds, audit.Kind(k))
 			}
-			js, closeFn, err := a.auditJS()
+			js, ctx, done, err := a.auditRead(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			ctx, cancel := a.readContext(cmd, true)
-			defer cancel()
+			defer done()
 			w := bufio.NewWriter(a.stdout)
 			defer w.Flush()
 			p := &entryPrinter{w: w, json: a.output == "json"}

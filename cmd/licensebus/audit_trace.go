@@ -23,13 +23,11 @@ events (automatic provisioning) and their own effects. -o json gives the tree as
 nested objects (each entry with its children).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			js, closeFn, err := a.auditJS()
+			js, ctx, done, err := a.auditRead(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			ctx, cancel := a.readContext(cmd, true)
-			defer cancel()
+			defer done()
 			tr := audit.NewTracer(args[0])
 			err = auditlog.Read(ctx, js, auditlog.ReadOptions{}, func(r auditlog.Record) error {
 				if r.Entry != nil {

@@ -74,13 +74,11 @@ from its first entry to its last.`,
 				res.Report.Add(cprobs...)
 				return a.verifyOutput(res)
 			}
-			js, closeFn, err := a.auditJS()
+			js, ctx, done, err := a.auditRead(cmd)
 			if err != nil {
 				return err
 			}
-			defer closeFn()
-			ctx, cancel := a.readContext(cmd, true)
-			defer cancel()
+			defer done()
 			if res, err = verifyTrail(ctx, js, &v, checkpoints == "", cps, cprobs); err != nil {
 				return a.stopped(cmd, ctx, err)
 			}

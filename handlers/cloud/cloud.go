@@ -240,11 +240,7 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 // them over (decoded: what does not decode is no request).
 func (h *Handler) handleRequest(ctx context.Context, d *bus.Delivery) error {
 	m := d.Message
-	// The request must be in the fold before deciding on it, or the
-	// handled set could miss our own answer.
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := h.sh.Fold().WaitFor(wctx, d.Seq); err != nil {
+	if err := h.sh.Folded(ctx, d.Seq); err != nil {
 		return err
 	}
 	now := h.clock()

@@ -268,9 +268,7 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 // reactor hands them over (decoded: what does not decode is no answer).
 func (h *Handler) handleAnswer(ctx context.Context, d *bus.Delivery) error {
 	m := d.Message
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := h.sh.Fold().WaitFor(wctx, d.Seq); err != nil {
+	if err := h.sh.Folded(ctx, d.Seq); err != nil {
 		return err
 	}
 	ic := smartserver.Of(m)

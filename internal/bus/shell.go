@@ -94,6 +94,15 @@ func NewShell(ctx context.Context, js jetstream.JetStream, cfg ShellConfig) (*Sh
 // Fold is the shell's fold of the event stream.
 func (sh *Shell) Fold() *Fold { return sh.fold }
 
+// Folded waits (at most 10 s) until the state includes the event at seq:
+// what a reaction to it checks first, so that the handled set and the
+// rules see the event they react to.
+func (sh *Shell) Folded(ctx context.Context, seq uint64) error {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return sh.fold.WaitFor(wctx, seq)
+}
+
 // DeadLetters is where the shell dead-letters what it cannot handle.
 func (sh *Shell) DeadLetters() *DeadLetters { return sh.dl }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -573,6 +572,3 @@ func (c *Console) apiCommand(w http.ResponseWriter, r *http.Request, x *session)
 	writeJSON(w, status, o)
 	return nil
 }
-
-// readAll reads a small upload.
-func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(io.LimitReader(r, maxBody)) }

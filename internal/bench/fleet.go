@@ -59,6 +59,9 @@ func (b *run) fleet(ctx context.Context) error {
 	if err := b.settle(cctx); err != nil {
 		return err
 	}
+	if err := b.console(targets); err != nil {
+		return err
+	}
 
 	b.progress("fleet rollout over %d SmartServers", n)
 	greenBefore := b.p.Devices.Totals().Green
@@ -92,5 +95,5 @@ func (b *run) fleet(ctx context.Context) error {
 	r.FleetTargets, r.FleetDevices = n, devs
 	r.FleetSecondsToGreen = elapsed.Seconds()
 	r.FleetTargetsPerMin = float64(n) / elapsed.Minutes()
-	return b.console(targets)
+	return nil
 }

@@ -249,7 +249,8 @@ func TestConsoleAPIIdentities(t *testing.T) {
 	for _, ic := range []string{"IC-A", "IC-B"} {
 		a.call(op, "POST", "/api/v1/smartservers", map[string]string{"install_code": ic, "version": "3.4"}).want(t, 200, "")
 	}
-	ssA := tokenOf(t, issue(t, s.URL(), "smartserver", "IC-A"))
+	ssCreds := issue(t, s.URL(), "smartserver", "IC-A")
+	ssA := mustCLI(t, s.URL(), "creds", "token", ssCreds) // what a person pastes or a script sends
 	reader := tokenOf(t, issue(t, s.URL(), "reader", "audit-team"))
 
 	a.call(ssA, "GET", "/api/v1/smartservers/IC-A", nil).want(t, 200, "")

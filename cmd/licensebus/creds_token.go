@@ -16,7 +16,8 @@ func (a *app) credsTokenCmd() *cobra.Command {
 		Long: `Print the bearer token of the web console's API for a creds file: the file's
 contents, base64 (URL alphabet). It is as secret as the file: whoever has it acts
 as that identity until the credentials are revoked or expire.`,
-		Args: exactArgs(1),
+		Example: "  licensebus creds token licensebus-data/admin.creds\n  curl -H \"Authorization: Bearer $(licensebus creds token IC-0001.creds)\" http://127.0.0.1:8080/api/v1/smartservers/IC-0001/licenses",
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := auth.ReadCreds(args[0])
 			if err != nil {

@@ -61,7 +61,7 @@ func (a *Appender) Append(ctx context.Context, m *events.Message, filter string,
 	if !isWrongLastSeq(err) {
 		return 0, fmt.Errorf("append %s to %s: %w", m.Type(), msg.Subject, err)
 	}
-	last, lerr := a.stream.GetLastMsgForSubject(ctx, filter)
+	last, lerr := LastMsg(ctx, a.js, events.EventsStream, filter)
 	if lerr != nil {
 		return 0, fmt.Errorf("append %s: read last of %s after conflict: %w", m.Type(), filter, lerr)
 	}
@@ -73,7 +73,7 @@ func (a *Appender) Append(ctx context.Context, m *events.Message, filter string,
 
 // Last returns the sequence of the last message matching filter, 0 if none.
 func (a *Appender) Last(ctx context.Context, filter string) (uint64, error) {
-	last, err := a.stream.GetLastMsgForSubject(ctx, filter)
+	last, err := LastMsg(ctx, a.js, events.EventsStream, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}

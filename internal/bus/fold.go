@@ -22,6 +22,8 @@ type ApplyFunc func(seq uint64, m *events.Message)
 type Feed struct {
 	js  jetstream.JetStream
 	log zerolog.Logger
+	// election, if set, makes the reactors registered after it singletons.
+	election Election
 
 	mu      sync.Mutex
 	subs    []ApplyFunc

@@ -81,6 +81,11 @@ type Config struct {
 	// OnChange, if set, is told each time this process starts or stops
 	// leading a job (metrics). It must not block.
 	OnChange func(job string, leading bool)
+	// Reclaim deletes, when the elector starts, the leases a process of
+	// this name left (it died holding them): for a process that nothing
+	// else can share its name with, such as one that embeds the only NATS
+	// server. Without it a restart waits for those leases to expire.
+	Reclaim bool
 }
 
 // Elector campaigns for jobs on behalf of one process. Run it with Run and
@@ -147,8 +152,37 @@ func New(ctx context.Context, cfg Config) (*Elector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Elector{cfg: cfg, kv: kv, log: cfg.Logger.With().Str("component", "elect").Str("node", cfg.Node).Logger(),
-		instance: nuid.Next(), started: time.Now().UTC(), jobs: map[string]*jobState{}}, nil
+	e := &Elector{cfg: cfg, kv: kv, log: cfg.Logger.With().Str("component", "elect").Str("node", cfg.Node).Logger(),
+		instance: nuid.Next(), started: time.Now().UTC(), jobs: map[string]*jobState{}}
+	if cfg.Reclaim {
+		if err := e.reclaim(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// reclaim deletes the leases held under this node's name.
+func (e *Elector) reclaim(ctx context.Context) error {
+	keys, err := e.kv.ListKeysFiltered(ctx, jobPrefix+">")
+	if err != nil {
+		return fmt.Errorf("elect: reclaim: %w", err)
+	}
+	defer func() { _ = keys.Stop() }()
+	for k := range keys.Keys() {
+		en, err := e.kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var l lease
+		if json.Unmarshal(en.Value(), &l) != nil || l.Node != e.cfg.Node {
+			continue
+		}
+		if err := e.kv.Delete(ctx, k, jetstream.LastRevision(en.Revision())); err == nil {
+			e.log.Info().Str("job", l.Job).Msg("lease left by this node's last run reclaimed")
+		}
+	}
+	return nil
 }
 
 // OpenBucket opens the cluster bucket, creating it with replicas if it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -160,7 +161,8 @@ func (e *Elector) hold(ctx context.Context, job string, rev uint64, sent, since 
 	log := e.log.With().Str("job", job).Logger()
 	log.Info().Uint64("revision", rev).Msg("leading")
 	e.setLeading(job, true, since)
-	go func() { done <- lead(lctx) }()
+	jctx := bus.WithLeaderCheck(lctx, func(ctx context.Context) error { return e.check(ctx, job) })
+	go func() { done <- lead(jctx) }()
 	stop := func() error {
 		cancel()
 		t := time.NewTimer(10 * time.Second)
@@ -241,6 +243,23 @@ func (e *Elector) renew(ctx context.Context, job string, rev uint64, since time.
 		return r, nil
 	}
 	return 0, fmt.Errorf("%w: %v", errLost, err)
+}
+
+// check reads the job's lease from the bucket's leader: an error wrapping
+// bus.ErrFenced unless it is this process's.
+func (e *Elector) check(ctx context.Context, job string) error {
+	last, err := bus.LastMsg(ctx, e.cfg.JS, "KV_"+Bucket, "$KV."+Bucket+"."+jobPrefix+job)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: job %s has no lease", bus.ErrFenced, job)
+	}
+	if err != nil {
+		return err
+	}
+	var l lease
+	if len(last.Data) == 0 || json.Unmarshal(last.Data, &l) != nil || l.Instance != e.instance {
+		return fmt.Errorf("%w: job %s is held by %s", bus.ErrFenced, job, l.Node)
+	}
+	return nil
 }
 
 // release deletes the lease if it is still the revision we hold, so that

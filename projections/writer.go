@@ -2,10 +2,12 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -55,28 +57,27 @@ func (w *writer) close() error {
 }
 
 func (r *Runner) write(ctx context.Context, b batch) error {
+	if b.chains != nil {
+		r.chains = b.chains
+	}
 	if len(b.msgs) == 0 {
 		return nil
 	}
 	// Writes finish even when ctx ends: a stop flushes what was applied.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	futures := make([]jetstream.PubAckFuture, 0, len(b.msgs))
-	for _, msg := range b.msgs {
-		f, err := r.js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("projections: write %s: %w", msg.Subject, err)
+	for attempt := 1; ; attempt++ {
+		err := r.publish(wctx, b)
+		if err == nil {
+			break
 		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			r.noteWrite(ack)
-		case err := <-f.Err():
-			return fmt.Errorf("projections: write: %w", err)
-		case <-wctx.Done():
-			return wctx.Err()
+		if r.elect == nil || !errors.Is(err, bus.ErrFenced) || attempt == 3 {
+			return err
+		}
+		// Refused: by another term (fenced), or by a write from outside
+		// licensebus (an operator's kv put), which only moves the chain.
+		if err := r.rechain(wctx, b); err != nil {
+			return err
 		}
 	}
 	r.mu.Lock()
@@ -84,7 +85,52 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 		r.ckpt[i] = b.last
 	}
 	r.mu.Unlock()
+	if r.elect != nil {
+		for _, i := range b.models {
+			r.forget(i, b.last)
+		}
+	}
 	return nil
+}
+
+// publish sends a batch pipelined, chained when elected, and waits for
+// every ack.
+func (r *Runner) publish(ctx context.Context, b batch) error {
+	type sent struct {
+		f    jetstream.PubAckFuture
+		want uint64 // the sequence a chained write must get
+	}
+	futures := make([]sent, 0, len(b.msgs))
+	for _, msg := range b.msgs {
+		var opts []jetstream.PublishOpt
+		var want uint64
+		if r.elect != nil {
+			i, _ := r.modelOf(msg.Subject)
+			opts, want = r.chains[i].next(msg)
+		}
+		f, err := r.js.PublishMsgAsync(msg, opts...)
+		if err != nil {
+			return fmt.Errorf("projections: write %s: %w", msg.Subject, err)
+		}
+		futures = append(futures, sent{f, want})
+	}
+	var first error
+	for _, p := range futures {
+		select {
+		case ack := <-p.f.Ok():
+			r.noteWrite(ack)
+			if p.want != 0 && (ack.Sequence != p.want || ack.Duplicate) && first == nil {
+				first = fmt.Errorf("projections: %w: write stored at %d, expected %d", bus.ErrFenced, ack.Sequence, p.want)
+			}
+		case err := <-p.f.Err():
+			if first == nil {
+				first = fmt.Errorf("projections: write: %w", fenceErr(err))
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
 }
 
 func (r *Runner) noteWrite(ack *jetstream.PubAck) {

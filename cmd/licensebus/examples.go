@@ -175,6 +175,14 @@ func examples() map[string][]string {
 			"licensebus reactors status",
 			"licensebus reactors status -o json",
 		},
+		"cluster": {
+			"licensebus cluster status",
+		},
+		"cluster status": {
+			"licensebus cluster status",
+			"licensebus cluster status -o json",
+			"licensebus --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 cluster status",
+		},
 		"bench": {
 			"licensebus bench --quick",
 			"licensebus bench --fleet 1000,10 -o json > figures.json",

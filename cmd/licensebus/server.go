@@ -15,6 +15,7 @@ import (
 	"github.com/licensebus/licensebus/handlers/provisioner"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/elect"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
@@ -40,8 +41,16 @@ type ServeConfig struct {
 	// DedupeWindow replaces JetStream's dedupe windows of the command and
 	// event streams (tests of repeats after them); 0 keeps bus's.
 	DedupeWindow time.Duration
-	Logger       zerolog.Logger
-	Now          func() time.Time
+	// Cluster settings (see cluster.go): the node's name, the replicas of
+	// streams and buckets (0: DefaultReplicas), the lease TTL of the
+	// singleton jobs (0: elect.DefaultTTL), and a hook told when this
+	// node starts or stops leading a job (metrics).
+	Name     string
+	Replicas int
+	LeaseTTL time.Duration
+	OnLeader func(job string, leading bool)
+	Logger   zerolog.Logger
+	Now      func() time.Time
 }
 
 // Server is a running licensebus: the embedded NATS server (unless it joined
@@ -57,6 +66,7 @@ type Server struct {
 	exec     *driver.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
+	elector  *elect.Elector
 	log      zerolog.Logger
 
 	cancel context.CancelFunc
@@ -94,7 +104,8 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow)); err != nil {
+	replicas := s.replicas(cfg)
+	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow), bus.WithReplicas(replicas)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -103,15 +114,22 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// nats.go: shared, a handler's append and its ack would queue behind
 	// the auditor's and the projections' writes and the feed's deliveries.
 	js := map[string]jetstream.JetStream{}
-	for _, role := range []string{"feed", "cloud", "device", "rollouts", "provisioner", "projections", "audit"} {
+	for _, role := range []string{"feed", "cloud", "device", "rollouts", "provisioner", "projections", "audit", "elect"} {
 		if _, js[role], err = s.connect(cfg.NatsURL, role); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
 	dl := bus.NewDeadLetters(s.js)
+	// The singleton jobs are elected; leases renew on a connection of
+	// their own, behind nobody's writes.
+	if err := s.startElection(ctx, cfg, js["elect"], replicas); err != nil {
+		s.Close()
+		return nil, err
+	}
 	// One read of the event stream for every handler of this process.
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
+	feed.Elect(s.elector)
 	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()
@@ -122,7 +140,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Election: s.elector})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -141,8 +159,13 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// The runner follows the handlers' feed once it has caught up, so the
 	// process reads and decodes the event stream once.
 	s.runner.UseTap(feed.Tap(8192))
+	s.runner.Elect(s.elector)
 	auditTap := feed.Tap(8192)
 	if err := s.runner.Open(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.scale(ctx, replicas); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -152,7 +175,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
-	s.run(rctx, "audit", audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap}).Run)
+	s.run(rctx, "elect", s.elector.Run)
+	auditor := audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap})
+	s.run(rctx, "audit", func(ctx context.Context) error { return s.elector.Lead(ctx, AuditJob, auditor.Run) })
 	s.run(rctx, "rollouts", s.exec.Run)
 	if prov != nil {
 		s.run(rctx, "provisioner", prov.Run)

@@ -161,7 +161,7 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 			endTerm(nil)
 		case t := <-r.termc:
 			_ = flush(true)
-			b, err := r.takeOver(ctx, last)
+			b, err := r.takeOver(ctx, last, t.check)
 			t.started <- err
 			if err != nil {
 				t.end(err)
@@ -200,8 +200,8 @@ type batch struct {
 	msgs   []*nats.Msg
 	last   uint64
 	models []int
-	// chains, set on a term's first batch, are where its writes start.
-	chains []chain
+	// fence, set on a term's first batch, is what its writes expect.
+	fence *fence
 }
 
 // batch collects the models' changes up to last. A model without changes

@@ -48,7 +48,7 @@ func (r *Runner) reset(ctx context.Context) error {
 }
 
 // resetCheckpoint stores checkpoint 0 for m: by the runner that writes the
-// buckets, in its term's chain; a runner standing by writes nothing (the
+// buckets, fenced as its term's writes are; a runner standing by writes nothing (the
 // writer rebuilds the buckets, the others only their models).
 func (r *Runner) resetCheckpoint(ctx context.Context, m Model) error {
 	msg := &nats.Msg{Subject: "$KV." + Bucket(m) + "." + CheckpointKey, Data: []byte("0")}
@@ -63,15 +63,12 @@ func (r *Runner) resetCheckpoint(ctx context.Context, m Model) error {
 	if r.cur == nil {
 		return nil
 	}
-	ack, err := r.publishChained(ctx, msg)
-	if err != nil {
+	if err := r.publishFenced(ctx, []*nats.Msg{msg}); err != nil {
 		// The term is over; the rebuild of the models goes on.
 		r.setLeading(false)
 		r.cur.end(err)
 		r.cur = nil
-		return nil
 	}
-	r.noteWrite(ack)
 	return nil
 }
 

@@ -56,15 +56,15 @@ type Runner struct {
 	streams map[string]int // bucket stream name → model
 
 	// With an election (Elect): the job, the take-over requests, the
-	// buckets' checkpoints read while standing by, and per model the
-	// changes not known to be in its bucket (guarded by pmu) and the
-	// current term's write chain (owned by whoever writes).
+	// buckets' checkpoints read while standing by, per model the changes
+	// not known to be in its bucket (guarded by pmu), and the current
+	// term's fence (owned by whoever writes).
 	elect   bus.Election
 	termc   chan *term
 	ckc     chan []uint64
 	pmu     sync.Mutex
 	pending []map[string]entry
-	chains  []chain
+	fence   *fence
 	cur     *term // the term being served; owned by the goroutine that follows
 	leading bool  // guarded by mu
 	fenced  uint64

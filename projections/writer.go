@@ -2,12 +2,11 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -57,8 +56,8 @@ func (w *writer) close() error {
 }
 
 func (r *Runner) write(ctx context.Context, b batch) error {
-	if b.chains != nil {
-		r.chains = b.chains
+	if b.fence != nil {
+		r.fence = b.fence
 	}
 	if len(b.msgs) == 0 {
 		return nil
@@ -66,19 +65,12 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	// Writes finish even when ctx ends: a stop flushes what was applied.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	for attempt := 1; ; attempt++ {
-		err := r.publish(wctx, b)
-		if err == nil {
-			break
-		}
-		if r.elect == nil || !errors.Is(err, bus.ErrFenced) || attempt == 3 {
+	if r.elect != nil {
+		if err := r.publishFenced(wctx, b.msgs); err != nil {
 			return err
 		}
-		// Refused: by another term (fenced), or by a write from outside
-		// licensebus (an operator's kv put), which only moves the chain.
-		if err := r.rechain(wctx, b); err != nil {
-			return err
-		}
+	} else if err := r.publish(wctx, b.msgs); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	for _, i := range b.models {
@@ -93,44 +85,27 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	return nil
 }
 
-// publish sends a batch pipelined, chained when elected, and waits for
-// every ack.
-func (r *Runner) publish(ctx context.Context, b batch) error {
-	type sent struct {
-		f    jetstream.PubAckFuture
-		want uint64 // the sequence a chained write must get
-	}
-	futures := make([]sent, 0, len(b.msgs))
-	for _, msg := range b.msgs {
-		var opts []jetstream.PublishOpt
-		var want uint64
-		if r.elect != nil {
-			i, _ := r.modelOf(msg.Subject)
-			opts, want = r.chains[i].next(msg)
-		}
-		f, err := r.js.PublishMsgAsync(msg, opts...)
+// publish sends msgs pipelined and waits for every ack.
+func (r *Runner) publish(ctx context.Context, msgs []*nats.Msg) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, msg := range msgs {
+		f, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
 			return fmt.Errorf("projections: write %s: %w", msg.Subject, err)
 		}
-		futures = append(futures, sent{f, want})
+		futures = append(futures, f)
 	}
-	var first error
-	for _, p := range futures {
+	for _, f := range futures {
 		select {
-		case ack := <-p.f.Ok():
+		case ack := <-f.Ok():
 			r.noteWrite(ack)
-			if p.want != 0 && (ack.Sequence != p.want || ack.Duplicate) && first == nil {
-				first = fmt.Errorf("projections: %w: write stored at %d, expected %d", bus.ErrFenced, ack.Sequence, p.want)
-			}
-		case err := <-p.f.Err():
-			if first == nil {
-				first = fmt.Errorf("projections: write: %w", fenceErr(err))
-			}
+		case err := <-f.Err():
+			return fmt.Errorf("projections: write: %w", err)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	return first
+	return nil
 }
 
 func (r *Runner) noteWrite(ack *jetstream.PubAck) {

@@ -67,6 +67,7 @@ type Server struct {
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
 	elector  *elect.Elector
+	feed     *bus.Feed
 	log      zerolog.Logger
 
 	cancel context.CancelFunc
@@ -130,6 +131,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// One read of the event stream for every handler of this process.
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
 	feed.Elect(s.elector)
+	s.feed = feed
 	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
 	if err != nil {
 		s.Close()

@@ -38,6 +38,10 @@ func (f *Feed) Elect(e Election) {
 	f.election = e
 }
 
+// Fenced counts the checkpoints of the feed's reactors that were refused
+// because another process had taken the reactor over.
+func (f *Feed) Fenced() uint64 { return f.fenced.Load() }
+
 // DefaultReplicas is how many replicas serve gives streams and buckets
 // when --replicas is not given: 3 when the NATS it joins tells of at least
 // three servers in its cluster, else 1. If the servers turn out to lack

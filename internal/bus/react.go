@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
@@ -73,11 +74,12 @@ type ReactorConfig struct {
 // event (the first append wins, the others find it done): unlike a shared
 // durable, it does not split the work between processes.
 type Reactor struct {
-	cfg   ReactorConfig
-	js    jetstream.JetStream
-	kv    jetstream.KeyValue
-	wake  chan struct{}
-	elect Election
+	cfg    ReactorConfig
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	wake   chan struct{}
+	elect  Election
+	fenced *atomic.Uint64
 
 	mu      sync.Mutex
 	offered uint64 // the feed has offered every event up to here
@@ -114,7 +116,7 @@ func (f *Feed) React(cfg ReactorConfig) *Reactor {
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = 250 * time.Millisecond
 	}
-	r := &Reactor{cfg: cfg, js: f.js, wake: make(chan struct{}, 1), open: map[uint64]*events.Message{}, elect: f.election}
+	r := &Reactor{cfg: cfg, js: f.js, wake: make(chan struct{}, 1), open: map[uint64]*events.Message{}, elect: f.election, fenced: &f.fenced}
 	f.Fold(r.offer)
 	return r
 }
@@ -375,6 +377,7 @@ func (r *Reactor) checkpoint(ctx context.Context) error {
 		// Fenced by the key's revision: the next holder moved it first.
 		next, err := r.kv.Update(ctx, r.cfg.Name, v, rev)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			r.fenced.Add(1)
 			return fmt.Errorf("reactor %s: checkpoint %d: %w", r.cfg.Name, floor, ErrFenced)
 		}
 		if err != nil {

@@ -253,4 +253,3 @@ func TestClusterWalkthrough(t *testing.T) {
 	t.Run("race", func(t *testing.T) { concurrentActivations(t, urls) })
 	t.Run("repeat", func(t *testing.T) { repeatedCommand(t, urls) })
 }
-

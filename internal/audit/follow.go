@@ -49,7 +49,7 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 		}
 		feeds[i] = f
 	}
-	w := &writer{js: a.cfg.JS, max: a.cfg.InFlight, tip: t, acked: t.seq}
+	w := &writer{js: a.cfg.JS, max: a.cfg.InFlight, tip: t, acked: t.seq, replicated: str.CachedInfo().Config.Replicas > 1}
 	defer func() {
 		// Let what is in flight land, so the next start finds a clean head.
 		dctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

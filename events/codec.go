@@ -23,6 +23,11 @@ const (
 	// another command is told from a repeat of the same one, also after
 	// JetStream's dedupe window.
 	ExtCommandDigest = "commanddigest"
+	// ExtTraceParent and ExtTraceState are the CloudEvents distributed
+	// tracing extension: the W3C trace context of the step that wrote the
+	// message, so whoever handles it continues the same trace.
+	ExtTraceParent = "traceparent"
+	ExtTraceState  = "tracestate"
 )
 
 // Sources: commands name their client, events the side that produced them.
@@ -33,18 +38,23 @@ const (
 
 // Meta is what links a message to the rest of its story.
 type Meta struct {
-	ID            string    // CloudEvent id; also the JetStream Nats-Msg-Id
-	Source        string    // CloudEvent source
-	CorrelationID string    // id of the command that started the chain
-	CausationID   string    // id of the message that directly caused this one
-	Actor         string    // who asked: a user, a service or a handler
-	CommandDigest string    // on events caused directly by a command: its digest
-	Time          time.Time // when; zero means now
+	ID            string // CloudEvent id; also the JetStream Nats-Msg-Id
+	Source        string // CloudEvent source
+	CorrelationID string // id of the command that started the chain
+	CausationID   string // id of the message that directly caused this one
+	Actor         string // who asked: a user, a service or a handler
+	CommandDigest string // on events caused directly by a command: its digest
+	// TraceParent and TraceState are the W3C trace context the message
+	// carries (ExtTraceParent); Next copies the cause's, and a step that
+	// has a span of its own puts that span's instead.
+	TraceParent, TraceState string
+	Time                    time.Time // when; zero means now
 }
 
 // Message is a decoded CloudEvent with typed data. Event holds the
-// CloudEvent without the three extensions licensebus sets (correlationid,
-// causationid, actor), which the Message keeps apart: sdk-go's map of them
+// CloudEvent without the extensions licensebus sets (correlationid,
+// causationid, actor, commanddigest, traceparent, tracestate), which the
+// Message keeps apart: sdk-go's map of them
 // cost every decoded event about 450 bytes in five allocations, the
 // largest of ours in a rebuild. CloudEvent returns the whole event.
 type Message struct {
@@ -57,7 +67,7 @@ type Message struct {
 }
 
 // exts are licensebus's extensions of a message; "" is absent.
-type exts struct{ correlation, causation, actor, digest string }
+type exts struct{ correlation, causation, actor, digest, traceparent, tracestate string }
 
 // ID returns the CloudEvent id.
 func (m *Message) ID() string { return m.Event.ID() }
@@ -84,6 +94,20 @@ func (m *Message) Actor() string { return m.exts.actor }
 // command caused directly.
 func (m *Message) CommandDigest() string { return m.exts.digest }
 
+// TraceParent returns the traceparent extension: the W3C trace context of
+// the step that wrote the message ("" when it has none).
+func (m *Message) TraceParent() string { return m.exts.traceparent }
+
+// TraceState returns the tracestate extension.
+func (m *Message) TraceState() string { return m.exts.tracestate }
+
+// SetTrace replaces the message's trace context: how a step that appends a
+// message built before its span started links the message to that span.
+// Call it before the message is encoded.
+func (m *Message) SetTrace(traceparent, tracestate string) {
+	m.exts.traceparent, m.exts.tracestate = traceparent, tracestate
+}
+
 // CloudEvent returns the message as one CloudEvent, its licensebus
 // extensions included (for a structured-mode encoding, say).
 func (m *Message) CloudEvent() event.Event {
@@ -97,8 +121,9 @@ func (m *Message) CloudEvent() event.Event {
 }
 
 // all returns the extensions by name and value; a value "" is absent.
-func (x exts) all() [4][2]string {
-	return [4][2]string{{ExtCorrelationID, x.correlation}, {ExtCausationID, x.causation}, {ExtActor, x.actor}, {ExtCommandDigest, x.digest}}
+func (x exts) all() [6][2]string {
+	return [6][2]string{{ExtCorrelationID, x.correlation}, {ExtCausationID, x.causation}, {ExtActor, x.actor}, {ExtCommandDigest, x.digest},
+		{ExtTraceParent, x.traceparent}, {ExtTraceState, x.tracestate}}
 }
 
 // takeExts moves licensebus's extensions out of e's context (where sdk-go's
@@ -112,7 +137,8 @@ func takeExts(e *event.Event) exts {
 	for _, f := range []struct {
 		name string
 		to   *string
-	}{{ExtCorrelationID, &x.correlation}, {ExtCausationID, &x.causation}, {ExtActor, &x.actor}, {ExtCommandDigest, &x.digest}} {
+	}{{ExtCorrelationID, &x.correlation}, {ExtCausationID, &x.causation}, {ExtActor, &x.actor}, {ExtCommandDigest, &x.digest},
+		{ExtTraceParent, &x.traceparent}, {ExtTraceState, &x.tracestate}} {
 		v, ok := c.Extensions[f.name]
 		if !ok {
 			continue
@@ -131,9 +157,11 @@ func takeExts(e *event.Event) exts {
 }
 
 // Next returns the Meta of a message caused by m: same correlation, caused
-// by m, with the given id and source.
+// by m, with the given id and source, in m's trace (a step with a span of
+// its own replaces the trace context with its span's).
 func (m *Message) Next(id, source, actor string) Meta {
-	return Meta{ID: id, Source: source, CorrelationID: m.CorrelationID(), CausationID: m.ID(), Actor: actor}
+	return Meta{ID: id, Source: source, CorrelationID: m.CorrelationID(), CausationID: m.ID(), Actor: actor,
+		TraceParent: m.exts.traceparent, TraceState: m.exts.tracestate}
 }
 
 // New builds and validates a CloudEvent of type t carrying data.
@@ -158,7 +186,7 @@ func build(t Type, data Data, meta Meta, validate bool) (*Message, error) {
 		return nil, fmt.Errorf("encode %s data: %w", t, err)
 	}
 	a := attrs{owned: true, id: meta.ID, source: meta.Source, typ: string(t), subject: data.Key(), dct: event.ApplicationJSON, has: 7}
-	x := exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor, digest: meta.CommandDigest}
+	x := meta.exts()
 	if e, ok := a.plainEvent(tm, body); ok {
 		return &Message{Event: e, Info: info, Data: data, exts: x, jsonData: true}, nil
 	}
@@ -179,8 +207,13 @@ func buildGeneral(info Info, data Data, meta Meta, tm time.Time, body []byte) (*
 	if err := e.Validate(); err != nil {
 		return nil, Reject(ReasonMalformed, "invalid CloudEvent: %v", err)
 	}
-	return &Message{Event: e, Info: info, Data: data, exts: exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor, digest: meta.CommandDigest},
-		jsonData: true}, nil
+	return &Message{Event: e, Info: info, Data: data, exts: meta.exts(), jsonData: true}, nil
+}
+
+// exts are the extensions meta gives a message.
+func (meta *Meta) exts() exts {
+	return exts{correlation: meta.CorrelationID, causation: meta.CausationID, actor: meta.Actor, digest: meta.CommandDigest,
+		traceparent: meta.TraceParent, tracestate: meta.TraceState}
 }
 
 // Subject returns the NATS subject m belongs on.
@@ -198,9 +231,9 @@ func (m *Message) Subject() string {
 // clients may send either.
 func (m *Message) EncodeBinary() Msg {
 	e := &m.Event
-	h := make(map[string][]string, 12)
+	h := make(map[string][]string, 14)
 	// The values share one array: one allocation instead of one per header.
-	vs := make(values, 0, 11)
+	vs := make(values, 0, 13)
 	h["ce-specversion"] = vs.one(e.SpecVersion())
 	h["ce-id"] = vs.one(pctEncode(e.ID()))
 	h["ce-source"] = vs.one(pctEncode(e.Source()))
@@ -264,6 +297,10 @@ func extHeader(k string) string {
 		return "ce-" + ExtActor
 	case ExtCommandDigest:
 		return "ce-" + ExtCommandDigest
+	case ExtTraceParent:
+		return "ce-" + ExtTraceParent
+	case ExtTraceState:
+		return "ce-" + ExtTraceState
 	}
 	return "ce-" + k
 }
@@ -428,6 +465,10 @@ func readAttrs(h map[string][]string) (a attrs, other [][2]string, err error) {
 				a.actor = v
 			case ExtCommandDigest:
 				a.digest = v
+			case ExtTraceParent:
+				a.traceparent = v
+			case ExtTraceState:
+				a.tracestate = v
 			default:
 				other = append(other, [2]string{name, v})
 			}
@@ -459,13 +500,15 @@ type attrs struct {
 	structured                                      bool
 	spec, id, source, typ, subject, schema, dct, ct string
 	tm, correlation, causation, actor, digest       string
+	traceparent, tracestate                         string
 	has                                             uint8 // id, source, type present (even if empty)
 	owned                                           bool  // the strings are not views of a header block
 }
 
 // exts returns licensebus's extensions, as strings of their own.
 func (a *attrs) exts() exts {
-	return exts{correlation: a.keep(a.correlation), causation: a.keep(a.causation), actor: a.keep(a.actor), digest: a.keep(a.digest)}
+	return exts{correlation: a.keep(a.correlation), causation: a.keep(a.causation), actor: a.keep(a.actor), digest: a.keep(a.digest),
+		traceparent: a.keep(a.traceparent), tracestate: a.keep(a.tracestate)}
 }
 
 // keep returns s as a string of its own: header values are views of the

@@ -1,6 +1,10 @@
 package events
 
-import "time"
+import (
+	"time"
+
+	"github.com/licensebus/licensebus/events/grant"
+)
 
 // Data is the payload of a command or event. Validate reports the first
 // problem as a *Rejection with ReasonInvalidData, ReasonBadUUID or
@@ -91,7 +95,10 @@ type LicenseAdded struct {
 }
 
 // LicenseBound: the cloud bound the license to one SmartServer. It carries
-// the license terms so the device side needs no cloud lookup.
+// the license terms so the device side needs no cloud lookup, and the
+// grant: the same terms signed with the cloud's key, which the device side
+// verifies before it activates anything (bindings written before grants
+// existed have none; docs/consumers.md says how they are treated).
 type LicenseBound struct {
 	LicenseID   string    `json:"license_id"`
 	CustomerID  string    `json:"customer_id"`
@@ -100,6 +107,11 @@ type LicenseBound struct {
 	Devices     int       `json:"devices"`
 	Expires     string    `json:"expires,omitempty"`
 	BoundAt     time.Time `json:"bound_at"`
+	// Offline marks a binding made by a fulfil (the portal): the
+	// SmartServer activates it when it imports the license file, not on
+	// this event.
+	Offline bool         `json:"offline,omitempty"`
+	Grant   *grant.Grant `json:"grant,omitempty"`
 }
 
 // LicenseReleased: the license went back to the cloud from a SmartServer.

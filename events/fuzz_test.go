@@ -58,7 +58,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add("", "", "", "", "application/cloudevents+json", body)
 	for _, s := range seeds[:2] {
-		m := mustNew(f, s.typ, s.data, events.Meta{ID: commandID, Source: "/licensebus/cli", CorrelationID: commandID, Actor: "alice", Time: at})
+		m := mustNew(f, s.typ, s.data, events.Meta{ID: commandID, Source: "/licensebus/cli", CorrelationID: commandID, Actor: "alice", Time: at,
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "lb=1"})
 		f.Add("", "", "", "", "application/cloudevents+json", m.Encode().Data)
 	}
 
@@ -106,7 +107,8 @@ func FuzzDecode(f *testing.F) {
 			if m2.Type() != m.Type() {
 				t.Fatalf("re-Decode Type=%v, want %v", m2.Type(), m.Type())
 			}
-			if m2.CorrelationID() != m.CorrelationID() || m2.CausationID() != m.CausationID() || m2.Actor() != m.Actor() {
+			if m2.CorrelationID() != m.CorrelationID() || m2.CausationID() != m.CausationID() || m2.Actor() != m.Actor() ||
+				m2.TraceParent() != m.TraceParent() || m2.TraceState() != m.TraceState() {
 				t.Fatalf("re-Decode extensions %q %q %q, want %q %q %q", m2.CorrelationID(), m2.CausationID(), m2.Actor(),
 					m.CorrelationID(), m.CausationID(), m.Actor())
 			}

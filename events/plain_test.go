@@ -15,7 +15,8 @@ func TestPlainEventMatchesGeneral(t *testing.T) {
 	base := func() nats.Header {
 		m, err := New(LicenseActivatedType, &LicenseActivated{InstallCode: "SS-1", LicenseID: "123e4567-e89b-12d3-a456-426614174000",
 			Kind: Capacity, Devices: 200, ActivatedAt: at}, Meta{ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Source: DeviceSource,
-			CorrelationID: "7c9e6679-7425-40de-944b-e07fc1f90ae7", CausationID: "9b2f6c1e-3d4a-4f8b-9c0d-1e2f3a4b5c6d", Actor: "user:ann", Time: at})
+			CorrelationID: "7c9e6679-7425-40de-944b-e07fc1f90ae7", CausationID: "9b2f6c1e-3d4a-4f8b-9c0d-1e2f3a4b5c6d", Actor: "user:ann", Time: at,
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "lb=1,other=x y"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,7 +29,11 @@ func TestPlainEventMatchesGeneral(t *testing.T) {
 		plain bool // the fast path takes it
 	}{
 		{"a licensebus event", base(), true},
-		{"no extensions", with(func(h nats.Header) { h.Del("ce-actor"); h.Del("ce-correlationid"); h.Del("ce-causationid") }), true},
+		{"no extensions", with(func(h nats.Header) {
+			for _, x := range []string{ExtActor, ExtCorrelationID, ExtCausationID, ExtTraceParent, ExtTraceState} {
+				h.Del("ce-" + x)
+			}
+		}), true},
 		{"no subject", with(func(h nats.Header) { h.Del("ce-subject") }), true},
 		{"no time", with(func(h nats.Header) { h.Del("ce-time") }), true},
 		{"zero time", with(func(h nats.Header) { h.Set("ce-time", "0001-01-01T00:00:00Z") }), true},
@@ -92,14 +97,18 @@ func TestPlainEventMatchesGeneral(t *testing.T) {
 func TestNewMatchesGeneral(t *testing.T) {
 	at := time.Date(2026, 11, 26, 4, 5, 6, 789, time.UTC)
 	data := &LicenseActivated{InstallCode: "SS-1", LicenseID: "123e4567-e89b-12d3-a456-426614174000", Kind: Capacity, Devices: 200, ActivatedAt: at}
-	full := Meta{ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Source: DeviceSource, CorrelationID: "c", CausationID: "d", Actor: "user:ann", Time: at}
+	full := Meta{ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Source: DeviceSource, CorrelationID: "c", CausationID: "d", Actor: "user:ann", Time: at,
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "lb=1"}
 	with := func(f func(*Meta)) Meta { m := full; f(&m); return m }
 	tests := []struct {
 		name string
 		meta Meta
 	}{
 		{"every attribute", full},
-		{"no extensions", with(func(m *Meta) { m.CorrelationID, m.CausationID, m.Actor = "", "", "" })},
+		{"no extensions", with(func(m *Meta) {
+			m.CorrelationID, m.CausationID, m.Actor, m.TraceParent, m.TraceState = "", "", "", "", ""
+		})},
+		{"only a trace context", with(func(m *Meta) { m.CorrelationID, m.CausationID, m.Actor = "", "", "" })},
 		{"only an actor", with(func(m *Meta) { m.CorrelationID, m.CausationID = "", "" })},
 		{"a URN source (general path)", with(func(m *Meta) { m.Source = "urn:licensebus:x" })},
 		{"id with a space around (general path)", with(func(m *Meta) { m.ID = " x" })},
@@ -131,10 +140,11 @@ func TestNewMatchesGeneral(t *testing.T) {
 // licensebus's extensions travel beside the CloudEvent in a Message, and
 // whole on the wire and in CloudEvent, whichever way the event came.
 func TestExtensionsBesideTheEvent(t *testing.T) {
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	at := time.Date(2026, 11, 26, 4, 5, 6, 0, time.UTC)
 	data := &Registered{InstallCode: "SS-1", Name: "SC", Version: "3.4"}
 	meta := Meta{ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Source: DeviceSource, CorrelationID: "c1", CausationID: "d1",
-		Actor: "user:ann lee", Time: at}
+		Actor: "user:ann lee", Time: at, TraceParent: tp, TraceState: "lb=1,vendor=a b"}
 	built, err := New(RegisteredType, data, meta)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +173,7 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 			for k, v := range binary.Header {
 				h[k] = v
 			}
-			h.Set("ce-traceparent", "00-abc-def-01")
+			h.Set("ce-partitionkey", "SS-1")
 			return Decode(h, binary.Data)
 		}},
 	}
@@ -176,7 +186,13 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 			if m.CorrelationID() != "c1" || m.CausationID() != "d1" || m.Actor() != "user:ann lee" {
 				t.Errorf("correlation %q, causation %q, actor %q", m.CorrelationID(), m.CausationID(), m.Actor())
 			}
-			for _, name := range []string{ExtCorrelationID, ExtCausationID, ExtActor} {
+			if m.TraceParent() != tp || m.TraceState() != "lb=1,vendor=a b" {
+				t.Errorf("traceparent %q, tracestate %q", m.TraceParent(), m.TraceState())
+			}
+			if next := m.Next("x", DeviceSource, "a"); next.TraceParent != tp || next.TraceState != m.TraceState() {
+				t.Errorf("Next: trace context %q %q, want the cause's", next.TraceParent, next.TraceState)
+			}
+			for _, name := range []string{ExtCorrelationID, ExtCausationID, ExtActor, ExtTraceParent, ExtTraceState} {
 				if _, ok := m.Event.Extensions()[name]; ok {
 					t.Errorf("%s also in the event's context", name)
 				}
@@ -185,10 +201,11 @@ func TestExtensionsBesideTheEvent(t *testing.T) {
 				}
 			}
 			h := nats.Header(m.EncodeBinary().Header)
-			if h.Get("ce-correlationid") != "c1" || h.Get("ce-causationid") != "d1" || h.Get("ce-actor") != "user:ann%20lee" {
+			if h.Get("ce-correlationid") != "c1" || h.Get("ce-causationid") != "d1" || h.Get("ce-actor") != "user:ann%20lee" ||
+				h.Get("ce-traceparent") != tp || h.Get("ce-tracestate") != "lb=1,vendor=a%20b" {
 				t.Errorf("headers %v", h)
 			}
-			if tt.name == "binary mode with a foreign extension" && h.Get("ce-traceparent") != "00-abc-def-01" {
+			if tt.name == "binary mode with a foreign extension" && h.Get("ce-partitionkey") != "SS-1" {
 				t.Errorf("foreign extension lost: %v", h)
 			}
 			msg := m.Encode()

@@ -38,6 +38,12 @@ const (
 	ReasonBadRequest      Reason = "bad_request"       // a query that does not parse
 	ReasonUnknownQuery    Reason = "unknown_query"     // a query the API does not have
 	ReasonNotRequired     Reason = "license_not_required"
+	// ReasonMalformedLicense: not a license file (not JSON, a missing or
+	// unknown field, another format or version).
+	ReasonMalformedLicense Reason = "malformed_license_file"
+	// ReasonInstallCodeMismatch: a license file (a grant) for another
+	// SmartServer.
+	ReasonInstallCodeMismatch Reason = "install_code_mismatch"
 
 	// NotFound: what the command names does not exist.
 	ReasonUnknownCustomer Reason = "unknown_customer"
@@ -45,7 +51,8 @@ const (
 	ReasonUnknownLicense  Reason = "unknown_license"
 	ReasonUnknownDevice   Reason = "unknown_device"
 	ReasonUnknownRollout  Reason = "unknown_rollout"
-	ReasonNotFound        Reason = "not_found" // anything else a query or lookup names
+	ReasonNotFound        Reason = "not_found"   // anything else a query or lookup names
+	ReasonUnknownKey      Reason = "unknown_key" // a signing key nobody trusts here (a grant's, or one to revoke)
 
 	// Conflict: the state does not allow the command now.
 	ReasonAlreadyExists      Reason = "already_exists"   // an id that exists with other values
@@ -65,9 +72,20 @@ const (
 	ReasonRolloutState       Reason = "rollout_state"
 	ReasonTampered           Reason = "tampered"    // an audit trail or export that does not verify
 	ReasonOutOfStep          Reason = "out_of_step" // a checkpoint or stream setting that is not in step with the stream
+	// ReasonGrantUsed: a grant the SmartServer activated before and gave
+	// back to the cloud since; a new binding gives a new grant.
+	ReasonGrantUsed Reason = "grant_used"
+	// ReasonSigningKeyState: the signing keys do not allow it (revoking
+	// the key that signs, a key revoked already, rotating a key serve was
+	// given with --signing-key).
+	ReasonSigningKeyState Reason = "signing_key_state"
 
 	// Forbidden.
 	ReasonPermissionDenied Reason = "permission_denied"
+	// ReasonBadSignature: a grant (or a binding) whose signature does not
+	// verify: edited, or forged by someone without the cloud's key.
+	ReasonBadSignature Reason = "bad_signature"
+	ReasonKeyRevoked   Reason = "key_revoked" // a grant signed by a key that was revoked
 
 	// Unavailable.
 	ReasonNoOutcome Reason = "no_outcome" // a command got no outcome in time
@@ -88,16 +106,17 @@ func reasonClasses() []struct {
 		{ReasonMalformed, Invalid}, {ReasonUnknownType, Invalid}, {ReasonInvalidData, Invalid},
 		{ReasonBadUUID, Invalid}, {ReasonBadInstallCode, Invalid}, {ReasonSubjectMismatch, Invalid},
 		{ReasonTooLarge, Invalid}, {ReasonBadRequest, Invalid}, {ReasonUnknownQuery, Invalid},
-		{ReasonNotRequired, Invalid},
+		{ReasonNotRequired, Invalid}, {ReasonMalformedLicense, Invalid}, {ReasonInstallCodeMismatch, Invalid},
 		{ReasonUnknownCustomer, NotFound}, {ReasonUnknownServer, NotFound}, {ReasonUnknownLicense, NotFound},
 		{ReasonUnknownDevice, NotFound}, {ReasonUnknownRollout, NotFound}, {ReasonNotFound, NotFound},
+		{ReasonUnknownKey, NotFound},
 		{ReasonAlreadyExists, Conflict}, {ReasonIDReused, Conflict}, {ReasonCustomerNotSet, Conflict},
 		{ReasonCustomerMismatch, Conflict}, {ReasonAlreadyActive, Conflict}, {ReasonLicensesActive, Conflict},
 		{ReasonNoActiveLicenses, Conflict}, {ReasonTransferInFlight, Conflict}, {ReasonNotDownloaded, Conflict},
 		{ReasonOtherServer, Conflict}, {ReasonUnlicensed, Conflict}, {ReasonAlreadyProvisioned, Conflict},
 		{ReasonNotProvisioned, Conflict}, {ReasonPoolExhausted, Conflict}, {ReasonRolloutState, Conflict},
-		{ReasonTampered, Conflict}, {ReasonOutOfStep, Conflict},
-		{ReasonPermissionDenied, Forbidden},
+		{ReasonTampered, Conflict}, {ReasonOutOfStep, Conflict}, {ReasonGrantUsed, Conflict}, {ReasonSigningKeyState, Conflict},
+		{ReasonPermissionDenied, Forbidden}, {ReasonBadSignature, Forbidden}, {ReasonKeyRevoked, Forbidden},
 		{ReasonNoOutcome, Unavailable},
 		{ReasonInternal, Internal},
 	}

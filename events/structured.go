@@ -112,7 +112,7 @@ func appendJSONString(b []byte, s string) ([]byte, bool) {
 func (m *Message) utf8Attrs() bool {
 	e := &m.Event
 	for _, s := range []string{e.ID(), e.Source(), e.Type(), e.Subject(), e.DataContentType(), e.DataSchema(),
-		m.exts.correlation, m.exts.causation, m.exts.actor, m.exts.digest} {
+		m.exts.correlation, m.exts.causation, m.exts.actor, m.exts.digest, m.exts.traceparent, m.exts.tracestate} {
 		if !utf8.ValidString(s) {
 			return false
 		}
@@ -241,6 +241,10 @@ func (a *attrs) member(key string) (uint16, *string) {
 		return 1 << 10, nil
 	case ExtCommandDigest:
 		return 1 << 11, &a.digest
+	case ExtTraceParent:
+		return 1 << 12, &a.traceparent
+	case ExtTraceState:
+		return 1 << 13, &a.tracestate
 	}
 	return 0, nil
 }

@@ -133,6 +133,9 @@ func Lookup(t Type) (Info, bool) {
 	case DevicesProvisionedType:
 		return Info{t, false, "", "smartserver", "devices_provisioned", true, func() Data { return new(DevicesProvisioned) }}, true
 	}
+	if info, ok := grantsInfo(t); ok {
+		return info, true
+	}
 	return rolloutInfo(t)
 }
 
@@ -153,6 +156,8 @@ func Types() []Type {
 		RolloutPausedType, RolloutResumedType, RolloutCancelledType, RolloutAbortedType, RolloutCompletedType,
 		RetryRequestedType,
 		SetVersionType, VersionSetType,
+		FulfilType, ImportLicensesType, RotateKeyType, RevokeKeyType,
+		FulfilledType, LicensesImportedType, KeyAddedType, KeyRevokedType,
 	}
 }
 

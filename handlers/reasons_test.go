@@ -8,6 +8,7 @@ import (
 	"github.com/licensebus/licensebus/handlers/customer"
 	"github.com/licensebus/licensebus/handlers/license"
 	"github.com/licensebus/licensebus/handlers/rollout"
+	"github.com/licensebus/licensebus/handlers/signing"
 	"github.com/licensebus/licensebus/handlers/smartserver"
 	"github.com/licensebus/licensebus/internal/bus"
 )
@@ -23,7 +24,7 @@ func TestEveryReasonIsGiven(t *testing.T) {
 		events.ReasonPermissionDenied, // the NATS server, for identities
 		events.ReasonInternal,         // a fault, never a rule
 	}
-	given := slices.Concat(customer.Reasons(), license.Reasons(), smartserver.Reasons(), rollout.Reasons(), bus.Reasons(), notCommands)
+	given := slices.Concat(customer.Reasons(), license.Reasons(), smartserver.Reasons(), rollout.Reasons(), signing.Reasons(), bus.Reasons(), notCommands)
 	for _, r := range events.Reasons() {
 		if !slices.Contains(given, r) {
 			t.Errorf("reason %s (%s) is given by no rule, no shell check and no query", r, r.Class())

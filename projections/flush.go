@@ -103,11 +103,13 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	apply := func(ev bus.FeedEvent) error {
 		seq := ev.Seq
 		if ev.Message != nil {
+			span := r.span(ctx, ev, maxBatch)
 			for i, model := range r.models {
 				if seq > gate[i] {
 					model.Apply(seq, ev.Message)
 				}
 			}
+			span.End(nil)
 		}
 		last, quiet = seq, ev.Pending == 0
 		dirty++
@@ -219,6 +221,9 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 			continue
 		}
 		stored, replaying, mark := r.stored[i], r.replaying[i], r.mark[i]
+		if e, ok := m.(Expirer); ok {
+			e.Expired(func(k string) { delete(stored, k) })
+		}
 		if replaying && !quiet && last-sent[i] < replayHold {
 			// Replaying from the first event: the bucket keeps the values
 			// it has until the head, where the model's changes since the

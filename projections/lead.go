@@ -234,14 +234,32 @@ func (r *Runner) modelOf(subject string) (int, string) {
 
 // openBuckets creates the models' buckets, or opens them as they are
 // (CreateOrUpdateKeyValue would set an existing bucket's replicas back to
-// one).
+// one); an Expirer's bucket gets its TTL, also when that changed.
 func (r *Runner) openBuckets(ctx context.Context) error {
 	for _, m := range r.models {
-		_, err := bus.OpenBucket(ctx, r.js, jetstream.KeyValueConfig{
+		cfg := jetstream.KeyValueConfig{
 			Bucket: Bucket(m), Description: "licensebus read model " + m.Name(), History: 1, Storage: jetstream.FileStorage,
-		})
+		}
+		e, expires := m.(Expirer)
+		if expires {
+			cfg.TTL = e.TTL()
+		}
+		if _, err := bus.OpenBucket(ctx, r.js, cfg); err != nil {
+			return fmt.Errorf("projection %s: bucket: %w", m.Name(), err)
+		}
+		if !expires {
+			continue
+		}
+		s, err := r.js.Stream(ctx, "KV_"+Bucket(m))
 		if err != nil {
 			return fmt.Errorf("projection %s: bucket: %w", m.Name(), err)
+		}
+		if sc := s.CachedInfo().Config; sc.MaxAge != cfg.TTL {
+			sc.MaxAge = cfg.TTL
+			sc.Duplicates = min(sc.Duplicates, cfg.TTL)
+			if _, err := r.js.UpdateStream(ctx, sc); err != nil {
+				return fmt.Errorf("projection %s: bucket TTL: %w", m.Name(), err)
+			}
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/segmentio/encoding/json"
@@ -97,6 +98,16 @@ func Grown[K comparable, V any](m map[K]V, n int) map[K]V {
 // values again; entries it marks changed are written.
 type Restorer interface {
 	Restored()
+}
+
+// Expirer is a Model whose entries expire on their own: its bucket keeps
+// an entry for TTL (a KV TTL, so expiry costs no write), and Expired names
+// the keys the model has forgotten, which the runner forgets too. The
+// bucket's checkpoint expires with the entries when nothing happens for
+// TTL: a restart then replays, and the model skips what is past its TTL.
+type Expirer interface {
+	TTL() time.Duration
+	Expired(forget func(key string))
 }
 
 // Bucket returns the KV bucket name of a model.

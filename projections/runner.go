@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -32,6 +33,7 @@ type Runner struct {
 	// problems are the checkpoints found out of step with the event
 	// stream at the start, until a rebuild.
 	problems []string
+	tracer   *tracing.Tracer
 
 	// Owned by the goroutine that restores and follows:
 	seed maphash.Seed

@@ -31,10 +31,13 @@ type app struct {
 	actor   string
 	cmdID   string
 	timeout time.Duration
+	// licenseOut is where a fulfil's license file goes ("": stdout).
+	licenseOut string
 	// started is set once the command line is parsed and checked; an
 	// error before that (an unknown command, say) is a usage error
 	// whatever cobra calls it.
 	started bool
+	tracing tracer
 }
 
 const (
@@ -85,7 +88,7 @@ func (a *app) rootCmd() *cobra.Command {
 				return usageError{err}
 			}
 			a.started = true
-			return nil
+			return a.setupTracing(cmd.Context())
 		},
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
@@ -127,7 +130,7 @@ func (a *app) rootCmd() *cobra.Command {
 	}
 	// The audit commands read the whole trail and honour --timeout when
 	// given (readContext); it is theirs now that it is not the root's.
-	for _, verb := range []string{"tail", "export", "verify", "trace"} {
+	for _, verb := range []string{"tail", "export", "verify", "trace", "checkpoints"} {
 		if c, _, err := root.Find([]string{"audit", verb}); err == nil && c.Name() == verb && c.Flags().Lookup("timeout") == nil {
 			a.readsLong(c)
 		}
@@ -232,13 +235,16 @@ func (a *app) connect(ctx context.Context) (*conn, error) {
 		nc.Close()
 		return nil, err
 	}
+	c.UseTracer(a.tracing.t)
 	return &conn{Client: c, nc: nc, lost: lost}, nil
 }
 
 // withClient runs f with a client and the --timeout deadline.
-func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) (err error) {
 	ctx, cancel := context.WithTimeout(cmd.Context(), a.timeout)
 	defer cancel()
+	ctx, span := a.span(ctx, cmd)
+	defer func() { span.End(err) }()
 	c, err := a.connect(ctx)
 	if err != nil {
 		return err

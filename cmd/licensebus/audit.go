@@ -22,7 +22,7 @@ Each command reads the whole trail (or what it asks for), so it runs until it
 is done or interrupted (Ctrl-C, exit 130; tail --follow ends there with exit 0);
 --timeout, when given, bounds it (exit 3 when it runs out).`,
 	}
-	cmd.AddCommand(a.auditTailCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditTraceCmd())
+	cmd.AddCommand(a.auditTailCmd(), a.auditExportCmd(), a.auditVerifyCmd(), a.auditTraceCmd(), a.auditCheckpointsCmd())
 	return cmd
 }
 

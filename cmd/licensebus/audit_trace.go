@@ -9,6 +9,7 @@ import (
 	"github.com/licensebus/licensebus/events/audit"
 	auditlog "github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/client"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/spf13/cobra"
 )
 
@@ -48,7 +49,7 @@ nested objects (each entry with its children).`,
 			}
 			w := bufio.NewWriter(a.stdout)
 			for _, r := range roots {
-				printTree(w, r, args[0], "", "", true)
+				printTree(w, r, args[0], "", "", "", true)
 			}
 			return w.Flush()
 		},
@@ -69,11 +70,18 @@ func traceJSON(ns []*audit.Node) []traceNode {
 	return out
 }
 
-func printTree(w io.Writer, n *audit.Node, root, prefix, branch string, top bool) {
+// printTree prints n and its effects; an entry shows its correlation id
+// when it is not the root's, and its W3C trace id beside it when it is not
+// its cause's (at the top, always).
+func printTree(w io.Writer, n *audit.Node, root, trace, prefix, branch string, top bool) {
 	e := n.Entry
 	line := fmt.Sprintf("%s %s  seq %d  %s  actor=%s", e.Kind, orDash(shortType(e.Type)), e.Seq, shortTime(e.StreamTime), orDash(e.Actor))
-	if e.CorrelationID != root && e.CorrelationID != "" {
-		line += "  corr=" + e.CorrelationID
+	if top || e.CorrelationID != root && e.CorrelationID != "" {
+		line += "  corr=" + orDash(e.CorrelationID)
+	}
+	if tid := tracing.TraceID(e.TraceParent); tid != "" && (top || tid != trace) {
+		line += "  trace=" + tid
+		trace = tid
 	}
 	if w := whatTree(e); w != "" {
 		line += "  " + w
@@ -91,7 +99,7 @@ func printTree(w io.Writer, n *audit.Node, root, prefix, branch string, top bool
 		if i == len(n.Children)-1 {
 			b = "└── "
 		}
-		printTree(w, c, root, prefix, b, false)
+		printTree(w, c, root, trace, prefix, b, false)
 	}
 }
 

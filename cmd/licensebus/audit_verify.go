@@ -32,15 +32,21 @@ type verifyResult struct {
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "verify [FILE]",
-		Short: "Check a JSONL export (or, with no file, the live trail) for edited, dropped, reordered or inserted entries",
+	var checkpoints, keysFile string
+	cmd := &cobra.Command{
+		Use:   "verify [FILE] [--checkpoints CHECKPOINTS.json [--pubkey-file KEYS]]",
+		Short: "Check a JSONL export (or, with no file, the live trail) for edited, dropped, reordered, inserted, truncated or rewritten entries",
 		Long: `Check the hash chain of a JSONL export (FILE, or - for stdin) or of the live
 audit stream, and name each entry that was edited, dropped, reordered or
 inserted. The live check also compares every entry with the source message it
-records. Exits 1 when anything is wrong, 0 with a summary when the trail is
-intact. A file proves itself only from its first entry to its last: compare its
-head hash with the live trail's to know nothing was cut off the end.`,
+records, and holds the trail against its latest signed checkpoint (audit
+checkpoints): truncated when the trail ends before it, rewritten when the entry
+it signed has another hash, source_missing when a source message it names is
+gone. --checkpoints holds the trail (or the export) against the checkpoints of a
+file of audit checkpoints -o json instead, their signatures checked with the
+published keys or --pubkey-file. Exits 1 when anything is wrong, 0 with a
+summary when the trail is intact. Without checkpoints a file proves itself only
+from its first entry to its last.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.MaximumNArgs(1)(cmd, args); err != nil {
 				return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
@@ -50,12 +56,22 @@ head hash with the live trail's to know nothing was cut off the end.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var v audit.Verifier
 			res := verifyResult{SourcesChecked: len(args) == 0}
+			var cps []audit.Checkpoint
+			var cprobs []audit.Problem
+			if checkpoints != "" {
+				var err error
+				if cps, cprobs, err = a.fileCheckpoints(cmd, checkpoints, keysFile); err != nil {
+					return err
+				}
+				v.SetCheckpoints(cps)
+			}
 			if len(args) == 1 {
 				res.Input = args[0]
 				if err := a.verifyFile(args[0], &v); err != nil {
 					return err
 				}
 				res.Report = v.Finish()
+				res.Report.Add(cprobs...)
 				return a.verifyOutput(res)
 			}
 			res.Input = audit.Stream
@@ -66,12 +82,29 @@ head hash with the live trail's to know nothing was cut off the end.`,
 			defer closeFn()
 			ctx, cancel := a.readContext(cmd, true)
 			defer cancel()
+			if checkpoints == "" {
+				if cps, cprobs, err = liveCheckpoints(ctx, js); err != nil {
+					return a.stopped(cmd, ctx, err)
+				}
+				v.SetCheckpoints(cps)
+			}
 			if res.Report, res.Unaudited, err = verifyLive(ctx, js, &v); err != nil {
 				return a.stopped(cmd, ctx, err)
 			}
+			if latest := auditlog.Latest(cps); latest != nil {
+				probs, err := auditlog.CheckSources(ctx, js, latest[0])
+				if err != nil {
+					return a.stopped(cmd, ctx, err)
+				}
+				res.Report.Add(probs...)
+			}
+			res.Report.Add(cprobs...)
 			return a.verifyOutput(res)
 		},
 	}
+	cmd.Flags().StringVar(&checkpoints, "checkpoints", "", "hold the trail against the checkpoints of this file (audit checkpoints -o json)")
+	cmd.Flags().StringVar(&keysFile, "pubkey-file", "", "with --checkpoints: the keys their signatures are checked with (license pubkey -o json, PEM, base64); default the published keys")
+	return cmd
 }
 
 // verifyLive verifies the live trail with v, each entry against its source
@@ -192,6 +225,12 @@ func verifySummary(res verifyResult) string {
 			fmt.Fprintf(&b, " (entries before seq %d are not in the input)", rep.FirstSeq)
 		}
 		fmt.Fprintf(&b, "; head hash %s; covers %d commands and %d events", rep.HeadHash, rep.Cursor.Commands, rep.Cursor.Events)
+	}
+	switch {
+	case rep.Anchor != nil:
+		fmt.Fprintf(&b, "; held against the signed checkpoint of seq %d (%s)", rep.Anchor.Seq, rep.Anchor.Time)
+	case rep.Checkpoints == 0:
+		b.WriteString("; no signed checkpoint to hold it against")
 	}
 	if res.SourcesChecked {
 		b.WriteString("; every chained entry was compared with its source message")

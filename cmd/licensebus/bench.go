@@ -13,6 +13,7 @@ import (
 	"github.com/licensebus/licensebus/internal/bench"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 func (a *app) benchCmd() *cobra.Command {
@@ -133,11 +134,23 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 // formatting the log lines is part of the product's cost, writing them
 // somewhere is not.
 func startBenchProduct(ctx context.Context, url string) (*bench.Product, error) {
-	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel)})
+	// A signing key of its own, for the bench's one process.
+	dir, err := os.MkdirTemp("", "licensebus-bench-")
 	if err != nil {
 		return nil, err
 	}
-	return &bench.Product{Licensing: s.lic, Devices: s.dev, Projections: s.runner, Err: s.Err, Close: s.Close}, nil
+	// An OpenTelemetry SDK without an exporter: spans are made, none sent;
+	// off but in the bench's tracing rounds.
+	tp := sdktrace.NewTracerProvider()
+	s, err := StartServer(ctx, ServeConfig{NatsURL: url, DataDir: dir, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel),
+		Telemetry: TelemetryConfig{TracerProvider: tp}})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.obs.tracer.SetOn(false)
+	return &bench.Product{Licensing: s.lic, Devices: s.dev, Projections: s.runner, Err: s.Err,
+		Close: func() { s.Close(); os.RemoveAll(dir) }, Tracing: s.obs.tracer.SetOn}, nil
 }
 
 func parseFleet(s string) (targets, devices int, err error) {
@@ -167,6 +180,9 @@ func benchRows(r *bench.Result) []table.Row {
 		{"raw", fmt.Sprintf("replay of the event stream (%s)", thousands(float64(r.ReplayEvents))), rate(r.RawReplay), "msgs/s"},
 		{"product", "append (bus.Appender, many goroutines)", rate(r.AppendRate), "events/s"},
 		{"product", fmt.Sprintf("activations end to end (%s)", thousands(float64(r.Activations))), rate(r.ActivationRate), "/s"},
+		{"product", "activations, tracing off / on (spans, no exporter)", rate(r.ActivationRateUntraced) + " / " + rate(r.ActivationRateTraced), "/s"},
+		{"product", "tracing overhead: rate / CPU per activation", strconv.FormatFloat(100*r.TracingOverhead, 'f', 1, 64) + " / " +
+			strconv.FormatFloat(100*r.TracingCPUOverhead, 'f', 1, 64), "%"},
 		{"product", "JetStream messages per activation", f1(r.MsgsPerAct), "msgs"},
 		{"product", "JetStream messages written", rate(r.ProductMsgs), "msgs/s"},
 		{"product", fmt.Sprintf("e2e latency p50 at %s/s", thousands(r.E2EOffered)), f3(r.E2EP50), "ms"},

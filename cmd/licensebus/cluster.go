@@ -23,6 +23,11 @@ import (
 // AuditJob is the auditor's name as a singleton job.
 const AuditJob = "auditor"
 
+// electedComponents run on every node but do their work only where their
+// job is elected: job_leader reports the jobs themselves (the elector's
+// hook), not these components.
+var electedComponents = map[string]bool{"audit": true, "projections": true, "rollouts": true}
+
 // replicas is what the streams and buckets get: --replicas, else 3 on a
 // NATS cluster of three or more servers, else 1.
 func (s *Server) replicas(cfg ServeConfig) bus.Replicas {
@@ -41,8 +46,14 @@ func (s *Server) startElection(ctx context.Context, cfg ServeConfig, js jetstrea
 		name = elect.DefaultNode()
 	}
 	var err error
+	onChange := func(job string, leading bool) {
+		s.obs.metrics.SetLeader(job, leading)
+		if cfg.OnLeader != nil {
+			cfg.OnLeader(job, leading)
+		}
+	}
 	s.elector, err = elect.New(ctx, elect.Config{JS: js, Node: name, Version: version(), Replicas: r.N, TTL: cfg.LeaseTTL,
-		Logger: cfg.Logger, OnChange: cfg.OnLeader, Reclaim: s.ns != nil})
+		Logger: cfg.Logger, OnChange: onChange, Reclaim: s.ns != nil})
 	return err
 }
 

@@ -31,12 +31,18 @@ const testLeaseTTL = 3 * time.Second
 var clusterJobs = []string{AuditJob, projections.Job, driver.Job,
 	"reactor/" + cloud.RequestsReactor, "reactor/" + device.AnswersReactor, "reactor/" + provisioner.TriggersReactor}
 
-// mustNode starts a licensebus node named name joined to the NATS at urls.
-func mustNode(tb testing.TB, urls, name string, batch int) *Server {
+// mustNode starts a licensebus node named name joined to the NATS at urls,
+// with the signing keys of another node (a cluster shares one key), or a
+// data directory for keys of its own.
+func mustNode(tb testing.TB, urls, name string, batch int, signingKeys ...string) *Server {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := StartServer(ctx, ServeConfig{NatsURL: urls, Name: name, Batch: batch, LeaseTTL: testLeaseTTL, Logger: testLogger(tb)})
+	cfg := ServeConfig{NatsURL: urls, Name: name, Batch: batch, LeaseTTL: testLeaseTTL, Logger: testLogger(tb), SigningKeys: signingKeys}
+	if len(signingKeys) == 0 {
+		cfg.DataDir = tb.TempDir()
+	}
+	s, err := StartServer(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("StartServer(%s): %v", name, err)
 	}
@@ -96,7 +102,7 @@ func TestClusterFailover(t *testing.T) {
 	a := mustNode(t, urls, "node-a", 0)
 	cl, js := mustClient(t, urls)
 	waitJobs(t, js, "node-a")
-	mustNode(t, urls, "node-b", 0)
+	mustNode(t, urls, "node-b", 0, a.SigningKeyFile())
 
 	var st clusterJSON
 	waitFor(t, func() bool { st = waitJobs(t, js, "node-a"); return len(st.Nodes) == 2 })
@@ -187,7 +193,7 @@ func TestClusterFencing(t *testing.T) {
 	a := mustNode(t, urls, "node-a", 0)
 	cl, js := mustClient(t, urls)
 	waitJobs(t, js, "node-a")
-	b := mustNode(t, urls, "node-b", 0)
+	b := mustNode(t, urls, "node-b", 0, a.SigningKeyFile())
 	waitJobs(t, js, "node-a")
 	f := mustFleet(t, cl, "FN", 2)
 	mustDo(t, cl, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: f.servers[0], LicenseID: mustLicense(t, cl, f.customer, events.Capacity)})
@@ -245,9 +251,9 @@ func TestClusterFencing(t *testing.T) {
 func TestClusterWalkthrough(t *testing.T) {
 	c := bustest.NewCluster(t, 3)
 	urls := c.URLs()
-	mustNode(t, urls, "node-a", 1)
+	a := mustNode(t, urls, "node-a", 1)
 	_, js := mustClient(t, urls)
-	mustNode(t, urls, "node-b", 1)
+	mustNode(t, urls, "node-b", 1, a.SigningKeyFile())
 	waitJobs(t, js, "")
 	t.Run("manual", func(t *testing.T) { manualWalkthrough(t, urls) })
 	t.Run("race", func(t *testing.T) { concurrentActivations(t, urls) })

@@ -394,3 +394,38 @@ func TestDryRunPlanIsWhatRuns(t *testing.T) {
 		t.Errorf("transfer dry run does not say what is given back:\n%s", out)
 	}
 }
+
+// Ensure what grows with commands is bounded by the horizon: the outcomes
+// bucket keeps an outcome for it, and a command repeated after it is
+// decided again by the rules, which give it no second effect (issue 21).
+func TestHorizonBoundsWhatIsRemembered(t *testing.T) {
+	const horizon = 2 * time.Second
+	s := mustServeCfg(t, ServeConfig{DataDir: t.TempDir(), Horizon: horizon, DedupeWindow: 200 * time.Millisecond})
+	c, js := mustClient(t, s.URL())
+	ctx := ctxFor(t, 30*time.Second)
+	kv, err := js.KeyValue(ctx, "licensebus_view_outcomes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != horizon {
+		t.Fatalf("outcomes bucket TTL=%v, want the horizon %v", st.TTL(), horizon)
+	}
+	id := uuid.NewString()
+	first, err := c.Do(ctx, events.CreateCustomerType, &events.CreateCustomer{Name: "H"}, client.SendOptions{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(horizon + time.Second)
+	mustCustomer(t, c, "later") // time moves on in the stream too
+	_, err = c.Do(ctx, events.CreateCustomerType, &events.CreateCustomer{Name: "H"}, client.SendOptions{ID: id})
+	if rej := events.AsRejection(err); rej == nil || rej.Reason != events.ReasonAlreadyExists {
+		t.Fatalf("repeat after the horizon: %v, want already_exists (decided again, no second customer; first was %s)", err, first.EventID)
+	}
+	if n := subjectCount(t, js, events.EventsStream, "lb.evt.customer.>"); n != 2 {
+		t.Fatalf("customer events=%d, want 2 (H and later)", n)
+	}
+}

@@ -16,13 +16,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// mustJoin starts a second licensebus process-equivalent that joins the
-// NATS of another, as `licensebus serve --nats URL` does.
-func mustJoin(tb testing.TB, url string, batch int) *Server {
+// mustJoin starts a licensebus process-equivalent that joins the NATS at
+// url, as `licensebus serve --nats URL` does: with the signing keys of
+// another node (--signing-key, as the nodes of a cluster share one key),
+// or else keys of its own.
+func mustJoin(tb testing.TB, url string, batch int, signingKeys ...string) *Server {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Batch: batch, Logger: testLogger(tb)})
+	cfg := ServeConfig{NatsURL: url, Batch: batch, Logger: testLogger(tb), SigningKeys: signingKeys}
+	if len(signingKeys) == 0 {
+		cfg.DataDir = tb.TempDir()
+	}
+	s, err := StartServer(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("StartServer(--nats): %v", err)
 	}

@@ -55,8 +55,9 @@ func (a *app) licenseCmd() *cobra.Command {
 	}
 	list.Flags().StringVar(&p.CustomerID, "customer", "", "only this customer's licenses")
 	list.Flags().StringVar(&p.InstallCode, "smartserver", "", "only licenses on this SmartServer")
-	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state: cloud, activating, active or transferring")
-	enumFlag(list, "state", licensing.StateCloud, licensing.StateActivating, licensing.StateActive, licensing.StateTransferring)
+	list.Flags().StringVar(&p.State, "state", "", "only licenses in this state: cloud, activating, active, transferring, fulfilled or refused")
+	enumFlag(list, "state", licensing.StateCloud, licensing.StateActivating, licensing.StateActive, licensing.StateTransferring, licensing.StateFulfilled, licensing.StateRefused)
 	cmd.AddCommand(a.sends(add), list)
+	cmd.AddCommand(a.grantCmds()...)
 	return cmd
 }

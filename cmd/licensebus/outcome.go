@@ -288,6 +288,9 @@ func (a *app) printOne(ctx context.Context, c *client.Client, s sent) error {
 		_ = json.Unmarshal(out.Data, &d)
 		return a.done(s.ID, out, "rollout %s: %s", d.RolloutID, strings.TrimPrefix(out.EventType, "io.licensebus.rollout."))
 	}
+	if ok, err := a.printGrantOutcome(s); ok {
+		return err
+	}
 	return a.done(s.ID, out, "command %s: %s", s.ID, out.EventType)
 }
 

@@ -17,7 +17,7 @@ func TestConcurrentActivationsOneWinner(t *testing.T) {
 	// One message per pull, so both processes get a share of the requests
 	// for the same license and really race on it.
 	a := mustServeCfg(t, ServeConfig{DataDir: t.TempDir(), Batch: 1})
-	mustJoin(t, a.URL(), 1)
+	mustJoin(t, a.URL(), 1, a.SigningKeyFile())
 	concurrentActivations(t, a.URL())
 }
 

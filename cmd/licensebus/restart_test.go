@@ -44,7 +44,7 @@ func freeAddr(tb testing.TB) string {
 // startBinary runs `licensebus serve` and waits until it answers queries.
 func startBinary(tb testing.TB, bin, dir, addr string) *exec.Cmd {
 	tb.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--listen", addr, "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--data", dir, "--listen", addr, "--http", "127.0.0.1:0", "--log-level", "warn")
 	cmd.Stderr = os.Stderr
 	// A NATS_URL in the caller's environment would make serve join that
 	// NATS instead of embedding one.

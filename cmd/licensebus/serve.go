@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/elect"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -12,7 +13,7 @@ import (
 
 func (a *app) serveCmd() *cobra.Command {
 	var cfg ServeConfig
-	var level, memLimit string
+	var level, memLimit, httpAddr, metricsAddr string
 	var gcPercent int
 	var joinNATS bool
 	cmd := &cobra.Command{
@@ -49,6 +50,11 @@ func (a *app) serveCmd() *cobra.Command {
 			if joinNATS {
 				cfg.Logger.Info().Str("nats", cfg.NatsURL).Bool("from_env", !cmd.Flags().Changed("nats")).Msg("joining an existing NATS instead of embedding one")
 			}
+			obs, err := a.startObserving(cmd.Context(), &cfg, httpAddr, metricsAddr)
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			s, err := StartServer(cmd.Context(), cfg)
 			if err != nil {
 				if joinNATS && !cmd.Flags().Changed("nats") {
@@ -56,6 +62,7 @@ func (a *app) serveCmd() *cobra.Command {
 				}
 				return err
 			}
+			obs.serving(s)
 			<-cmd.Context().Done()
 			cfg.Logger.Info().Msg("shutting down")
 			s.Close()
@@ -68,8 +75,13 @@ func (a *app) serveCmd() *cobra.Command {
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
 	f.StringVar(&cfg.Name, "name", elect.DefaultNode(), "this node's name in a cluster: who runs each singleton job (cluster status)")
 	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of the streams and buckets; scales existing ones up or down (default: 3 on a NATS cluster of 3 or more servers, else 1, never scaling down)")
+	f.StringArrayVar(&cfg.SigningKeys, "signing-key", nil, "Ed25519 key file (PKCS#8 PEM, mode 0600) that signs license grants, shared by every node of a cluster; again for older keys that keep verifying (default: <data>/signing, created on first start)")
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
+	f.DurationVar(&cfg.Horizon, "horizon", events.DefaultHorizon, "how long a command id is remembered: a repeat within it gets the first outcome; the outcomes bucket keeps outcomes that long")
 	f.StringVar(&level, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: /metrics, /healthz, /readyz (and the console); "" for none`)
+	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
+	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")
 	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
 	return cmd

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/cloud"
 	"github.com/licensebus/licensebus/handlers/device"
 	"github.com/licensebus/licensebus/handlers/driver"
@@ -16,6 +17,7 @@ import (
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/elect"
+	"github.com/licensebus/licensebus/internal/keyring"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
@@ -38,6 +40,10 @@ type ServeConfig struct {
 	// process (tests run their own).
 	ProvisionRate float64
 	NoProvisioner bool
+	// Horizon is how long a command id is remembered: its repeat gets the
+	// first outcome, and the outcomes bucket keeps it; default
+	// events.DefaultHorizon.
+	Horizon time.Duration
 	// DedupeWindow replaces JetStream's dedupe windows of the command and
 	// event streams (tests of repeats after them); 0 keeps bus's.
 	DedupeWindow time.Duration
@@ -49,8 +55,14 @@ type ServeConfig struct {
 	Replicas int
 	LeaseTTL time.Duration
 	OnLeader func(job string, leading bool)
-	Logger   zerolog.Logger
-	Now      func() time.Time
+	// SigningKeys are the cloud's signing key files (--signing-key), the
+	// first one signing: how the nodes of a cluster share one key. None:
+	// the keys of <DataDir>/signing, created on first start.
+	SigningKeys []string
+	Logger      zerolog.Logger
+	Now         func() time.Time
+	// Telemetry: see observe.go.
+	Telemetry TelemetryConfig
 }
 
 // Server is a running licensebus: the embedded NATS server (unless it joined
@@ -68,7 +80,9 @@ type Server struct {
 	runner   *projections.Runner
 	elector  *elect.Elector
 	feed     *bus.Feed
+	ring     *keyring.Ring
 	log      zerolog.Logger
+	obs      observed
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -81,6 +95,9 @@ type Server struct {
 func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s := &Server{log: cfg.Logger}
 	var err error
+	if s.ring, err = openRing(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.NatsURL == "" {
 		if cfg.DataDir == "" {
 			cfg.DataDir = "licensebus-data"
@@ -132,17 +149,18 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
 	feed.Elect(s.elector)
 	s.feed = feed
-	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed})
+	tel := s.observe(cfg, feed)
+	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed})
+	dh, err := device.New(ctx, device.Config{JS: js["device"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring, Telemetry: tel})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Election: s.elector})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Horizon: cfg.Horizon, Telemetry: tel, Election: s.elector})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -155,13 +173,21 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.NewOutcomes()
+	horizon, now := cfg.Horizon, cfg.Now
+	if horizon <= 0 {
+		horizon = events.DefaultHorizon
+	}
+	if now == nil {
+		now = time.Now
+	}
+	s.lic, s.dev, s.ro, s.outcomes = licensing.New(cfg.Now), devices.New(), rollouts.New(), licensing.OutcomesWithin(horizon, now)
 	// Outcomes last: a caller that sees its outcome finds every view updated.
 	s.runner = projections.NewRunner(js["projections"], cfg.Logger, s.lic, s.dev, s.ro, s.outcomes)
 	// The runner follows the handlers' feed once it has caught up, so the
 	// process reads and decodes the event stream once.
 	s.runner.UseTap(feed.Tap(8192))
 	s.runner.Elect(s.elector)
+	s.runner.UseTracer(tel.Tracer)
 	auditTap := feed.Tap(8192)
 	if err := s.runner.Open(ctx); err != nil {
 		s.Close()
@@ -173,12 +199,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	}
 
 	rctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.cancel, s.obs.ctx = cancel, rctx
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
 	s.run(rctx, "elect", s.elector.Run)
-	auditor := audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap})
+	auditor := audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap, Key: s.ring.Current})
 	s.run(rctx, "audit", func(ctx context.Context) error { return s.elector.Lead(ctx, AuditJob, auditor.Run) })
 	s.run(rctx, "rollouts", s.exec.Run)
 	if prov != nil {
@@ -217,9 +243,11 @@ func (s *Server) connect(url, role string) (*nats.Conn, jetstream.JetStream, err
 }
 
 func (s *Server) run(ctx context.Context, name string, f func(context.Context) error) {
+	ctx = s.started(ctx, name)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.stopped(name)
 		if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error().Err(err).Str("component", name).Msg("stopped with error")
 			s.errMu.Lock()

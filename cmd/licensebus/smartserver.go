@@ -15,6 +15,7 @@ func (a *app) smartserverCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "smartserver", Aliases: []string{"ss"}, Short: "What the CMS Manage Licenses dialog does on one SmartServer"}
 	cmd.AddCommand(a.sends(a.registerCmd()), a.sends(a.setVersionCmd()), a.accountsCmd(), a.sends(a.setCustomerIDCmd()), a.sends(a.downloadCmd()), a.sends(a.activateCmd()),
 		a.licensesCmd(), a.sends(a.transferCmd()), a.sends(a.autoProvisionCmd()))
+	cmd.AddCommand(a.sends(a.importCmd()))
 	return cmd
 }
 

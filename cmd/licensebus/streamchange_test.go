@@ -91,8 +91,9 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 	if _, err := c.Send(ctx, events.RegisterType, &events.Register{InstallCode: "NEW", Name: "new", Version: "3.4"}, client.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if last, err := bus.LastSeq(ctx, js, events.EventsStream); err == nil && last > 0 {
+	for { // the registered event (the start publishes the signing key before it)
+		if last, err := bus.LastSeq(ctx, js, events.EventsStream); err == nil && last > 0 &&
+			subjectCount(t, js, events.EventsStream, "lb.evt.smartserver.NEW.registered") > 0 {
 			break
 		}
 		if ctx.Err() != nil {

@@ -145,13 +145,15 @@ func TestEveryCommandHasExamples(t *testing.T) {
 	senders := map[string]bool{}
 	for _, p := range []string{"customer create", "license add", "smartserver register", "smartserver set-version", "smartserver set-customer-id", "smartserver download-licenses",
 		"smartserver activate", "smartserver transfer-to-cloud", "smartserver auto-provision", "device add", "device remove", "device provision",
-		"rollout start", "rollout transfer", "rollout pause", "rollout resume", "rollout cancel", "rollout retry-failed"} {
+		"rollout start", "rollout transfer", "rollout pause", "rollout resume", "rollout cancel", "rollout retry-failed",
+		"license fulfil", "license rotate-key", "license revoke-key", "smartserver import-licenses"} {
 		senders["licensebus "+p] = true
 	}
 	// Commands that wait for outcomes, and those that read what the server
 	// stores and honour --timeout (readContext).
 	waiters := map[string]bool{"licensebus command wait": true, "licensebus projections status": true, "licensebus projections rebuild": true,
-		"licensebus reactors status": true, "licensebus cluster status": true, "licensebus audit tail": true, "licensebus audit export": true, "licensebus audit verify": true, "licensebus audit trace": true}
+		"licensebus reactors status": true, "licensebus cluster status": true, "licensebus audit tail": true, "licensebus audit export": true, "licensebus audit verify": true, "licensebus audit trace": true,
+		"licensebus audit checkpoints": true, "licensebus license pubkey": true, "licensebus license grant": true, "licensebus license verify": true}
 	for _, c := range commandTree() {
 		path := c.CommandPath()
 		if c.Hidden {

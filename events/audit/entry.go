@@ -85,6 +85,7 @@ type Entry struct {
 	Actor         string `json:"actor,omitempty"`          // who: the actor extension
 	CorrelationID string `json:"correlation_id,omitempty"` // the correlationid extension, or the id of a message that starts its own chain
 	CausationID   string `json:"causation_id,omitempty"`   // the causationid extension: the message that directly caused this one
+	TraceParent   string `json:"traceparent,omitempty"`    // the traceparent extension: the W3C trace context of the step that wrote the message
 
 	LicenseID   string   `json:"license_id,omitempty"`   // license_id named in the data
 	LicenseIDs  []string `json:"license_ids,omitempty"`  // license_ids named in the data (at most 256)

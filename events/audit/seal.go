@@ -65,6 +65,7 @@ func appendEntry(b *bytes.Buffer, e *Entry, withHash bool) error {
 	w.always("stream_time", e.StreamTime)
 	w.always("subject", e.Subject)
 	w.str("time", e.Time)
+	w.str("traceparent", e.TraceParent)
 	w.str("type", e.Type)
 	b.WriteByte('}')
 	return nil

@@ -19,6 +19,12 @@ const (
 	// StreamChanged: a stream of the trail or a source was changed under
 	// it (deleted and created again, messages removed, settings changed).
 	StreamChanged Tamper = "stream_changed"
+	// Truncated: the trail ends before a signed checkpoint: entries were
+	// cut off (or the trail deleted and started again).
+	Truncated Tamper = "truncated"
+	// Rewritten: an entry at a signed checkpoint has another hash: the
+	// trail up to it was changed and chained again.
+	Rewritten Tamper = "rewritten"
 )
 
 // Problem is one finding. Seq is the audit seq concerned (0 if unknown);
@@ -47,6 +53,10 @@ type Report struct {
 	Problems []Problem `json:"problems"`
 	// ProblemCount counts every problem, also beyond the ones kept.
 	ProblemCount int `json:"problem_count"`
+	// Checkpoints is how many signed checkpoints the trail was held
+	// against; Anchor the highest one it matches.
+	Checkpoints int         `json:"checkpoints"`
+	Anchor      *Checkpoint `json:"anchor,omitempty"`
 }
 
 // Add records findings beside the chain's (about the streams, say), ahead
@@ -83,6 +93,7 @@ type Verifier struct {
 	ring     []string // hashes in the window, oldest first
 	missing  map[uint64]string
 	report   Report
+	anchor   anchor
 }
 
 // link is an entry as the chain knows it.
@@ -139,6 +150,7 @@ func (v *Verifier) Finish() Report {
 		i = j + 1
 	}
 	v.missing = nil
+	v.finishAnchor()
 	v.report.Intact = v.report.ProblemCount == 0
 	if v.report.Problems == nil {
 		v.report.Problems = []Problem{}
@@ -205,6 +217,7 @@ func (v *Verifier) accept(it *item) {
 	v.remember(l)
 	v.report.Chained++
 	v.report.LastSeq, v.report.HeadHash, v.report.Cursor = e.Seq, e.Hash, e.Cursor
+	v.checkAnchor(e, it.where)
 	if v.Check != nil {
 		for _, p := range v.Check(e, it.raw, it.where) {
 			v.problem(p.Kind, p.Seq, p.Where, p.Detail)

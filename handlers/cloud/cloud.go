@@ -1,9 +1,11 @@
-// Package cloud connects the license cloud's rules (packages customer and
-// license) to the bus: it handles cloud commands (create customer, add
-// license) and answers the device side's requests (activation requested,
-// transfer requested) by binding and releasing licenses, each an
-// expected-sequence append on the license's subjects, so a license is
-// bound to at most one SmartServer however many processes race for it.
+// Package cloud connects the license cloud's rules (packages customer,
+// license and signing) to the bus: it handles cloud commands (create
+// customer, add license, fulfil, rotate and revoke keys) and answers the
+// device side's requests (activation requested, transfer requested) by
+// binding and releasing licenses, each an expected-sequence append on the
+// license's subjects, so a license is bound to at most one SmartServer
+// however many processes race for it, online or offline. Every binding
+// carries its grant, signed with the ring's current key.
 package cloud
 
 import (
@@ -13,8 +15,11 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/events/grant"
+	"github.com/licensebus/licensebus/handlers"
 	"github.com/licensebus/licensebus/handlers/customer"
 	"github.com/licensebus/licensebus/handlers/license"
+	"github.com/licensebus/licensebus/handlers/signing"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -45,6 +50,23 @@ type Config struct {
 	// Feed shares one read of the event stream between the components of
 	// a process; default a feed of its own.
 	Feed *bus.Feed
+	// Horizon is how long a command id is remembered (bus.ShellConfig).
+	Horizon time.Duration
+	// Keys are the cloud's signing keys (internal/keyring); required.
+	Keys Keys
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
+}
+
+// Keys are the cloud's signing keys: the one that signs, and new ones.
+type Keys interface {
+	Current() grant.Key
+	// Fixed says the key that signs was given to serve and a command
+	// cannot rotate it.
+	Fixed() bool
+	Created(id string) time.Time
+	// Rotate makes the key that signs from now on, once per command.
+	Rotate(commandID string, now time.Time) (grant.Key, error)
 }
 
 // Handler is the cloud side. It is safe for concurrent use; run it with Run.
@@ -54,10 +76,14 @@ type Handler struct {
 	react *bus.Reactor
 	now   func() time.Time
 	n, b  int
+	keys  Keys
 
 	// The folded state, guarded by the shell.
 	customers map[string]aggregate[customer.State]
 	licenses  map[string]aggregate[license.State]
+	signing   signing.State
+	// ended are the fulfils that have an outcome (fulfilled or refused).
+	ended map[string]bool
 }
 
 // aggregate is an aggregate's state and the sequence of its last event,
@@ -69,11 +95,11 @@ type aggregate[S any] struct {
 
 // New returns a cloud Handler. The streams must exist.
 func New(ctx context.Context, cfg Config) (*Handler, error) {
-	if cfg.JS == nil {
-		return nil, errors.New("cloud: JS is required")
+	if cfg.JS == nil || cfg.Keys == nil {
+		return nil, errors.New("cloud: JS and Keys are required")
 	}
-	h := &Handler{js: cfg.JS, now: cfg.Now, n: cfg.Workers, b: cfg.Batch,
-		customers: map[string]aggregate[customer.State]{}, licenses: map[string]aggregate[license.State]{}}
+	h := &Handler{js: cfg.JS, now: cfg.Now, n: cfg.Workers, b: cfg.Batch, keys: cfg.Keys,
+		customers: map[string]aggregate[customer.State]{}, licenses: map[string]aggregate[license.State]{}, ended: map[string]bool{}}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -82,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	}
 	var err error
 	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "cloud", Source: events.CloudSource, Apply: h.apply,
-		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger})
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Horizon: cfg.Horizon, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +134,14 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 		if a := h.licenses[lid]; a.seq < seq {
 			h.licenses[lid] = aggregate[license.State]{license.Evolve(a.state, d, m.CausationID()), seq}
 		}
+	case *events.KeyAdded, *events.KeyRevoked:
+		signing.Evolve(&h.signing, d)
+	case *events.Fulfilled:
+		h.ended[m.CausationID()] = true
+	case *events.Rejected:
+		if d.CommandType == string(events.FulfilType) {
+			h.ended[d.CommandID] = true
+		}
 	}
 }
 
@@ -116,13 +150,16 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 func (h *Handler) Run(ctx context.Context) error {
 	log := h.sh.Logger()
 	log.Info().Msg("cloud handler starting")
+	if err := h.publishKey(ctx); err != nil {
+		return fmt.Errorf("cloud: %w", err)
+	}
 	err := bus.Serve(ctx, h.js, bus.Service{
 		Fold: h.sh.Fold(),
 		Endpoints: []bus.Endpoint{{
 			Stream:   events.CommandsStream,
 			Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.CloudCommands}},
-			Pool: bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger()},
-			Handle: h.handleCommand,
+			Pool:     bus.PoolConfig{Workers: h.n, Batch: h.b, Key: commandKey, DeadLetters: h.sh.DeadLetters(), Logger: h.sh.Logger()},
+			Handle:   h.handleCommand,
 		}},
 		Reactors: []*bus.Reactor{h.react},
 	})
@@ -186,6 +223,15 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 				known := h.customers[c.CustomerID].state.Exists
 				return bus.Decided{Decision: license.Add(a.state, m.ID(), c, known, now), Filter: events.AggregateFilter("license", id), Expect: a.seq}
 			}})
+	case *events.Fulfil:
+		return h.fulfil(ctx, m, c, now)
+	case *events.RotateKey:
+		return h.rotate(ctx, m, now)
+	case *events.RevokeKey:
+		return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "signing", ID: c.KeyID,
+			Decide: func() bus.Decided {
+				return bus.Decided{Decision: signing.Revoke(&h.signing, m.ID(), c.KeyID, h.keys.Current(), now)}
+			}})
 	}
 	return nil
 }
@@ -204,8 +250,14 @@ func (h *Handler) handleRequest(ctx context.Context, d *bus.Delivery) error {
 	now := h.clock()
 	switch r := m.Data.(type) {
 	case *events.ActivationRequested:
+		// Signed before the rule runs under the state's lock, so the fold
+		// never waits for a signature: the rule's signing is a lookup.
+		key := h.keys.Current().Remembering()
+		var s license.State
+		h.sh.Read(func() { s = h.licenses[r.LicenseID].state })
+		license.Bind(s, m.ID(), r, now, key)
 		return h.sh.Handle(ctx, h.licenseStep(m, r.LicenseID, true, func(s license.State) bus.Decided {
-			return bus.Decided{Decision: license.Bind(s, m.ID(), r, now)}
+			return bus.Decided{Decision: license.Bind(s, m.ID(), r, now, key)}
 		}))
 	case *events.TransferRequested:
 		for _, lid := range r.LicenseIDs {
@@ -221,11 +273,131 @@ func (h *Handler) handleRequest(ctx context.Context, d *bus.Delivery) error {
 
 // licenseStep is a reaction decided on license lid's state.
 func (h *Handler) licenseStep(m *events.Message, lid string, once bool, decide func(license.State) bus.Decided) bus.Step {
-	return bus.Step{Cause: m, Once: once, Source: events.CloudSource, Actor: events.CloudSource, Aggregate: "license", ID: lid,
+	st := h.licenseCommandStep(m, lid, decide)
+	st.Once, st.Actor = once, events.CloudSource
+	return st
+}
+
+// licenseCommandStep is a step of a command decided on license lid's
+// state, more than once (a command that binds several licenses relies on
+// its rule to tell what it did).
+func (h *Handler) licenseCommandStep(m *events.Message, lid string, decide func(license.State) bus.Decided) bus.Step {
+	return bus.Step{Cause: m, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "license", ID: lid,
 		Decide: func() bus.Decided {
 			a := h.licenses[lid]
 			d := decide(a.state)
 			d.Filter, d.Expect = events.AggregateFilter("license", lid), a.seq
 			return d
 		}}
+}
+
+// publishKey publishes the key that signs, unless the event stream has it:
+// before anything is bound with it, so the first key on the stream marks
+// where bindings start to carry grants.
+func (h *Handler) publishKey(ctx context.Context) error {
+	k := h.keys.Current()
+	str, err := h.js.Stream(ctx, events.EventsStream)
+	if err != nil {
+		return err
+	}
+	info, _ := events.Lookup(events.KeyAddedType)
+	_, err = str.GetLastMsgForSubject(ctx, events.EventSubject(info, &events.KeyAdded{KeyID: k.ID}))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("signing key %s: %w", k.ID, err)
+	}
+	d := signing.Publish(&signing.State{}, k.Public(), h.keys.Created(k.ID))
+	m, err := events.New(d.Event.Type, d.Event.Data, events.Meta{ID: d.Event.ID, Source: events.CloudSource, Actor: events.CloudSource})
+	if err != nil {
+		return err
+	}
+	if err := h.sh.Append(ctx, m); err != nil {
+		return fmt.Errorf("publish signing key %s: %w", k.ID, err)
+	}
+	log := h.sh.Logger()
+	log.Info().Str("key_id", k.ID).Msg("signing key published")
+	return nil
+}
+
+// rotate makes a new signing key (once per command) and publishes it.
+func (h *Handler) rotate(ctx context.Context, m *events.Message, now time.Time) error {
+	var next grant.PublicKey
+	if !h.keys.Fixed() {
+		k, err := h.keys.Rotate(m.ID(), now)
+		if err != nil {
+			return err
+		}
+		next = k.Public()
+	}
+	return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "signing", ID: next.ID,
+		Decide: func() bus.Decided {
+			return bus.Decided{Decision: signing.Rotate(&h.signing, m.ID(), next, h.keys.Fixed(), h.keys.Created(next.ID))}
+		}})
+}
+
+// fulfil binds the licenses of a fulfil one by one, each with the
+// expectation online activation binds with, and completes it with their
+// grants. It binds all of them or none: a license that cannot be bound is
+// decided first, and one lost to a race on the way takes back what the
+// fulfil bound before the refusal is recorded.
+func (h *Handler) fulfil(ctx context.Context, m *events.Message, c *events.Fulfil, now time.Time) error {
+	ended := false
+	h.sh.Read(func() { ended = h.ended[m.ID()] })
+	if ended {
+		// Its first outcome stands (and another command under its id is
+		// id_reused): the shell knows it handled it.
+		return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "license", ID: c.LicenseIDs[0],
+			Decide: func() bus.Decided { return bus.Decided{} }})
+	}
+	key := h.keys.Current().Remembering()
+	var customer string
+	order := c.LicenseIDs
+	h.sh.Read(func() {
+		customer = license.FulfilCustomer(c, h.licenses[c.LicenseIDs[0]].state)
+		for i, lid := range c.LicenseIDs {
+			if license.CanFulfil(h.licenses[lid].state, m.ID(), c, lid, customer) != nil {
+				order = append([]string{lid}, append(append([]string{}, c.LicenseIDs[:i]...), c.LicenseIDs[i+1:]...)...)
+				break
+			}
+		}
+	})
+	for _, lid := range order {
+		var s license.State
+		h.sh.Read(func() { s = h.licenses[lid].state })
+		license.Fulfil(s, m.ID(), c, lid, customer, now, key) // signed before the lock, as a binding online
+		var last handlers.Decision
+		st := h.licenseCommandStep(m, lid, func(s license.State) bus.Decided {
+			last = license.Fulfil(s, m.ID(), c, lid, customer, now, key)
+			return bus.Decided{Decision: last}
+		})
+		st.Undo = func(ctx context.Context) error { return h.unbind(ctx, m, c, now) }
+		if err := h.sh.Handle(ctx, st); err != nil {
+			return err
+		}
+		if last.Refuse != nil {
+			return nil
+		}
+	}
+	return h.sh.Handle(ctx, bus.Step{Cause: m, Source: events.CloudSource, Actor: m.Actor(), Aggregate: "fulfilment", ID: c.InstallCode,
+		Decide: func() bus.Decided {
+			states := make([]license.State, len(c.LicenseIDs))
+			for i, lid := range c.LicenseIDs {
+				states[i] = h.licenses[lid].state
+			}
+			return bus.Decided{Decision: license.Fulfilled(m.ID(), c, states, now)}
+		}})
+}
+
+// unbind takes back every binding a refused fulfil made.
+func (h *Handler) unbind(ctx context.Context, m *events.Message, c *events.Fulfil, now time.Time) error {
+	for _, lid := range c.LicenseIDs {
+		if err := h.sh.Handle(ctx, h.licenseCommandStep(m, lid, func(s license.State) bus.Decided {
+			return bus.Decided{Decision: license.Unbind(s, m.ID(), lid, now)}
+		})); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/events/grant"
+	"github.com/licensebus/licensebus/handlers"
 	"github.com/licensebus/licensebus/handlers/smartserver"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,6 +45,19 @@ type Config struct {
 	// Feed shares one read of the event stream between the components of
 	// a process; default a feed of its own.
 	Feed *bus.Feed
+	// Horizon is how long a command id is remembered (bus.ShellConfig).
+	Horizon time.Duration
+	// Keys are the cloud's keys the device side trusts (internal/keyring);
+	// required.
+	Keys Keys
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
+}
+
+// Keys are the cloud's keys the device side verifies grants with.
+type Keys interface {
+	// Trusted returns every trusted key by id, a map of the caller's.
+	Trusted() grant.Keys
 }
 
 // Handler is the device side. It is safe for concurrent use; run it with Run.
@@ -51,11 +66,17 @@ type Handler struct {
 	sh    *bus.Shell
 	react *bus.Reactor
 	n, b  int
+	keys  Keys
 
 	// The folded state, guarded by the shell.
 	servers   map[string]*server
 	customers map[string]bool
 	owners    map[string]string // device id → the SmartServer it is on
+	// since is the event stream sequence of the first key the cloud
+	// published; revoked the keys revoked since (by revocations that
+	// verify).
+	since   uint64
+	revoked map[string]bool
 }
 
 // server is a SmartServer's state and the sequence of its last event, the
@@ -67,17 +88,17 @@ type server struct {
 
 // New returns a device Handler. The streams must exist.
 func New(ctx context.Context, cfg Config) (*Handler, error) {
-	if cfg.JS == nil {
-		return nil, errors.New("device: JS is required")
+	if cfg.JS == nil || cfg.Keys == nil {
+		return nil, errors.New("device: JS and Keys are required")
 	}
-	h := &Handler{js: cfg.JS, n: cfg.Workers, b: cfg.Batch,
-		servers: map[string]*server{}, customers: map[string]bool{}, owners: map[string]string{}}
+	h := &Handler{js: cfg.JS, n: cfg.Workers, b: cfg.Batch, keys: cfg.Keys,
+		servers: map[string]*server{}, customers: map[string]bool{}, owners: map[string]string{}, revoked: map[string]bool{}}
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, cfg.Logger)
 	}
 	var err error
 	h.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "device", Source: events.DeviceSource, Apply: h.apply,
-		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger})
+		Feed: cfg.Feed, DeadLetters: cfg.DeadLetters, Logger: cfg.Logger, Horizon: cfg.Horizon, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +115,21 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 // sequence), the cloud's answers to it, and the customers and device
 // owners its commands need.
 func (h *Handler) apply(seq uint64, m *events.Message) {
-	if d, ok := m.Data.(*events.CustomerCreated); ok {
+	switch d := m.Data.(type) {
+	case *events.CustomerCreated:
 		h.customers[d.CustomerID] = true
+		return
+	case *events.KeyAdded:
+		if h.since == 0 || seq < h.since {
+			h.since = seq
+		}
+		return
+	case *events.KeyRevoked:
+		// Only a revocation signed by a key trusted here counts: a writer
+		// on the event subjects without a key cannot revoke one.
+		if h.trust().VerifyRevocation(&d.Revocation) == nil {
+			h.revoked[d.KeyID] = true
+		}
 		return
 	}
 	ic := smartserver.Of(m)
@@ -166,6 +200,19 @@ func isAnswer(m *events.Message) bool {
 	return false
 }
 
+// trust is what the device side trusts now: the ring's keys, those
+// revoked marked. Call it with the state locked.
+func (h *Handler) trust() grant.Keys {
+	ks := h.keys.Trusted()
+	for id := range h.revoked {
+		if k, ok := ks[id]; ok {
+			k.Revoked = true
+			ks[id] = k
+		}
+	}
+	return ks
+}
+
 // state is SmartServer ic's state and sequence; a SmartServer not
 // registered has the zero state.
 func (h *Handler) state(ic string) (*smartserver.State, uint64) {
@@ -183,13 +230,27 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 	m := d.Message
 	ic := m.Data.Key()
 	named := smartserver.Named(m.ID(), m.Data)
+	var keys *grant.Memo
+	if imp, ok := m.Data.(*events.ImportLicenses); ok {
+		// Verified before the rule runs under the state's lock (see
+		// handleAnswer).
+		h.sh.Read(func() { keys = grant.NewMemo(h.trust()) })
+		if f, err := imp.File(); err == nil {
+			for i := range f.Grants {
+				_ = keys.Verify(&f.Grants[i])
+			}
+		}
+	}
 	return h.sh.Handle(ctx, bus.Step{Cause: m, Once: true, Source: events.DeviceSource + "/" + ic, Actor: m.Actor(),
 		Aggregate: "smartserver", ID: ic,
 		Decide: func() bus.Decided {
 			s, seq := h.state(ic)
 			c := smartserver.Command{ID: m.ID(), Data: m.Data}
-			if sc, ok := m.Data.(*events.SetCustomerID); ok {
-				c.CustomerExists = h.customers[sc.CustomerID]
+			switch d := m.Data.(type) {
+			case *events.SetCustomerID:
+				c.CustomerExists = h.customers[d.CustomerID]
+			case *events.ImportLicenses:
+				c.Keys = keys
 			}
 			for _, id := range named {
 				if owner := h.owners[id]; owner != "" {
@@ -221,9 +282,28 @@ func (h *Handler) handleAnswer(ctx context.Context, d *bus.Delivery) error {
 		return nil
 	}
 	source := events.DeviceSource + "/" + ic
-	return h.sh.Handle(ctx, bus.Step{Cause: m, Source: source, Actor: source, Aggregate: "smartserver", ID: ic,
+	// The signature is checked before the rule runs under the state's
+	// lock, so the fold never waits for it: the rule's check is a lookup.
+	var keys *grant.Memo
+	h.sh.Read(func() { keys = grant.NewMemo(h.trust()) })
+	if b, ok := m.Data.(*events.LicenseBound); ok && b.Grant != nil {
+		_ = keys.Verify(b.Grant)
+	}
+	var last handlers.Decision
+	err := h.sh.Handle(ctx, bus.Step{Cause: m, Source: source, Actor: source, Aggregate: "smartserver", ID: ic,
 		Decide: func() bus.Decided {
 			s, seq := h.state(ic)
-			return bus.Decided{Decision: smartserver.Answer(s, ic, m), Filter: events.AggregateFilter("smartserver", ic), Expect: seq}
+			last = smartserver.Answer(s, ic, m, d.Seq, smartserver.Trust{Keys: keys, Since: h.since})
+			return bus.Decided{Decision: last, Filter: events.AggregateFilter("smartserver", ic), Expect: seq}
 		}})
+	if err != nil || last.Refuse == nil {
+		return err
+	}
+	// A binding refused here is forged or damaged (its grant does not
+	// verify, or is spent): besides the rejection, it goes to the dead
+	// letters, as any message that must not be acted on.
+	log := h.sh.Logger()
+	bus.LogMsg(log.Error(), m).Str("install_code", ic).Str("reason", string(last.Refuse.Reason)).Str("why", last.Refuse.Message).
+		Msg("cloud binding refused; dead-lettered")
+	return h.sh.DeadLetters().PutEvent(ctx, d.Seq, m, last.Refuse)
 }

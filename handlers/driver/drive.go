@@ -10,6 +10,7 @@ import (
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/rollout"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"golang.org/x/time/rate"
 )
 
@@ -302,7 +303,11 @@ func (x *Executor) do(ctx context.Context, cmdID, cause string, t events.Type, d
 		x.forget(cmdID, ch)
 		return *known, known.Rejection()
 	}
-	m, err := events.New(t, d, events.Meta{ID: cmdID, Source: Source, CorrelationID: cmdID, CausationID: cause, Actor: Source})
+	// Each step on a target starts a trace of its own: a rollout's would
+	// hold every target's.
+	meta := events.Meta{ID: cmdID, Source: Source, CorrelationID: cmdID, CausationID: cause, Actor: Source}
+	tracing.Inject(ctx, &meta)
+	m, err := events.New(t, d, meta)
 	if err != nil {
 		return rollout.Outcome{}, events.AsRejection(err)
 	}

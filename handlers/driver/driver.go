@@ -40,6 +40,10 @@ type Config struct {
 	// by the one elected. Without one, the process that handles a start
 	// or a resume drives the rollout.
 	Election bus.Election
+	// Horizon is how long a command id is remembered (bus.ShellConfig).
+	Horizon time.Duration
+	// Telemetry observes the handler's steps (metrics, traces).
+	Telemetry bus.Telemetry
 }
 
 // Executor handles rollout commands and drives running rollouts.
@@ -87,8 +91,12 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, x.log)
 	}
+	x.st.Horizon = cfg.Horizon
+	if x.st.Horizon <= 0 {
+		x.st.Horizon = events.DefaultHorizon
+	}
 	var err error
-	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger})
+	x.sh, err = bus.NewShell(ctx, cfg.JS, bus.ShellConfig{Name: "rollouts", Source: Source, Apply: x.apply, FoldOwn: true, Feed: cfg.Feed, Logger: cfg.Logger, Horizon: cfg.Horizon, Telemetry: cfg.Telemetry})
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/events/grant"
 	"github.com/licensebus/licensebus/handlers"
 )
 
@@ -22,9 +23,12 @@ type State struct {
 	Expires  string
 	// BoundTo is the SmartServer the license is active on, "" in the cloud.
 	BoundTo string
-	// BoundBy is the id of the request whose answer bound it, so the same
-	// request handled again is recognised as answered.
+	// BoundBy is the id of the request (or fulfil) whose answer bound it,
+	// so the same request handled again is recognised as answered.
 	BoundBy string
+	// Grant is the signed grant of a binding made by a fulfil, which its
+	// outcome hands out as a license file; nil otherwise.
+	Grant *grant.Grant
 }
 
 // ID is the license an AddLicense command adds: its LicenseID, or one
@@ -41,11 +45,14 @@ func ID(commandID string, c *events.AddLicense) string {
 func Evolve(s State, d events.Data, causation string) State {
 	switch e := d.(type) {
 	case *events.LicenseAdded:
-		return State{Exists: true, Customer: e.CustomerID, Kind: e.Kind, Devices: e.Devices, Expires: e.Expires, BoundTo: s.BoundTo, BoundBy: s.BoundBy}
+		return State{Exists: true, Customer: e.CustomerID, Kind: e.Kind, Devices: e.Devices, Expires: e.Expires, BoundTo: s.BoundTo, BoundBy: s.BoundBy, Grant: s.Grant}
 	case *events.LicenseBound:
-		s.BoundTo, s.BoundBy = e.InstallCode, causation
+		s.BoundTo, s.BoundBy, s.Grant = e.InstallCode, causation, nil
+		if e.Offline {
+			s.Grant = e.Grant
+		}
 	case *events.LicenseReleased:
-		s.BoundTo, s.BoundBy = "", ""
+		s.BoundTo, s.BoundBy, s.Grant = "", "", nil
 	}
 	return s
 }
@@ -89,8 +96,9 @@ func differs(s State, c *events.AddLicense) string {
 
 // Bind answers a SmartServer's activation request (the event with id
 // requestID): the license is bound to the SmartServer unless it is unknown,
-// another customer's, or active already.
-func Bind(s State, requestID string, r *events.ActivationRequested, now time.Time) handlers.Decision {
+// another customer's, or active already. The binding carries its grant,
+// signed with key.
+func Bind(s State, requestID string, r *events.ActivationRequested, now time.Time, key grant.Key) handlers.Decision {
 	switch {
 	case !s.Exists:
 		return handlers.Refuse(events.ReasonUnknownLicense, "no license %s in the cloud", r.LicenseID)
@@ -99,16 +107,101 @@ func Bind(s State, requestID string, r *events.ActivationRequested, now time.Tim
 	case s.Customer != r.CustomerID:
 		return handlers.Refuse(events.ReasonCustomerMismatch,
 			"license %s belongs to another customer than %s, the Customer ID of SmartServer %s", r.LicenseID, r.CustomerID, r.InstallCode)
+	case s.BoundTo == r.InstallCode && s.Grant != nil:
+		return handlers.Refuse(events.ReasonAlreadyActive,
+			"license %s is bound to SmartServer %s by the portal: import its license file there (licensebus license grant writes it again)", r.LicenseID, r.InstallCode)
 	case s.BoundTo == r.InstallCode:
 		return handlers.Refuse(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", r.LicenseID, r.InstallCode)
 	case s.BoundTo != "":
 		return handlers.Refuse(events.ReasonAlreadyActive,
 			"license %s is active on another SmartServer; transfer it to the cloud there first", r.LicenseID)
 	}
+	return bind(s, r.LicenseID, r.InstallCode, false, events.DeriveID(requestID, "bound"), now, key)
+}
+
+// bind emits the binding of license lid (in state s) to SmartServer ic
+// with the event id id, and its grant signed with key.
+func bind(s State, lid, ic string, offline bool, id string, now time.Time, key grant.Key) handlers.Decision {
+	g := &grant.Grant{GrantID: id, LicenseID: lid, CustomerID: s.Customer, InstallCode: ic,
+		Kind: s.Kind, Devices: s.Devices, Expires: s.Expires, BoundAt: grant.Time(now)}
+	if err := key.Sign(g); err != nil {
+		return handlers.Refuse(events.ReasonInternal, "cannot sign the grant of license %s: %v", lid, err)
+	}
 	return handlers.Emit(events.LicenseBoundType, &events.LicenseBound{
-		LicenseID: r.LicenseID, CustomerID: s.Customer, InstallCode: r.InstallCode,
-		Kind: s.Kind, Devices: s.Devices, Expires: s.Expires, BoundAt: now,
-	}, events.DeriveID(requestID, "bound"))
+		LicenseID: lid, CustomerID: s.Customer, InstallCode: ic,
+		Kind: s.Kind, Devices: s.Devices, Expires: s.Expires, BoundAt: now, Offline: offline, Grant: g,
+	}, id)
+}
+
+// FulfilCustomer is the customer every license of fulfil c must be of: the
+// one it names, else the one of its first license (first, the state of
+// that license).
+func FulfilCustomer(c *events.Fulfil, first State) string {
+	if c.CustomerID != "" {
+		return c.CustomerID
+	}
+	return first.Customer
+}
+
+// CanFulfil says why license lid (in state s) cannot be bound to c's
+// SmartServer by fulfil commandID for customer, nil if it can (or did
+// already).
+func CanFulfil(s State, commandID string, c *events.Fulfil, lid, customer string) *events.Rejection {
+	switch {
+	case !s.Exists:
+		return events.Reject(events.ReasonUnknownLicense, "no license %s in the cloud", lid)
+	case s.BoundBy == commandID:
+		return nil
+	case s.Customer != customer:
+		return events.Reject(events.ReasonCustomerMismatch, "license %s belongs to another customer than %s", lid, customer)
+	case s.BoundTo == c.InstallCode:
+		return events.Reject(events.ReasonAlreadyActive,
+			"license %s is already bound to SmartServer %s (licensebus license grant writes its license file)", lid, c.InstallCode)
+	case s.BoundTo != "":
+		return events.Reject(events.ReasonAlreadyActive,
+			"license %s is active on another SmartServer; transfer it to the cloud there first", lid)
+	}
+	return nil
+}
+
+// Fulfil decides the binding of license lid, one of fulfil c (command
+// commandID), for the License Customer Portal: as Bind, for a SmartServer
+// that is not online, so the binding is marked offline and the SmartServer
+// activates it when it imports the grant. Licenses must all be of customer
+// (FulfilCustomer).
+func Fulfil(s State, commandID string, c *events.Fulfil, lid, customer string, now time.Time, key grant.Key) handlers.Decision {
+	if rej := CanFulfil(s, commandID, c, lid, customer); rej != nil {
+		return handlers.Decision{Refuse: rej}
+	}
+	if s.BoundBy == commandID {
+		return handlers.Nothing() // bound by this fulfil before
+	}
+	return bind(s, lid, c.InstallCode, true, events.DeriveID(commandID, "bound/"+lid), now, key)
+}
+
+// Unbind takes back a binding fulfil commandID made, when another license
+// of the fulfil was refused: a fulfil binds all its licenses or none.
+func Unbind(s State, commandID, lid string, now time.Time) handlers.Decision {
+	if !s.Exists || s.BoundBy != commandID {
+		return handlers.Nothing()
+	}
+	return handlers.Emit(events.LicenseReleasedType, &events.LicenseReleased{LicenseID: lid, InstallCode: s.BoundTo, TransferredAt: now},
+		events.DeriveID(commandID, "unbound/"+lid))
+}
+
+// Fulfilled completes fulfil c (command commandID) once all its licenses
+// are bound by it (states, in the order c names them): the outcome, with
+// their grants.
+func Fulfilled(commandID string, c *events.Fulfil, states []State, now time.Time) handlers.Decision {
+	d := &events.Fulfilled{InstallCode: c.InstallCode, LicenseIDs: c.LicenseIDs, FulfilledAt: now}
+	for i, s := range states {
+		if s.BoundBy != commandID || s.Grant == nil {
+			return handlers.Refuse(events.ReasonAlreadyActive, "license %s changed while it was being fulfilled", c.LicenseIDs[i])
+		}
+		d.CustomerID = s.Customer
+		d.Grants = append(d.Grants, *s.Grant)
+	}
+	return handlers.Emit(events.FulfilledType, d, events.DeriveID(commandID, "fulfilled"))
 }
 
 // Release answers a SmartServer's transfer request (the event with id

@@ -25,6 +25,7 @@ import (
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/provisioning"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
@@ -89,6 +90,8 @@ type item struct {
 type triggered struct {
 	left atomic.Int32
 	done chan struct{} // closed when left reaches 0
+	// trace is the trigger's trace context: its commands continue it.
+	trace [2]string
 }
 
 func (t *triggered) stored() {
@@ -177,7 +180,7 @@ func (p *Provisioner) trigger(ctx context.Context, d *bus.Delivery) error {
 		p.mu.Unlock()
 		return nil
 	}
-	t := &triggered{done: make(chan struct{})}
+	t := &triggered{done: make(chan struct{}), trace: [2]string{m.TraceParent(), m.TraceState()}}
 	t.left.Store(int32(len(devices)))
 	s.state.MarkSent(devices)
 	for _, id := range devices {
@@ -254,8 +257,10 @@ func (p *Provisioner) send(ctx context.Context, ic string, batch []item) error {
 	}
 	cause := batch[0].cause
 	id := provisioning.CommandID(cause, ids)
-	m, err := events.New(events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: ids},
-		events.Meta{ID: id, Source: Source, CorrelationID: id, CausationID: cause, Actor: Source})
+	tr := batch[0].trigger.trace
+	meta := events.Meta{ID: id, Source: Source, CorrelationID: id, CausationID: cause, Actor: Source, TraceParent: tr[0], TraceState: tr[1]}
+	tracing.Inject(ctx, &meta)
+	m, err := events.New(events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: ids}, meta)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 
 // Triggers are the events that can make devices blue, or turn the policy on.
 func Triggers() []events.Type {
-	return []events.Type{events.LicenseActivatedType, events.DeviceAddedType, events.DeviceRemovedType,
+	return []events.Type{events.LicenseActivatedType, events.LicensesImportedType, events.DeviceAddedType, events.DeviceRemovedType,
 		events.RegisteredType, events.DevicesAddedType, events.AutoProvisionSetType, events.VersionSetType}
 }
 

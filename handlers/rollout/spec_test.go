@@ -3,6 +3,7 @@ package rollout_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/rollout"
@@ -39,7 +40,9 @@ func activateSpec(targets ...string) events.RolloutSpec {
 func started(s events.RolloutSpec) *events.Message {
 	return ev(events.RolloutStartedType, &events.RolloutStarted{RolloutID: rid, Spec: s, Waves: s.Waves()})
 }
-func paused() *events.Message { return ev(events.RolloutPausedType, &events.RolloutRef{RolloutID: rid}) }
+func paused() *events.Message {
+	return ev(events.RolloutPausedType, &events.RolloutRef{RolloutID: rid})
+}
 func completed() *events.Message {
 	return ev(events.RolloutCompletedType, &events.RolloutCompleted{RolloutID: rid})
 }
@@ -186,5 +189,49 @@ func TestPlanAndPick(t *testing.T) {
 				t.Fatalf("Pick=(%q, %q, %v), want (%q, noted %v, %s)", lid, note, rej, tt.want, tt.noted, tt.reason)
 			}
 		})
+	}
+}
+
+// Ensure what the rollouts' state holds is bounded: the outcomes of a
+// rollout's commands go when it ends, and a rollout that ended more than
+// the horizon ago goes too.
+func TestStateForgets(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	at := func(m *events.Message, when time.Time) *events.Message {
+		m2, err := events.New(m.Type(), m.Data, events.Meta{ID: m.ID(), Source: "/spec", Time: when, CorrelationID: m.CorrelationID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m2
+	}
+	outcome := func(rid, name string) *events.Message {
+		id := rollout.CommandID(rid, "IC-1", 1, name)
+		m, err := events.New(events.LicensesDownloadedType, &events.LicensesDownloaded{InstallCode: "IC-1", CustomerID: cid},
+			events.Meta{ID: "e-" + name, Source: "/spec", CorrelationID: id, CausationID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	s := rollout.NewState()
+	s.Horizon = 24 * time.Hour
+	other := "1b7e3f5c-3c1d-4e2a-9a0b-1d2e3f405162"
+	for _, m := range []*events.Message{customer(), at(started(activateSpec("IC-1")), t0), outcome(rid, "download")} {
+		rollout.Evolve(s, m)
+	}
+	if len(s.Outcomes) != 1 {
+		t.Fatalf("outcomes %v, want the step's", s.Outcomes)
+	}
+	rollout.Evolve(s, at(completed(), t0.Add(time.Hour)))
+	if len(s.Outcomes) != 0 || s.Rollouts[rid] == nil {
+		t.Fatalf("after the end: outcomes %v, rollout %v; want none, and the rollout kept", s.Outcomes, s.Rollouts[rid])
+	}
+	sp := activateSpec("IC-2")
+	next := spec.Event(events.RolloutStartedType, &events.RolloutStarted{RolloutID: other, Spec: sp, Waves: sp.Waves()}, "e-other", "")
+	rollout.Evolve(s, at(next, t0.Add(48*time.Hour)))
+	done := spec.Event(events.RolloutCompletedType, &events.RolloutCompleted{RolloutID: other}, "e-other-done", "")
+	rollout.Evolve(s, at(done, t0.Add(50*time.Hour)))
+	if s.Rollouts[rid] != nil || s.Rollouts[other] == nil {
+		t.Fatalf("rollouts %v: want the one that ended two days ago forgotten, the other kept", s.Rollouts)
 	}
 }

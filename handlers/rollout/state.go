@@ -12,6 +12,7 @@ package rollout
 
 import (
 	"strings"
+	"time"
 
 	"github.com/licensebus/licensebus/events"
 )
@@ -52,6 +53,9 @@ type Rollout struct {
 	// StartedBy is the id of the started event: the cause of everything
 	// the rollout records, so its trace is one tree.
 	StartedBy string
+	// Ended is when it completed, aborted or was cancelled (zero while it
+	// runs or is paused).
+	Ended time.Time
 }
 
 // Counts are the rollout's finished targets.
@@ -105,6 +109,10 @@ const OutcomePrefix = "ro-"
 // license pool, the SmartServers and customers, and the outcomes of the
 // commands drivers sent.
 type State struct {
+	// Horizon is how long a rollout that ended is kept (its retry-failed
+	// still possible); 0 keeps it for ever. The outcomes of a rollout's
+	// commands are dropped as soon as it ends.
+	Horizon  time.Duration
 	Rollouts map[string]*Rollout
 	Licenses map[string]*License
 	// free indexes the licenses in the cloud by customer and kind, so a
@@ -247,6 +255,32 @@ func (s *State) evolveRollout(m *events.Message) {
 		}
 	case events.RolloutCompletedType:
 		r.Status = Completed
+	}
+	switch m.Type() {
+	case events.RolloutCancelledType, events.RolloutAbortedType, events.RolloutCompletedType:
+		r.Ended = m.Event.Time()
+		s.forget(r.ID, r.Ended)
+	case events.RetryRequestedType:
+		r.Ended = time.Time{}
+	}
+}
+
+// forget drops the outcomes of rollout id, which ended at ended, and the
+// rollouts that ended more than the horizon before it.
+func (s *State) forget(id string, ended time.Time) {
+	prefix := OutcomePrefix + id + "-"
+	for k := range s.Outcomes {
+		if strings.HasPrefix(k, prefix) {
+			delete(s.Outcomes, k)
+		}
+	}
+	if s.Horizon <= 0 {
+		return
+	}
+	for rid, r := range s.Rollouts {
+		if !r.Ended.IsZero() && r.Ended.Before(ended.Add(-s.Horizon)) {
+			delete(s.Rollouts, rid)
+		}
 	}
 }
 

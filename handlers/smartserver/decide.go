@@ -5,8 +5,10 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/events/grant"
 	"github.com/licensebus/licensebus/handlers"
 )
 
@@ -24,6 +26,23 @@ type Command struct {
 	// Owners maps the devices the command names (Named) to the SmartServer
 	// each is on; a device on none is absent.
 	Owners map[string]string
+	// Keys are the cloud's keys the SmartServer trusts, for the grants of
+	// an ImportLicenses (a grant.Keys, or a grant.Memo of them).
+	Keys grant.Verifier
+}
+
+// Trust is what the SmartServer trusts of the cloud's answers: the keys of
+// their grants, and from where in the event stream a binding must carry
+// one.
+type Trust struct {
+	// Keys are the keys it trusts (a grant.Keys, revoked ones marked, or a
+	// grant.Memo of them).
+	Keys grant.Verifier
+	// Since is the event stream sequence of the first key the cloud
+	// published (0: none yet): bindings stored before it were written
+	// before grants existed and are taken without one; from it on, a
+	// binding without a grant is refused.
+	Since uint64
 }
 
 // Named lists the devices a command names, those added without an id with
@@ -121,8 +140,64 @@ func Decide(s *State, ic string, c Command) handlers.Decision {
 
 	case *events.SetAutoProvision:
 		return emit(events.AutoProvisionSetType, &events.AutoProvisionSet{InstallCode: ic, Enabled: d.Enabled})
+
+	case *events.ImportLicenses:
+		return importLicenses(s, ic, d, c.Keys, emit)
 	}
 	return decideDevices(s, ic, c, emit)
+}
+
+// importLicenses activates the licenses of a license file, each as the
+// cloud's binding activates it online, once every grant verifies and
+// applies to the SmartServer: all of them, or none.
+func importLicenses(s *State, ic string, d *events.ImportLicenses, keys grant.Verifier, emit func(events.Type, events.Data) handlers.Decision) handlers.Decision {
+	switch {
+	case !events.NeedsLicense(s.Version):
+		return handlers.Refuse(events.ReasonNotRequired, "SmartServer %s runs %s; license management applies to 3.3 and higher", ic, s.Version)
+	case len(s.Transfer.Licenses) > 0:
+		return handlers.Refuse(events.ReasonTransferInFlight, "a transfer to the cloud is in progress on SmartServer %s", ic)
+	}
+	f, err := d.File()
+	if err != nil {
+		return handlers.Decision{Refuse: events.AsRejection(err)}
+	}
+	if keys == nil {
+		keys = grant.Keys{}
+	}
+	out := &events.LicensesImported{InstallCode: ic}
+	seen := make(map[string]bool, len(f.Grants))
+	for i := range f.Grants {
+		g := &f.Grants[i]
+		if rej := events.GrantError(keys.Verify(g)); rej != nil {
+			return handlers.Decision{Refuse: rej}
+		}
+		if g.InstallCode != ic {
+			return handlers.Refuse(events.ReasonInstallCodeMismatch, "the license file is for SmartServer %s, not %s", g.InstallCode, ic)
+		}
+		if s.Customer != "" && g.CustomerID != s.Customer {
+			return handlers.Refuse(events.ReasonCustomerMismatch,
+				"license %s belongs to customer %s, not to %s, the Customer ID of SmartServer %s", g.LicenseID, g.CustomerID, s.Customer, ic)
+		}
+		if seen[g.LicenseID] {
+			return handlers.Refuse(events.ReasonMalformedLicense, "license %s is in the file twice", g.LicenseID)
+		}
+		seen[g.LicenseID] = true
+		if _, ok := s.Active[g.LicenseID]; ok {
+			return handlers.Refuse(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", g.LicenseID, ic)
+		}
+		if s.Spent[g.GrantID] {
+			return handlers.Refuse(events.ReasonGrantUsed,
+				"the grant of license %s was used on SmartServer %s and the license transferred to the cloud since; a new license file binds it again", g.LicenseID, ic)
+		}
+		at, err := time.Parse(time.RFC3339Nano, g.BoundAt)
+		if err != nil {
+			return handlers.Refuse(events.ReasonMalformedLicense, "bound_at %q of license %s is not an RFC 3339 time", g.BoundAt, g.LicenseID)
+		}
+		out.LicenseIDs = append(out.LicenseIDs, g.LicenseID)
+		out.Licenses = append(out.Licenses, events.Imported{LicenseID: g.LicenseID, Kind: g.Kind, Devices: g.Devices, Expires: g.Expires,
+			ActivatedAt: at, GrantID: g.GrantID, KeyID: g.KeyID})
+	}
+	return emit(events.LicensesImportedType, out)
 }
 
 // register announces a SmartServer. Registering it again with the same name
@@ -240,18 +315,25 @@ func provisionable(s *State, ic, id string, owners map[string]string) *events.Re
 	return nil
 }
 
-// Answer decides how SmartServer ic in state s — which has folded m —
-// records the cloud's answer m: a bound license becomes active; the last
-// license released completes the transfer. An answer recorded before
-// decides nothing.
-func Answer(s *State, ic string, m *events.Message) handlers.Decision {
+// Answer decides how SmartServer ic in state s — which has folded m, stored
+// at seq in the event stream — records the cloud's answer m: a bound
+// license becomes active once its grant verifies under t (a binding made
+// offline waits for its license file); the last license released completes
+// the transfer. An answer recorded before decides nothing.
+func Answer(s *State, ic string, m *events.Message, seq uint64, t Trust) handlers.Decision {
 	if !s.Registered {
 		return handlers.Nothing()
 	}
 	switch e := m.Data.(type) {
 	case *events.LicenseBound:
+		if e.Offline {
+			return handlers.Nothing() // activated by importing the license file
+		}
 		if a, ok := s.Active[e.LicenseID]; ok && a.By == m.ID() {
 			return handlers.Nothing()
+		}
+		if rej := checkBinding(s, m.ID(), e, seq, t); rej != nil {
+			return handlers.Decision{Refuse: rej}
 		}
 		return handlers.Emit(events.LicenseActivatedType, &events.LicenseActivated{
 			InstallCode: ic, LicenseID: e.LicenseID, Kind: e.Kind, Devices: e.Devices, Expires: e.Expires, ActivatedAt: e.BoundAt,
@@ -275,6 +357,36 @@ func Answer(s *State, ic string, m *events.Message) handlers.Decision {
 	return handlers.Nothing()
 }
 
+// checkBinding says why binding e (event id, stored at seq) must not
+// activate its license: a grant that does not verify, that is not this
+// binding's, or that was used and given back; or no grant where one is
+// required. nil: it may.
+func checkBinding(s *State, id string, e *events.LicenseBound, seq uint64, t Trust) *events.Rejection {
+	g := e.Grant
+	if g == nil {
+		if t.Since == 0 || seq < t.Since {
+			return nil // written before grants existed
+		}
+		return events.Reject(events.ReasonBadSignature,
+			"binding %s of license %s carries no grant, and every binding from event stream seq %d on must", id, e.LicenseID, t.Since)
+	}
+	keys := t.Keys
+	if keys == nil {
+		keys = grant.Keys{}
+	}
+	if rej := events.GrantError(keys.Verify(g)); rej != nil {
+		return rej
+	}
+	if g.GrantID != id || g.LicenseID != e.LicenseID || g.CustomerID != e.CustomerID || g.InstallCode != e.InstallCode ||
+		g.Kind != e.Kind || g.Devices != e.Devices || g.Expires != e.Expires || g.BoundAt != grant.Time(e.BoundAt) {
+		return events.Reject(events.ReasonBadSignature, "binding %s of license %s says other terms than the grant it carries", id, e.LicenseID)
+	}
+	if s.Spent[g.GrantID] {
+		return events.Reject(events.ReasonGrantUsed, "binding %s of license %s was used and given back to the cloud before", id, e.LicenseID)
+	}
+	return nil
+}
+
 // count says "1 device", "2 devices".
 func count(n int, noun string) string {
 	if n == 1 {
@@ -289,5 +401,7 @@ func Reasons() []events.Reason {
 		events.ReasonUnknownCustomer, events.ReasonCustomerNotSet, events.ReasonNotRequired, events.ReasonNotDownloaded,
 		events.ReasonTransferInFlight, events.ReasonAlreadyActive, events.ReasonNoActiveLicenses,
 		events.ReasonUnknownDevice, events.ReasonOtherServer, events.ReasonUnlicensed, events.ReasonAlreadyProvisioned,
-		events.ReasonNotProvisioned, events.ReasonUnknownType}
+		events.ReasonNotProvisioned, events.ReasonUnknownType,
+		events.ReasonBadSignature, events.ReasonUnknownKey, events.ReasonKeyRevoked, events.ReasonInstallCodeMismatch,
+		events.ReasonCustomerMismatch, events.ReasonGrantUsed, events.ReasonMalformedLicense}
 }

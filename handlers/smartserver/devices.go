@@ -182,6 +182,16 @@ func (t *Devices) Fold(d events.Data, idsOnly bool) []events.Device {
 		}
 		t.Licenses[e.LicenseID] = e.Devices
 		return t.SetLicensing(t.Version, t.licensed())
+	case *events.LicensesImported:
+		for _, l := range e.Licenses {
+			if l.Kind == events.Capacity {
+				if t.Licenses == nil {
+					t.Licenses = map[string]int{}
+				}
+				t.Licenses[l.LicenseID] = l.Devices
+			}
+		}
+		return t.SetLicensing(t.Version, t.licensed())
 	case *events.LicensesTransferred:
 		for _, lid := range e.LicenseIDs {
 			delete(t.Licenses, lid)

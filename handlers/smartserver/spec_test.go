@@ -1,11 +1,14 @@
 package smartserver_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/events/grant"
 	"github.com/licensebus/licensebus/handlers"
 	"github.com/licensebus/licensebus/handlers/smartserver"
 	"github.com/licensebus/licensebus/handlers/spec"
@@ -66,6 +69,61 @@ func provisioned(ids ...string) *events.Message {
 	return ev(events.DevicesProvisionedType, &events.DevicesProvisioned{InstallCode: ic, DeviceIDs: ids}, "")
 }
 
+// The cloud's keys: key signs, old was revoked, stranger is nobody's.
+var key, old, stranger = keyOf(7), keyOf(8), keyOf(9)
+
+func keyOf(b byte) grant.Key {
+	return grant.NewKey(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize)))
+}
+
+// trust is what the SmartServer trusts: grants are required from event
+// stream seq 100 on.
+var trust = func() smartserver.Trust {
+	revoked := old.Public()
+	revoked.Revoked = true
+	return smartserver.Trust{Keys: grant.Keys{key.ID: key.Public(), old.ID: revoked}, Since: 100}
+}()
+
+// signed is the grant of license lid's binding "bound-<lid>" to SmartServer
+// on, signed by k; edit changes it after signing.
+func signed(lid, on string, k grant.Key, edit func(*grant.Grant)) *grant.Grant {
+	g := &grant.Grant{GrantID: "bound-" + lid, LicenseID: lid, CustomerID: cid, InstallCode: on, Kind: events.Capacity, Devices: 200, BoundAt: grant.Time(at)}
+	if err := k.Sign(g); err != nil {
+		panic(err)
+	}
+	if edit != nil {
+		edit(g)
+	}
+	return g
+}
+
+// bound is the cloud's binding of lid to this SmartServer carrying g.
+func bound(lid string, g *grant.Grant) *events.Message {
+	return spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: lid, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at, Grant: g}, "bound-"+lid, "req-1")
+}
+
+// file is a license file of grants gs; importing is the command.
+func file(gs ...*grant.Grant) *events.ImportLicenses {
+	f := grant.File{Format: grant.FileFormat, IssuedAt: grant.Time(at)}
+	for _, g := range gs {
+		f.Grants = append(f.Grants, *g)
+	}
+	raw, err := f.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return &events.ImportLicenses{InstallCode: ic, LicenseFile: raw}
+}
+
+func imported(gs ...*grant.Grant) *events.LicensesImported {
+	d := &events.LicensesImported{InstallCode: ic}
+	for _, g := range gs {
+		d.LicenseIDs = append(d.LicenseIDs, g.LicenseID)
+		d.Licenses = append(d.Licenses, events.Imported{LicenseID: g.LicenseID, Kind: g.Kind, Devices: g.Devices, ActivatedAt: at, GrantID: g.GrantID, KeyID: g.KeyID})
+	}
+	return d
+}
+
 // ready is a SmartServer of the manual, set up to activate licenses.
 func ready() []*events.Message {
 	return []*events.Message{registered("3.4"), customerSet(cid), downloaded(cid)}
@@ -92,9 +150,11 @@ func TestSpec(t *testing.T) {
 	tests := []struct {
 		name  string
 		given []*events.Message
-		// when is a command (cmd-1), or an answer of the cloud.
+		// when is a command (cmd-1), or an answer of the cloud stored at
+		// seq (200 if 0).
 		when     events.Data
 		answer   *events.Message
+		seq      uint64
 		customer bool // the customer a command names exists
 		then     spec.Then
 	}{
@@ -143,11 +203,57 @@ func TestSpec(t *testing.T) {
 			then: spec.Then{Reason: events.ReasonAlreadyActive}},
 
 		// The cloud's answers.
-		{name: "the cloud's binding activates the license", given: ready(),
-			answer: spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: cap1, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at}, "bound-"+cap1, "req-1"),
+		{name: "the cloud's binding activates the license once its grant verifies", given: ready(),
+			answer: bound(cap1, signed(cap1, ic, key, nil)),
 			then:   spec.Then{Type: events.LicenseActivatedType, Data: &events.LicenseActivated{InstallCode: ic, LicenseID: cap1, Kind: events.Capacity, Devices: 200, ActivatedAt: at}}},
 		{name: "a binding recorded before decides nothing", given: with(ready(), activated(cap1, 200)),
-			answer: spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: cap1, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at}, "bound-"+cap1, "req-1")},
+			answer: bound(cap1, signed(cap1, ic, key, nil))},
+		{name: "a binding whose grant was edited is refused", given: ready(),
+			answer: bound(cap1, signed(cap1, ic, key, func(g *grant.Grant) { g.Devices = 2000 })), then: spec.Then{Reason: events.ReasonBadSignature}},
+		{name: "a binding with another binding's grant is refused", given: ready(),
+			answer: bound(cap1, signed(mnt1, ic, key, nil)), then: spec.Then{Reason: events.ReasonBadSignature}},
+		{name: "a binding whose terms differ from its grant is refused", given: ready(),
+			answer: spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: cap1, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 5000, BoundAt: at, Grant: signed(cap1, ic, key, nil)}, "bound-"+cap1, "req-1"),
+			then:   spec.Then{Reason: events.ReasonBadSignature}},
+		{name: "a binding without a grant, written after grants were required, is refused", given: ready(),
+			answer: bound(cap1, nil), then: spec.Then{Reason: events.ReasonBadSignature}},
+		{name: "a binding without a grant written before grants existed is taken", given: ready(), answer: bound(cap1, nil), seq: 50,
+			then: spec.Then{Type: events.LicenseActivatedType, Data: &events.LicenseActivated{InstallCode: ic, LicenseID: cap1, Kind: events.Capacity, Devices: 200, ActivatedAt: at}}},
+		{name: "a binding signed by a key nobody trusts is refused", given: ready(),
+			answer: bound(cap1, signed(cap1, ic, stranger, nil)), then: spec.Then{Reason: events.ReasonUnknownKey}},
+		{name: "a binding signed by a revoked key is refused", given: ready(),
+			answer: bound(cap1, signed(cap1, ic, old, nil)), then: spec.Then{Reason: events.ReasonKeyRevoked}},
+		{name: "a binding given back before is not taken again", given: with(ready(), activated(cap1, 200), transferRequested(cap1), released(cap1), transferred(cap1)),
+			answer: bound(cap1, signed(cap1, ic, key, nil)), then: spec.Then{Reason: events.ReasonGrantUsed}},
+		{name: "a binding made offline waits for its license file", given: ready(),
+			answer: spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: cap1, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at, Offline: true, Grant: signed(cap1, ic, key, nil)}, "bound-"+cap1, "fulfil-1")},
+
+		// Add License: a license file from the License Customer Portal.
+		{name: "a license file activates its licenses at once", given: ready(), when: file(signed(cap1, ic, key, nil), signed(mnt1, ic, key, nil)),
+			then: spec.Then{Type: events.LicensesImportedType, Data: imported(signed(cap1, ic, key, nil), signed(mnt1, ic, key, nil))}},
+		{name: "a SmartServer never online, without a Customer ID, imports its file", given: []*events.Message{registered("3.4")}, when: file(signed(cap1, ic, key, nil)),
+			then: spec.Then{Type: events.LicensesImportedType, Data: imported(signed(cap1, ic, key, nil))}},
+		{name: "a file with an edited grant is refused", given: ready(), when: file(signed(cap1, ic, key, nil), signed(mnt1, ic, key, func(g *grant.Grant) { g.Devices++ })),
+			then: spec.Then{Reason: events.ReasonBadSignature}},
+		{name: "a file signed by a key nobody trusts is refused", given: ready(), when: file(signed(cap1, ic, stranger, nil)),
+			then: spec.Then{Reason: events.ReasonUnknownKey}},
+		{name: "a file signed by a revoked key is refused", given: ready(), when: file(signed(cap1, ic, old, nil)),
+			then: spec.Then{Reason: events.ReasonKeyRevoked}},
+		{name: "a file for another SmartServer is refused", given: ready(), when: file(signed(cap1, "IC-0002", key, nil)),
+			then: spec.Then{Reason: events.ReasonInstallCodeMismatch}},
+		{name: "a file with another customer's license is refused", given: with(ready(), customerSet(cid2)), when: file(signed(cap1, ic, key, nil)),
+			then: spec.Then{Reason: events.ReasonCustomerMismatch}},
+		{name: "a file with a license active here is refused", given: with(ready(), activated(cap1, 200)), when: file(signed(cap1, ic, key, nil)),
+			then: spec.Then{Reason: events.ReasonAlreadyActive}},
+		{name: "a file whose grant was given back with a transfer is refused", given: with(ready(), activated(cap1, 200), transferRequested(cap1), released(cap1), transferred(cap1)),
+			when: file(signed(cap1, ic, key, nil)), then: spec.Then{Reason: events.ReasonGrantUsed}},
+		{name: "a file with a license twice is refused", given: ready(), when: file(signed(cap1, ic, key, nil), signed(cap1, ic, key, nil)),
+			then: spec.Then{Reason: events.ReasonMalformedLicense}},
+		{name: "an imported capacity license makes devices blue, as an online one", given: with(ready(), devicesAdded(2), ev(events.LicensesImportedType, imported(signed(cap1, ic, key, nil)), "cmd-0")),
+			when: &events.ProvisionDevice{InstallCode: ic, DeviceID: dev(1)},
+			then: spec.Then{Type: events.DeviceProvisionedType, Data: &events.DeviceProvisioned{InstallCode: ic, DeviceID: dev(1)}}},
+		{name: "a file during a transfer to the cloud is refused", given: with(ready(), activated(mnt1, 200), transferRequested(mnt1)), when: file(signed(cap1, ic, key, nil)),
+			then: spec.Then{Reason: events.ReasonTransferInFlight}},
 		{name: "a release that is not the last decides nothing", given: with(ready(), activated(cap1, 200), activated(mnt1, 200), transferRequested(cap1, mnt1)),
 			answer: released(cap1)},
 		{name: "the last release completes the transfer", given: with(ready(), activated(cap1, 200), activated(mnt1, 200), transferRequested(cap1, mnt1), released(cap1)),
@@ -190,7 +296,7 @@ func TestSpec(t *testing.T) {
 			when: &events.ProvisionDevices{InstallCode: ic, DeviceIDs: []string{dev(0), dev(1)}},
 			then: spec.Then{Type: events.DevicesProvisionedType, Data: &events.DevicesProvisioned{InstallCode: ic, DeviceIDs: []string{dev(0)},
 				Refused: []events.Refusal{{DeviceID: dev(1), Reason: events.ReasonUnlicensed,
-					Message: "device "+dev(1)+" is unlicensed (purple): SmartServer IC-0001 licenses 1 device; activate a capacity license first"}}}}},
+					Message: "device " + dev(1) + " is unlicensed (purple): SmartServer IC-0001 licenses 1 device; activate a capacity license first"}}}}},
 		{name: "deprovisioning a device that is not green is refused", given: with(ready(), activated(cap1, 2), devicesAdded(2)),
 			when: &events.DeprovisionDevice{InstallCode: ic, DeviceID: dev(0)}, then: spec.Then{Reason: events.ReasonNotProvisioned}},
 		{name: "removing a device frees its slot", given: with(ready(), activated(cap1, 1), devicesAdded(2)),
@@ -211,9 +317,13 @@ func TestSpec(t *testing.T) {
 				// Answers are decided on a state that has folded them.
 				smartserver.Evolve(s, tt.answer)
 				before = s.Clone()
-				got = smartserver.Answer(s, ic, tt.answer)
+				seq := tt.seq
+				if seq == 0 {
+					seq = 200
+				}
+				got = smartserver.Answer(s, ic, tt.answer, seq, trust)
 			} else {
-				c := smartserver.Command{ID: "cmd-1", Data: tt.when, CustomerExists: tt.customer, Owners: map[string]string{}}
+				c := smartserver.Command{ID: "cmd-1", Data: tt.when, CustomerExists: tt.customer, Owners: map[string]string{}, Keys: trust.Keys}
 				for _, id := range smartserver.Named(c.ID, tt.when) {
 					if o := owners[id]; o != "" {
 						c.Owners[id] = o

@@ -21,8 +21,8 @@ type Active struct {
 	Kind    string
 	Devices int
 	Expires string
-	// By is the id of the cloud's bound event that activated it, so the
-	// same answer handled again is recognised.
+	// By is the id of the cloud's bound event that activated it — the id
+	// of its grant — so the same answer handled again is recognised.
 	By string
 }
 
@@ -52,6 +52,9 @@ type State struct {
 	// provisioning policy.
 	Devices Devices
 	Auto    bool
+	// Spent are the grants (by id) of licenses the SmartServer gave back
+	// to the cloud: a license file is not imported again after a transfer.
+	Spent map[string]bool
 }
 
 // Of returns the SmartServer an event concerns, "" for none: its own
@@ -106,10 +109,23 @@ func Evolve(s *State, m *events.Message) []events.Device {
 			s.Active = map[string]Active{}
 		}
 		s.Active[d.LicenseID] = Active{Kind: d.Kind, Devices: d.Devices, Expires: d.Expires, By: m.CausationID()}
+	case *events.LicensesImported:
+		if s.Active == nil {
+			s.Active = map[string]Active{}
+		}
+		for _, l := range d.Licenses {
+			s.Active[l.LicenseID] = Active{Kind: l.Kind, Devices: l.Devices, Expires: l.Expires, By: l.GrantID}
+		}
 	case *events.TransferRequested:
 		s.Transfer = Transfer{Licenses: d.LicenseIDs, Released: map[string]bool{}, By: m.ID()}
 	case *events.LicensesTransferred:
 		for _, lid := range d.LicenseIDs {
+			if by := s.Active[lid].By; by != "" {
+				if s.Spent == nil {
+					s.Spent = map[string]bool{}
+				}
+				s.Spent[by] = true
+			}
 			delete(s.Active, lid)
 		}
 		s.Transfer = Transfer{}
@@ -126,5 +142,6 @@ func (s *State) Clone() State {
 	c.Transfer.Licenses = slices.Clone(s.Transfer.Licenses)
 	c.Transfer.Released = maps.Clone(s.Transfer.Released)
 	c.Devices = s.Devices.Clone()
+	c.Spent = maps.Clone(s.Spent)
 	return c
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	trail "github.com/licensebus/licensebus/events/audit"
+	"github.com/licensebus/licensebus/events/grant"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -30,6 +31,13 @@ type Config struct {
 	// Tap, if set, is a tap on the process's feed: the auditor reads the
 	// event stream from it once caught up, instead of a second time.
 	Tap *bus.Tap
+	// Key, if set, gives the key that signs checkpoints of the trail's
+	// head (the cloud's current signing key), every CheckpointEvery
+	// entries (default 100,000) or CheckpointInterval (default 10s) while
+	// the trail moves, and when the auditor stops.
+	Key                func() grant.Key
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 }
 
 // Auditor writes the audit trail. Run one per licensebus process; several
@@ -50,6 +58,12 @@ func New(cfg Config) *Auditor {
 	if cfg.Standby <= 0 {
 		cfg.Standby = time.Second
 	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = CheckpointEvery
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = CheckpointInterval
+	}
 	return &Auditor{cfg: cfg, log: cfg.Logger.With().Str("component", "audit").Logger()}
 }
 
@@ -67,6 +81,7 @@ type tip struct {
 	hash       string
 	cursor     trail.Cursor
 	streamLast uint64 // last sequence of the audit stream: the expectation of the next append
+	src        trail.SourceRef
 }
 
 // Run creates the audit stream if needed and appends an entry for every

@@ -62,6 +62,7 @@ func Derive(m SourceMsg) trail.Entry {
 	}
 	e.Mode, e.ID, e.Type, e.Source, e.Time = env.mode, clip(env.id), clip(env.typ), clip(env.source), clip(env.time)
 	e.Actor, e.CorrelationID, e.CausationID = clip(env.actor), clip(env.correlation), clip(env.causation)
+	e.TraceParent = clip(env.traceparent)
 	if e.Kind == trail.KindEvent && e.Type == string(events.RejectedType) {
 		e.Kind = trail.KindRejection
 	}
@@ -72,6 +73,7 @@ func Derive(m SourceMsg) trail.Entry {
 // envelope is what a message says about itself.
 type envelope struct {
 	mode, id, typ, source, time, actor, correlation, causation string
+	traceparent                                                string
 	data                                                       []byte
 }
 
@@ -85,7 +87,7 @@ func envelopeOf(msg *events.Message, h nats.Header, body []byte) envelope {
 	case msg != nil:
 		ev := &msg.Event
 		env = envelope{id: ev.ID(), typ: ev.Type(), source: ev.Source(), actor: msg.Actor(),
-			correlation: msg.CorrelationID(), causation: msg.CausationID(), data: ev.Data()}
+			correlation: msg.CorrelationID(), causation: msg.CausationID(), traceparent: msg.TraceParent(), data: ev.Data()}
 		if !ev.Time().IsZero() {
 			env.time = ev.Time().UTC().Format(time.RFC3339Nano)
 		}
@@ -100,7 +102,8 @@ func envelopeOf(msg *events.Message, h nats.Header, body []byte) envelope {
 			return v
 		}
 		env = envelope{id: str("id"), typ: str("type"), source: str("source"), time: str("time"),
-			actor: str(events.ExtActor), correlation: str(events.ExtCorrelationID), causation: str(events.ExtCausationID), data: s["data"]}
+			actor: str(events.ExtActor), correlation: str(events.ExtCorrelationID), causation: str(events.ExtCausationID),
+			traceparent: str(events.ExtTraceParent), data: s["data"]}
 		if env.correlation == "" {
 			env.correlation = env.id
 		}
@@ -115,7 +118,8 @@ func envelopeOf(msg *events.Message, h nats.Header, body []byte) envelope {
 			return envelope{data: body}
 		}
 		env = envelope{id: ce["id"], typ: ce["type"], source: ce["source"], time: ce["time"],
-			actor: ce[events.ExtActor], correlation: ce[events.ExtCorrelationID], causation: ce[events.ExtCausationID], data: body}
+			actor: ce[events.ExtActor], correlation: ce[events.ExtCorrelationID], causation: ce[events.ExtCausationID],
+			traceparent: ce[events.ExtTraceParent], data: body}
 		if env.correlation == "" {
 			env.correlation = env.id
 		}

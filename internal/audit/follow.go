@@ -49,12 +49,26 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 		}
 		feeds[i] = f
 	}
-	w := &writer{js: a.cfg.JS, max: a.cfg.InFlight, tip: t, acked: t.seq, replicated: str.CachedInfo().Config.Replicas > 1}
+	cp, err := a.newCheckpointer(ctx, str, t)
+	if err != nil {
+		return 0, err
+	}
+	w := &writer{js: a.cfg.JS, max: a.cfg.InFlight, tip: t, acked: t.seq, stored: cp.passed,
+		replicated: str.CachedInfo().Config.Replicas > 1,
+		head:       head{seq: t.seq, hash: t.hash, cursor: t.cursor}}
+	if t.src.Seq > 0 {
+		w.head.srcs[srcIndex(t.src.Stream)] = t.src
+	}
 	defer func() {
-		// Let what is in flight land, so the next start finds a clean head.
+		// Let what is in flight land, so the next start finds a clean head,
+		// and sign it.
 		dctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer c()
-		_ = w.drain(dctx)
+		if w.drain(dctx) == nil {
+			if err := cp.maybe(dctx, w, true); err != nil {
+				a.log.Warn().Err(err).Msg("last checkpoint not stored")
+			}
+		}
 	}()
 	var heads [2]*SourceMsg
 	done := [2]uint64{t.cursor.Commands, t.cursor.Events}
@@ -79,6 +93,9 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 			m := heads[st.stream]
 			heads[st.stream], done[st.stream] = nil, m.Seq
 			if err := w.append(ctx, m); err != nil {
+				return w.acked, err
+			}
+			if err := cp.maybe(ctx, w, false); err != nil {
 				return w.acked, err
 			}
 			n++
@@ -126,6 +143,9 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 			if err := w.drain(ctx); err != nil {
 				return w.acked, err
 			}
+			if err := cp.maybe(ctx, w, false); err != nil {
+				return w.acked, err
+			}
 			if n > 0 {
 				a.log.Debug().Int("entries", n).Dur("took", time.Since(start)).Uint64("seq", w.tip.seq).Msg("trail caught up")
 			}
@@ -140,6 +160,8 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 				return w.acked, err
 			case <-ctx.Done():
 				return w.acked, ctx.Err()
+			case <-time.After(cp.nextDue(w)):
+				continue // a checkpoint may be due
 			}
 			start, n = time.Now(), 0
 			if snap, err = a.snapshot(ctx, srcs); err != nil {

@@ -40,7 +40,8 @@ func (a *Auditor) findTip(ctx context.Context, str jetstream.Stream) (tip, error
 			return tip{}, err
 		}
 		if why == "" {
-			return tip{seq: e.Seq, hash: e.Hash, cursor: e.Cursor, streamLast: last}, nil
+			return tip{seq: e.Seq, hash: e.Hash, cursor: e.Cursor, streamLast: last,
+				src: trail.SourceRef{Stream: e.Stream, Seq: e.StreamSeq, MessageSHA256: e.MessageSHA256}}, nil
 		}
 		a.log.Error().Uint64("stream_seq", s).Str("problem", why).
 			Msg("audit stream holds a message that is not a genuine entry (tampering?); it is not chained to")

@@ -27,11 +27,35 @@ type writer struct {
 	// no writes afterwards, and without that check only an append that
 	// knows where the one before it landed cannot land after a gap.
 	replicated bool
+	// head is the last entry known stored, what a checkpoint signs;
+	// stored, if set, hears of each entry stored.
+	head   head
+	stored func(seq uint64, hash string)
 }
 
 type sent struct {
 	seq, streamSeq uint64
 	f              jetstream.PubAckFuture
+	hash           string
+	cursor         trail.Cursor
+	src            trail.SourceRef
+}
+
+// head is the newest stored entry and, per source stream, the last source
+// message the trail recorded.
+type head struct {
+	seq    uint64
+	hash   string
+	cursor trail.Cursor
+	srcs   [2]trail.SourceRef // commands, events
+}
+
+// srcIndex is the position of stream in head.srcs.
+func srcIndex(stream string) int {
+	if stream == trail.CommandsStream {
+		return srcCommands
+	}
+	return srcEvents
 }
 
 func (w *writer) append(ctx context.Context, m *SourceMsg) error {
@@ -57,7 +81,8 @@ func (w *writer) append(ctx context.Context, m *SourceMsg) error {
 	}
 	w.tip = tip{seq: e.Seq, hash: e.Hash, cursor: e.Cursor, streamLast: w.tip.streamLast + 1}
 	w.chained = true
-	w.pending = append(w.pending, sent{seq: e.Seq, streamSeq: w.tip.streamLast, f: f})
+	w.pending = append(w.pending, sent{seq: e.Seq, streamSeq: w.tip.streamLast, f: f, hash: e.Hash, cursor: e.Cursor,
+		src: trail.SourceRef{Stream: e.Stream, Seq: e.StreamSeq, MessageSHA256: e.MessageSHA256}})
 	if w.replicated {
 		return w.drain(ctx)
 	}
@@ -80,6 +105,11 @@ func (w *writer) settle(ctx context.Context, n int) error {
 		err := waitAck(ctx, p)
 		if err == nil && first == nil {
 			w.acked = p.seq
+			w.head.seq, w.head.hash, w.head.cursor = p.seq, p.hash, p.cursor
+			w.head.srcs[srcIndex(p.src.Stream)] = p.src
+			if w.stored != nil {
+				w.stored(p.seq, p.hash)
+			}
 		}
 		if err != nil && first == nil {
 			first = err

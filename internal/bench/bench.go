@@ -93,6 +93,9 @@ type Product struct {
 	Licensing   *licensing.Model
 	Devices     *devices.Model
 	Projections *projections.Runner
+	// Tracing, if set, turns the product's spans on or off (they start
+	// off); the bench compares activations both ways.
+	Tracing func(on bool)
 	// Err, if set, is the first error a component of the product stopped
 	// with; it explains a phase that never finished.
 	Err func() error
@@ -142,6 +145,17 @@ type Result struct {
 	E2EHops        []Hop   `json:"e2e_hops"` // the e2e latency step by step
 	Rebuild        float64 `json:"rebuild_events_per_s"`
 	RebuildRatio   float64 `json:"rebuild_ratio"`
+
+	// Alternating bursts with the product's tracing off and on (spans
+	// made, none exported): TracingOverhead = 1 - traced/untraced.
+	ActivationRateUntraced float64 `json:"activations_per_s_untraced"`
+	ActivationRateTraced   float64 `json:"activations_per_s_traced"`
+	TracingOverhead        float64 `json:"tracing_overhead"`
+	// The licensebus process's CPU per activation in those bursts, and
+	// TracingCPUOverhead = traced/untraced - 1.
+	ActCPUUntraced     float64 `json:"cpu_us_per_activation_untraced"`
+	ActCPUTraced       float64 `json:"cpu_us_per_activation_traced"`
+	TracingCPUOverhead float64 `json:"tracing_cpu_overhead"`
 
 	// CPU time per unit of work in µs, during the raw async append and the
 	// activation burst: of the licensebus process (the product and the
@@ -262,7 +276,12 @@ func (r *Result) round() {
 	for _, v := range []*float64{&r.RawCPU, &r.NATSRawCPU, &r.NATSMsgCost, &r.ReplayCPU, &r.NATSReplayCPU, &r.RebuildCPU, &r.NATSRebuildCPU} {
 		to(v, 2)
 	}
-	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen} {
+	to(&r.ActivationRateUntraced, 0)
+	to(&r.ActivationRateTraced, 0)
+	to(&r.ActCPUUntraced, 0)
+	to(&r.ActCPUTraced, 0)
+	to(&r.TracingCPUOverhead, 3)
+	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen, &r.TracingOverhead} {
 		to(v, 3)
 	}
 	for _, v := range []*float64{&r.MsgsPerAct, &r.TotalSeconds, &r.PeakRSSMB, &r.RSSAfterFleetMB, &r.NATSPeakRSSMB, &r.NATSRSSAfterFleetMB} {
@@ -347,6 +366,9 @@ func (b *run) product(ctx context.Context) error {
 		return err
 	}
 	if err := b.activations(ctx); err != nil {
+		return err
+	}
+	if err := b.tracingOverhead(ctx); err != nil {
 		return err
 	}
 	if err := b.replay(ctx); err != nil {

@@ -49,6 +49,12 @@ func NewAppender(ctx context.Context, js jetstream.JetStream) (*Appender, error)
 // checked before dedupe — as a wrong last sequence. A real conflict is a
 // *ConflictError (errors.Is ErrConcurrency).
 func (a *Appender) Append(ctx context.Context, m *events.Message, filter string, expect uint64) (uint64, error) {
+	seq, _, err := a.append(ctx, m, filter, expect)
+	return seq, err
+}
+
+// append is Append that also says whether m was stored before (a repeat).
+func (a *Appender) append(ctx context.Context, m *events.Message, filter string, expect uint64) (seq uint64, repeat bool, err error) {
 	msg := Msg(m)
 	var opts []jetstream.PublishOpt
 	if filter != "" {
@@ -56,19 +62,19 @@ func (a *Appender) Append(ctx context.Context, m *events.Message, filter string,
 	}
 	ack, err := a.js.PublishMsg(ctx, msg, opts...)
 	if err == nil {
-		return ack.Sequence, nil
+		return ack.Sequence, ack.Duplicate, nil
 	}
 	if !isWrongLastSeq(err) {
-		return 0, fmt.Errorf("append %s to %s: %w", m.Type(), msg.Subject, err)
+		return 0, false, fmt.Errorf("append %s to %s: %w", m.Type(), msg.Subject, err)
 	}
 	last, lerr := LastMsg(ctx, a.js, events.EventsStream, filter)
 	if lerr != nil {
-		return 0, fmt.Errorf("append %s: read last of %s after conflict: %w", m.Type(), filter, lerr)
+		return 0, false, fmt.Errorf("append %s: read last of %s after conflict: %w", m.Type(), filter, lerr)
 	}
 	if last.Header.Get(nats.MsgIdHdr) == m.ID() {
-		return last.Sequence, nil
+		return last.Sequence, true, nil
 	}
-	return 0, &ConflictError{Filter: filter, Expected: expect, Actual: last.Sequence}
+	return 0, false, &ConflictError{Filter: filter, Expected: expect, Actual: last.Sequence}
 }
 
 // Last returns the sequence of the last message matching filter, 0 if none.

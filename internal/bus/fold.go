@@ -37,6 +37,8 @@ type Feed struct {
 	notify  chan struct{} // closed and replaced whenever last moves
 	done    chan struct{} // closed when the feed stops
 	err     error
+
+	reactors []*Reactor // registered with React, for their positions
 }
 
 // NewFeed returns a Feed over the events stream. Register folds with Fold

@@ -118,6 +118,9 @@ func (f *Feed) React(cfg ReactorConfig) *Reactor {
 	}
 	r := &Reactor{cfg: cfg, js: f.js, wake: make(chan struct{}, 1), open: map[uint64]*events.Message{}, elect: f.election, fenced: &f.fenced}
 	f.Fold(r.offer)
+	f.mu.Lock()
+	f.reactors = append(f.reactors, r)
+	f.mu.Unlock()
 	return r
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
@@ -34,6 +35,15 @@ type ShellConfig struct {
 	Feed        *Feed
 	DeadLetters *DeadLetters // default on the appender's JetStream
 	Logger      zerolog.Logger
+	// Horizon is how long the handled set remembers a command: a repeat
+	// within it has no second effect and gets the first outcome; after
+	// it the command is decided again, and the rules (derived ids,
+	// expected-sequence appends, state checks) stop most second effects.
+	// Default events.DefaultHorizon.
+	Horizon time.Duration
+	// Telemetry observes the shell's steps; the zero value observes
+	// nothing and passes trace contexts on.
+	Telemetry Telemetry
 }
 
 // Shell is what every handler shares, written once: it keeps the
@@ -50,6 +60,7 @@ type Shell struct {
 	fold *Fold
 	cfg  ShellConfig
 	log  zerolog.Logger
+	obs  Observer
 
 	mu      sync.RWMutex
 	handled events.Handled
@@ -65,7 +76,14 @@ func NewShell(ctx context.Context, js jetstream.JetStream, cfg ShellConfig) (*Sh
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Name, err)
 	}
-	sh := &Shell{app: app, dl: cfg.DeadLetters, cfg: cfg, log: cfg.Logger.With().Str("side", cfg.Name).Logger()}
+	if cfg.Horizon <= 0 {
+		cfg.Horizon = events.DefaultHorizon
+	}
+	sh := &Shell{app: app, dl: cfg.DeadLetters, cfg: cfg, log: cfg.Logger.With().Str("side", cfg.Name).Logger(),
+		handled: events.Handled{Horizon: cfg.Horizon}, obs: cfg.Telemetry.Observer}
+	if sh.obs == nil {
+		sh.obs = nopObserver{}
+	}
 	if sh.dl == nil {
 		sh.dl = NewDeadLetters(js)
 	}
@@ -97,7 +115,7 @@ func (sh *Shell) apply(seq uint64, m *events.Message) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if c := m.CausationID(); c != "" {
-		sh.handled.Add(c, m.CommandDigest())
+		sh.handled.Add(c, m.CommandDigest(), m.Event.Time())
 	}
 	sh.cfg.Apply(seq, m)
 }
@@ -128,6 +146,10 @@ type Step struct {
 	Source, Actor string
 	// Aggregate and ID name what a refusal is about (its subject).
 	Aggregate, ID string
+	// Undo, if set, runs before a refusal is recorded: a command that
+	// changed other aggregates before this step takes that back first, so
+	// whoever sees the refusal sees nothing of it.
+	Undo func(ctx context.Context) error
 }
 
 // maxConflicts bounds how often one step is decided again after losing a
@@ -140,9 +162,12 @@ const maxConflicts = 8
 // that write and decides again; a refusal decided on a state older than the
 // stream is decided again too, and a "not found" once more after catching
 // up with the stream, so nobody is refused on stale state. A returned error
-// is transient: the caller retries the step.
-func (sh *Shell) Handle(ctx context.Context, st Step) error {
+// is transient: the caller retries the step. The step is a span in its
+// cause's trace, and what it appends carries that span's trace context.
+func (sh *Shell) Handle(ctx context.Context, st Step) (err error) {
 	m := st.Cause
+	ctx, span := sh.cfg.Telemetry.Tracer.Step(ctx, "handle", m, 0)
+	defer func() { span.End(err) }()
 	if st.Once {
 		sh.mu.RLock()
 		found, digest := sh.handled.Lookup(m.ID())
@@ -150,6 +175,9 @@ func (sh *Shell) Handle(ctx context.Context, st Step) error {
 		if found {
 			return sh.repeated(ctx, st, digest)
 		}
+	}
+	if m.Info.Command {
+		sh.obs.Command(m)
 	}
 	caughtUp := false
 	for range maxConflicts {
@@ -179,20 +207,30 @@ func (sh *Shell) Handle(ctx context.Context, st Step) error {
 					continue
 				}
 			}
+			if st.Undo != nil {
+				if err := st.Undo(ctx); err != nil {
+					return err
+				}
+			}
 			return sh.Reject(ctx, m, rej, st.Aggregate, st.ID, "")
 		}
 		if d.Event == nil {
+			if m.Info.Command {
+				sh.obs.Repeated(m) // nothing to do: what it asks is so already
+			}
+			tracing.Outcome(ctx, "nothing", "")
 			return nil
 		}
 		meta := m.Next(d.Event.ID, st.Source, st.Actor)
 		if m.Info.Command {
 			meta.CommandDigest = m.Digest()
 		}
+		tracing.Inject(ctx, &meta)
 		ev, err := events.New(d.Event.Type, d.Event.Data, meta)
 		if err != nil {
 			return fmt.Errorf("build %s: %w", d.Event.Type, err)
 		}
-		seq, err := sh.app.Append(ctx, ev, d.Filter, d.Expect)
+		seq, repeat, err := sh.app.append(ctx, ev, d.Filter, d.Expect)
 		var ce *ConflictError
 		if errors.As(err, &ce) {
 			if werr := sh.fold.WaitFor(ctx, ce.Actual); werr != nil {
@@ -202,6 +240,9 @@ func (sh *Shell) Handle(ctx context.Context, st Step) error {
 		}
 		if err != nil {
 			return err
+		}
+		if !repeat {
+			sh.obs.Appended(ev)
 		}
 		if err := sh.own(ctx, seq, ev); err != nil {
 			return err
@@ -224,8 +265,11 @@ func (sh *Shell) repeated(ctx context.Context, st Step, first string) error {
 	}
 	now := m.Digest()
 	if now == first {
+		sh.obs.Repeated(m)
+		tracing.Outcome(ctx, "repeated", "")
 		return nil
 	}
+	sh.obs.Command(m)
 	rej := events.Reject(events.ReasonIDReused, "command id %s was used before for another command (digest %s, this one %s); nothing was done: send it with a new id", m.ID(), first, now)
 	return sh.Reject(ctx, m, rej, st.Aggregate, st.ID, events.DeriveID(m.ID(), "reused/"+now))
 }
@@ -253,14 +297,24 @@ func (sh *Shell) Reject(ctx context.Context, cause *events.Message, r *events.Re
 		}); ok {
 			data.InstallCode, data.LicenseID, data.CustomerID = f.RejectionFields()
 		}
+		if cause.Info.Command {
+			sh.obs.Command(cause)
+		}
+	} else {
+		sh.obs.Unparsed()
 	}
+	tracing.Inject(ctx, &meta)
+	tracing.Outcome(ctx, "rejected", r.Reason)
 	m, err := events.New(events.RejectedType, data, meta)
 	if err != nil {
 		return fmt.Errorf("build rejection: %w", err)
 	}
-	seq, err := sh.app.Append(ctx, m, "", 0)
+	seq, repeat, err := sh.app.append(ctx, m, "", 0)
 	if err != nil {
 		return err
+	}
+	if !repeat {
+		sh.obs.Appended(m)
 	}
 	if err := sh.own(ctx, seq, m); err != nil {
 		return err
@@ -276,7 +330,7 @@ func (sh *Shell) Reject(ctx context.Context, cause *events.Message, r *events.Re
 // why, and returns false; a command on a subject that is not its own is
 // refused without a dead letter (a caller's mistake, not poison). An error
 // return is transient (the appends failed) and means "redeliver".
-func (sh *Shell) Screen(ctx context.Context, d *Delivery, accept func(events.Info) bool) (bool, error) {
+func (sh *Shell) Screen(ctx context.Context, d *Delivery, accept func(events.Info) bool) (ok bool, err error) {
 	rej := events.AsRejection(d.Err)
 	if d.Err != nil && rej == nil {
 		rej = events.Reject(events.ReasonMalformed, "%v", d.Err)
@@ -287,6 +341,8 @@ func (sh *Shell) Screen(ctx context.Context, d *Delivery, accept func(events.Inf
 	if rej == nil {
 		want := events.CommandSubject(d.Message.Info, d.Message.Data)
 		if got := d.Msg.Subject(); got != want {
+			ctx, span := sh.cfg.Telemetry.Tracer.Step(ctx, "screen", d.Message, d.Seq)
+			defer func() { span.End(err) }()
 			return false, sh.Reject(ctx, d.Message, events.Reject(events.ReasonSubjectMismatch,
 				"%s of %s belongs on subject %s, not %s", d.Message.Type(), d.Message.Data.Key(), want, got),
 				d.Message.Info.Aggregate, d.Message.Data.Key(), "")
@@ -298,9 +354,12 @@ func (sh *Shell) Screen(ctx context.Context, d *Delivery, accept func(events.Inf
 		found, first := sh.handled.Lookup(d.Message.ID())
 		sh.mu.RUnlock()
 		if found && first == d.Message.Digest() {
+			sh.obs.Repeated(d.Message)
 			return false, nil // refused before: the first outcome stands
 		}
 	}
+	ctx, span := sh.cfg.Telemetry.Tracer.Step(ctx, "screen", d.Message, d.Seq)
+	defer func() { span.End(err) }()
 	if err := sh.dl.Put(ctx, d, rej); err != nil {
 		return false, err
 	}
@@ -323,9 +382,13 @@ func (sh *Shell) Screen(ctx context.Context, d *Delivery, accept func(events.Inf
 // (a process manager's record of what it did; its id makes a repeat a
 // duplicate), and applies it to the state.
 func (sh *Shell) Append(ctx context.Context, m *events.Message) error {
-	seq, err := sh.app.Append(ctx, m, "", 0)
+	tracing.Link(ctx, m)
+	seq, repeat, err := sh.app.append(ctx, m, "", 0)
 	if err != nil {
 		return err
+	}
+	if !repeat {
+		sh.obs.Appended(m)
 	}
 	return sh.own(ctx, seq, m)
 }

@@ -23,6 +23,9 @@ const (
 	EventDedupeWindow   = time.Minute
 )
 
+// DeadLetterRetention is how long a dead letter is kept.
+const DeadLetterRetention = 90 * 24 * time.Hour
+
 // CommandMaxSize is the largest command the command stream stores,
 // headers included. The largest command licensebus has a use for, a
 // rollout start naming 10,000 SmartServers by install codes of the
@@ -65,6 +68,9 @@ func StreamConfigs() []jetstream.StreamConfig {
 			Subjects:    []string{events.AllDeadLetters},
 			Storage:     jetstream.FileStorage,
 			AllowDirect: true,
+			// Bad input must not grow the store for ever; the audit trail
+			// keeps every command's entry beyond this.
+			MaxAge: DeadLetterRetention,
 		},
 	}
 }

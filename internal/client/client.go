@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/tracing"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go"
@@ -78,6 +79,7 @@ type Client struct {
 	js       jetstream.JetStream
 	outcomes jetstream.KeyValue
 	actor    string
+	tracer   *tracing.Tracer
 }
 
 // New returns a Client on an open connection. actor names who sends the
@@ -132,11 +134,15 @@ func (c *Client) Send(ctx context.Context, t events.Type, data events.Data, o Se
 	if info.Side == events.DeviceSide && !events.ValidInstallCode(data.Key()) {
 		return Sent{}, events.Reject(events.ReasonBadInstallCode, "install code %q must be 1-64 letters, digits, '-' or '_'", data.Key())
 	}
-	m, err := events.NewCommand(t, data, events.Meta{ID: o.ID, Source: "/licensebus/cli", CorrelationID: o.CorrelationID, CausationID: o.CausationID, Actor: c.actor})
+	meta := events.Meta{ID: o.ID, Source: "/licensebus/cli", CorrelationID: o.CorrelationID, CausationID: o.CausationID, Actor: c.actor}
+	end := c.traced(ctx, info, &meta)
+	m, err := events.NewCommand(t, data, meta)
 	if err != nil {
+		end(err)
 		return Sent{}, err
 	}
 	ack, err := c.js.PublishMsg(ctx, bus.Msg(m))
+	end(err)
 	if err != nil {
 		return Sent{}, fmt.Errorf("publish %s: %w", t, err)
 	}

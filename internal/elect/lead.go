@@ -26,6 +26,9 @@ var errLost = errors.New("lease lost")
 func (e *Elector) Lead(ctx context.Context, job string, lead func(context.Context) error) error {
 	j := e.register(job)
 	defer e.unregister(job)
+	if e.cfg.OnChange != nil {
+		e.cfg.OnChange(job, false) // standing by until elected
+	}
 	for ctx.Err() == nil {
 		rev, sent, since, err := e.acquire(ctx, job)
 		if err != nil {

@@ -83,5 +83,24 @@ func readDocs(root, dir string) (docIndex, error) {
 	return idx, nil
 }
 
+// merge adds what o says of types idx does not know.
+func (idx docIndex) merge(o docIndex) {
+	for k, v := range o.types {
+		if _, ok := idx.types[k]; !ok {
+			idx.types[k] = v
+		}
+	}
+	for k, v := range o.fields {
+		if _, ok := idx.fields[k]; !ok {
+			idx.fields[k] = v
+		}
+	}
+	for k, v := range o.enums {
+		if _, ok := idx.enums[k]; !ok {
+			idx.enums[k] = v
+		}
+	}
+}
+
 // oneLine collapses a doc comment to one line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

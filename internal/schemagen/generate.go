@@ -9,6 +9,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/events/audit"
+	"github.com/licensebus/licensebus/events/grant"
 )
 
 // Where the schemas go, relative to the module root.
@@ -16,6 +17,7 @@ const (
 	schemaDir      = "events/schemas"
 	indexFile      = schemaDir + "/README.md"
 	auditEntryFile = "docs/audit-entry.schema.json"
+	licenseFile    = "docs/license-file.schema.json"
 )
 
 const draft = "https://json-schema.org/draft/2020-12/schema"
@@ -30,6 +32,11 @@ func generate(root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	grDocs, err := readDocs(root, "events/grant")
+	if err != nil {
+		return nil, err
+	}
+	evDocs.merge(grDocs) // events carry grants
 	files := map[string][]byte{}
 	var index strings.Builder
 	index.WriteString(indexHead)
@@ -60,6 +67,13 @@ func generate(root string) (map[string][]byte, error) {
 		return nil, fmt.Errorf("audit entry: %w", err)
 	}
 	files[auditEntryFile] = b
+	g = &generator{docs: grDocs}
+	s = g.root(reflect.TypeOf(grant.File{}), "licensebus license file")
+	s.set("x-licensebus", newObj().set("format", grant.FileFormat))
+	if b, err = encode(s); err != nil {
+		return nil, fmt.Errorf("license file: %w", err)
+	}
+	files[licenseFile] = b
 	return files, nil
 }
 

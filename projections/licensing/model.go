@@ -21,6 +21,12 @@ const (
 	StateActivating   = "activating"   // bound in the cloud, not yet active on the device
 	StateActive       = "active"       // active on a SmartServer
 	StateTransferring = "transferring" // being given back to the cloud
+	// StateFulfilled: bound by the portal (fulfil) to a SmartServer that
+	// has not imported its license file yet.
+	StateFulfilled = "fulfilled"
+	// StateRefused: the SmartServer refused its binding (a grant that does
+	// not verify: forged, edited, under a revoked key).
+	StateRefused = "refused"
 )
 
 // Customer is a customer/project account.
@@ -53,6 +59,7 @@ type License struct {
 	InstallCode   string    `json:"install_code,omitempty"`
 	ActivatedAt   time.Time `json:"activated_at,omitzero"`
 	TransferredAt time.Time `json:"transferred_at,omitzero"`
+	Note          string    `json:"note,omitempty"` // why a binding was refused
 	Seq           uint64    `json:"seq"`
 }
 
@@ -172,7 +179,29 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	case *events.LicenseBound:
 		if l := m.license(d.LicenseID, seq); l != nil {
 			m.moveServer(l, d.InstallCode)
-			l.State = StateActivating
+			l.State, l.Note = StateActivating, ""
+			if d.Offline {
+				l.State = StateFulfilled
+			}
+		}
+	case *events.Rejected:
+		// A binding the SmartServer refused is not on it: it leaves the
+		// dialog, and the inventory says why.
+		if d.CommandType != string(events.LicenseBoundType) || d.LicenseID == "" {
+			return
+		}
+		if l := m.licenses[d.LicenseID]; l != nil && l.State == StateActivating && l.InstallCode == d.InstallCode {
+			if l = m.license(d.LicenseID, seq); l != nil {
+				m.moveServer(l, "")
+				l.State, l.Note = StateRefused, fmt.Sprintf("SmartServer %s refused its binding: %s", d.InstallCode, d.Reason)
+			}
+		}
+	case *events.LicensesImported:
+		for _, im := range d.Licenses {
+			if l := m.license(im.LicenseID, seq); l != nil {
+				m.moveServer(l, d.InstallCode)
+				l.State, l.ActivatedAt = StateActive, im.ActivatedAt
+			}
 		}
 	case *events.LicenseActivated:
 		if l := m.license(d.LicenseID, seq); l != nil {
@@ -188,7 +217,7 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 	case *events.LicenseReleased:
 		if l := m.license(d.LicenseID, seq); l != nil {
 			m.moveServer(l, "")
-			l.State, l.ActivatedAt, l.TransferredAt = StateCloud, time.Time{}, d.TransferredAt
+			l.State, l.ActivatedAt, l.TransferredAt, l.Note = StateCloud, time.Time{}, d.TransferredAt, ""
 		}
 	}
 }

@@ -28,10 +28,16 @@ type Outcome struct {
 }
 
 // Outcomes is the read model of command outcomes, keyed by correlation id
-// in its bucket so a caller can watch the one key it waits for.
+// in its bucket so a caller can watch the one key it waits for. An outcome
+// is kept for the horizon of the handlers' handled sets (the time a repeat
+// of its command still gets it), and then forgotten: its bucket has that
+// TTL.
 type Outcomes struct {
-	mu   sync.Mutex
-	seen events.IDSet
+	mu      sync.Mutex
+	horizon time.Duration
+	now     func() time.Time
+	seen    events.Handled
+	expired []string // forgotten since the runner last asked
 	// digests are the command digests of the commands whose first event
 	// was not their outcome (an activation's request), until it comes.
 	digests map[string]string
@@ -45,13 +51,32 @@ type Outcomes struct {
 var (
 	_ projections.Model   = (*Outcomes)(nil)
 	_ projections.Emitter = (*Outcomes)(nil)
+	_ projections.Expirer = (*Outcomes)(nil)
 )
 
-// NewOutcomes returns an empty Outcomes model.
-func NewOutcomes() *Outcomes {
-	o := &Outcomes{}
+// NewOutcomes returns an empty Outcomes model that keeps outcomes for
+// events.DefaultHorizon.
+func NewOutcomes() *Outcomes { return OutcomesWithin(events.DefaultHorizon, time.Now) }
+
+// OutcomesWithin returns an empty Outcomes model that keeps outcomes for
+// horizon; now is the clock that says which are older (replays skip them).
+func OutcomesWithin(horizon time.Duration, now func() time.Time) *Outcomes {
+	o := &Outcomes{horizon: horizon, now: now}
 	o.Reset()
 	return o
+}
+
+// TTL implements projections.Expirer.
+func (o *Outcomes) TTL() time.Duration { return o.horizon }
+
+// Expired implements projections.Expirer.
+func (o *Outcomes) Expired(forget func(key string)) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, k := range o.expired {
+		forget(k)
+	}
+	o.expired = o.expired[:0]
 }
 
 // Name implements projections.Model.
@@ -61,7 +86,8 @@ func (o *Outcomes) Name() string { return "outcomes" }
 func (o *Outcomes) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen, o.pending, o.digests = events.IDSet{}, nil, nil
+	o.seen = events.Handled{Horizon: o.horizon, OnForget: func(id string) { o.expired = append(o.expired, id) }}
+	o.pending, o.digests, o.expired = nil, nil, nil
 }
 
 // Apply implements projections.Model.
@@ -90,9 +116,14 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 		}
 		delete(o.digests, corr)
 	}
-	if !o.seen.Add(corr) {
+	at := m.Event.Time()
+	if at.Before(o.now().Add(-o.horizon)) {
+		return // past the horizon: its entry has expired, or will at once
+	}
+	if found, _ := o.seen.Lookup(corr); found {
 		return
 	}
+	o.seen.Add(corr, "", at)
 	out := Outcome{CorrelationID: corr, Status: "accepted", EventID: m.ID(), EventType: string(m.Type()),
 		Time: m.Event.Time(), Seq: seq, Data: json.RawMessage(m.Event.Data()), CommandDigest: digest}
 	if r, ok := m.Data.(*events.Rejected); ok {
@@ -105,7 +136,7 @@ func (o *Outcomes) Apply(seq uint64, m *events.Message) {
 func (o *Outcomes) Grow(n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen.Grow(n)
+	o.seen.Grow(n, o.now())
 }
 
 // Changes implements projections.Model.
@@ -131,7 +162,8 @@ func (o *Outcomes) EachChange(emit func(key string, value []byte)) {
 func (o *Outcomes) Restore(key string, _ []byte) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.seen.Add(key)
+	// Its time is in the value; now is later, which keeps it no shorter.
+	o.seen.Add(key, "", o.now())
 	return nil
 }
 

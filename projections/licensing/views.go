@@ -100,6 +100,10 @@ func (m *Model) row(l *License, viewer string, today time.Time) LicenseRow {
 		r.Status, r.Note = "Activating", "bound in the cloud, activating on the SmartServer"
 	case StateTransferring:
 		r.Status, r.Note = "Transferring", "transfer to the cloud in progress"
+	case StateFulfilled:
+		r.Status, r.Note = "Fulfilled", "bound by the portal; import its license file on the SmartServer"
+	case StateRefused:
+		r.Status, r.Note = "Binding refused", l.Note
 	}
 	if viewer != "" {
 		r.InstallCode = viewer
@@ -163,7 +167,11 @@ func (m *Model) ManageLicenses(ic string) ([]LicenseRow, error) {
 	today := m.now()
 	out := []LicenseRow{}
 	for lid := range m.byServer[ic] {
-		out = append(out, m.row(m.licenses[lid], "", today))
+		// A fulfilled license is not on the SmartServer until it imports
+		// the file: the cloud's inventory shows it, the dialog does not.
+		if l := m.licenses[lid]; l.State != StateFulfilled {
+			out = append(out, m.row(l, "", today))
+		}
 	}
 	slices.SortFunc(out, func(a, b LicenseRow) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ActivationDate, b.ActivationDate), cmp.Compare(a.LicenseID, b.LicenseID))

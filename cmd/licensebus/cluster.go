@@ -67,7 +67,10 @@ func (s *Server) scale(ctx context.Context, r bus.Replicas) error {
 	if _, err := audit.EnsureStream(ctx, s.js); err != nil {
 		return err
 	}
-	streams := []string{"KV_" + elect.Bucket, "KV_" + bus.ReactorsBucket, trail.Stream}
+	if _, err := audit.EnsureCheckpointStream(ctx, s.js); err != nil {
+		return err
+	}
+	streams := []string{"KV_" + elect.Bucket, "KV_" + bus.ReactorsBucket, trail.Stream, trail.CheckpointStream}
 	for _, m := range []projections.Model{s.lic, s.dev, s.ro, s.outcomes} {
 		streams = append(streams, "KV_"+projections.Bucket(m))
 	}

@@ -103,9 +103,13 @@ func TestStatusAfterEventStreamRecreated(t *testing.T) {
 	}
 
 	for _, msg := range []string{"projection checkpoint is not in step", "reactor checkpoint is not in step", "a stream changed under the audit trail"} {
+		// The reactors and the auditor start once elected: a moment after
+		// the server is up.
 		found := false
-		for _, line := range strings.Split(logs.String(), "\n") {
-			found = found || (strings.Contains(line, `"level":"error"`) && strings.Contains(line, msg))
+		for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			for _, line := range strings.Split(logs.String(), "\n") {
+				found = found || (strings.Contains(line, `"level":"error"`) && strings.Contains(line, msg))
+			}
 		}
 		if !found {
 			t.Errorf("no error line %q at the start; log:\n%s", msg, logs.String())

@@ -135,30 +135,14 @@ func (r *Runner) loadFence(ctx context.Context, f *fence, i int) ([]byte, error)
 		return nil, err
 	}
 	if state.Msgs > 0 {
-		cons, err := r.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, HeadersOnly: true})
+		err := bus.ReadLastPerSubject(ctx, r.js, stream, true, func(msg jetstream.Msg) error {
+			if md, err := msg.Metadata(); err == nil {
+				revs[msg.Subject()] = md.Sequence.Stream
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
-		}
-		for {
-			b, err := cons.FetchNoWait(4096)
-			if err != nil {
-				return nil, err
-			}
-			n := 0
-			var pending uint64
-			for msg := range b.Messages() {
-				n++
-				if md, err := msg.Metadata(); err == nil {
-					revs[msg.Subject()] = md.Sequence.Stream
-					pending = md.NumPending
-				}
-			}
-			if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-				return nil, err
-			}
-			if n == 0 || pending == 0 {
-				break
-			}
 		}
 	}
 	// The stream's last sequence after the read: a write in between only

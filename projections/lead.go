@@ -31,6 +31,10 @@ func (r *Runner) Elect(e bus.Election) {
 	}
 }
 
+// SetReplicas gives the buckets the runner creates n replicas (existing
+// ones are left as they are). Call it before Open.
+func (r *Runner) SetReplicas(n int) { r.replicas = n }
+
 // Leading says whether this runner writes the buckets now: always without
 // an election, while elected with one.
 func (r *Runner) Leading() bool {
@@ -239,6 +243,7 @@ func (r *Runner) openBuckets(ctx context.Context) error {
 	for _, m := range r.models {
 		cfg := jetstream.KeyValueConfig{
 			Bucket: Bucket(m), Description: "licensebus read model " + m.Name(), History: 1, Storage: jetstream.FileStorage,
+			Replicas: max(1, r.replicas),
 		}
 		e, expires := m.(Expirer)
 		if expires {

@@ -70,6 +70,8 @@ type Runner struct {
 	cur     *term // the term being served; owned by the goroutine that follows
 	leading bool  // guarded by mu
 	fenced  uint64
+
+	replicas int // of the buckets it creates
 }
 
 // NewRunner returns a Runner for models. Models are flushed in the order

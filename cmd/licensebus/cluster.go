@@ -60,15 +60,25 @@ func (s *Server) startElection(ctx context.Context, cfg ServeConfig, js jetstrea
 // scale gives the buckets and the audit stream the replicas the streams
 // got (EnsureStreams did those): the cluster's, the reactors', the views'.
 func (s *Server) scale(ctx context.Context, r bus.Replicas) error {
-	if _, err := bus.OpenBucket(ctx, s.js, jetstream.KeyValueConfig{Bucket: bus.ReactorsBucket,
+	n := r.For(1)
+	if _, err := bus.OpenBucket(ctx, s.js, jetstream.KeyValueConfig{Bucket: bus.ReactorsBucket, Replicas: n,
 		Description: "licensebus reactors' checkpoints: the event sequence each has handled up to", History: 1, Storage: jetstream.FileStorage}); err != nil {
 		return fmt.Errorf("reactors bucket: %w", err)
 	}
-	if _, err := audit.EnsureStream(ctx, s.js); err != nil {
-		return err
-	}
-	if _, err := audit.EnsureCheckpointStream(ctx, s.js); err != nil {
-		return err
+	// The trail's streams, created here with the replicas rather than by
+	// the auditor with one and scaled (a scale moves their leaders).
+	for _, c := range []jetstream.StreamConfig{audit.StreamConfig(), audit.CheckpointStreamConfig()} {
+		if _, err := s.js.Stream(ctx, c.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
+			c.Replicas = n
+			_, err := s.js.CreateStream(ctx, c)
+			if err != nil && n > 1 && !r.Explicit && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				c.Replicas = 1 // the cluster cannot place them: Scale says so below
+				_, err = s.js.CreateStream(ctx, c)
+			}
+			if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return fmt.Errorf("stream %s: %w", c.Name, err)
+			}
+		}
 	}
 	streams := []string{"KV_" + elect.Bucket, "KV_" + bus.ReactorsBucket, trail.Stream, trail.CheckpointStream}
 	for _, m := range []projections.Model{s.lic, s.dev, s.ro, s.outcomes} {

@@ -187,6 +187,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// process reads and decodes the event stream once.
 	s.runner.UseTap(feed.Tap(8192))
 	s.runner.Elect(s.elector)
+	s.runner.SetReplicas(replicas.For(1))
 	s.runner.UseTracer(tel.Tracer)
 	auditTap := feed.Tap(8192)
 	if err := s.runner.Open(ctx); err != nil {

@@ -190,20 +190,10 @@ func CrashLoop(ctx context.Context, cfg CrashLoopConfig) (*CrashLoopResult, erro
 	if err := f.settle(ctx); err != nil {
 		return nil, err
 	}
-	if res.LicensesBoundTwice, err = boundTwice(ctx, js); err != nil {
-		return nil, err
-	}
-	if res.EventsWrittenTwice, err = eventsTwice(ctx, js); err != nil {
-		return nil, err
-	}
-	if res.AuditEntriesTwice, err = auditTwice(ctx, js); err != nil {
+	if err := f.check(ctx, &res.LicensesBoundTwice, &res.EventsWrittenTwice, &res.AuditEntriesTwice, &res.AuditIntact, &res.ViewsEqualRebuild); err != nil {
 		return nil, err
 	}
 	res.DoubleEffects = res.LicensesBoundTwice + res.EventsWrittenTwice + res.AuditEntriesTwice
-	res.AuditIntact = f.cli(ctx, "audit", "verify") == nil
-	if res.ViewsEqualRebuild, err = f.viewsEqualRebuild(ctx); err != nil {
-		return nil, err
-	}
 	if res.LostCommands > 0 {
 		progress("%d acknowledged activations have no outcome", res.LostCommands)
 	}

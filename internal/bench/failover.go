@@ -230,20 +230,10 @@ func Failover(ctx context.Context, cfg FailoverConfig) (*FailoverResult, error) 
 	if err := f.settle(ctx); err != nil {
 		return nil, err
 	}
-	if res.LicensesBoundTwice, err = boundTwice(ctx, f.js); err != nil {
-		return nil, err
-	}
-	if res.EventsWrittenTwice, err = eventsTwice(ctx, f.js); err != nil {
-		return nil, err
-	}
-	if res.AuditEntriesTwice, err = auditTwice(ctx, f.js); err != nil {
+	if err := f.check(ctx, &res.LicensesBoundTwice, &res.EventsWrittenTwice, &res.AuditEntriesTwice, &res.AuditIntact, &res.ViewsEqualRebuild); err != nil {
 		return nil, err
 	}
 	res.DoubleEffects = res.LicensesBoundTwice + res.EventsWrittenTwice + res.AuditEntriesTwice
-	res.AuditIntact = f.cli(ctx, "audit", "verify") == nil
-	if res.ViewsEqualRebuild, err = f.viewsEqualRebuild(ctx); err != nil {
-		return nil, err
-	}
 	res.LoadAverage = loadAverage()
 	res.TotalSeconds = time.Since(start).Seconds()
 	return res, nil
@@ -442,7 +432,9 @@ func (f *failover) jobFailover(ctx context.Context, victim string, killed time.T
 }
 
 func (f *failover) eventsInfo(ctx context.Context) (*jetstream.StreamInfo, error) {
-	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Short: while the stream has no leader a request goes unanswered,
+	// and the failover is measured by polling.
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	s, err := f.js.Stream(sctx, events.EventsStream)
 	if err != nil {
@@ -500,6 +492,33 @@ func (f *failover) settle(ctx context.Context) error {
 		sleep(ctx, 500*time.Millisecond)
 	}
 	return errors.New("the projections or the audit trail did not catch up within 2 minutes")
+}
+
+// check counts the double effects and checks the trail and the views,
+// each read tried again for a while: a NATS server that has just come
+// back can leave a request unanswered.
+func (f *failover) check(ctx context.Context, bound, events, entries *int, auditIntact, views *bool) error {
+	retry := func(what string, fn func() error) error {
+		var err error
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); sleep(ctx, time.Second) {
+			if err = fn(); err == nil || ctx.Err() != nil {
+				return err
+			}
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var err error
+	if err = retry("licenses bound twice", func() error { *bound, err = boundTwice(ctx, f.js); return err }); err != nil {
+		return err
+	}
+	if err = retry("events written twice", func() error { *events, err = eventsTwice(ctx, f.js); return err }); err != nil {
+		return err
+	}
+	if err = retry("audit entries twice", func() error { *entries, err = auditTwice(ctx, f.js); return err }); err != nil {
+		return err
+	}
+	*auditIntact = f.cli(ctx, "audit", "verify") == nil
+	return retry("views against a rebuild", func() error { *views, err = f.viewsEqualRebuild(ctx); return err })
 }
 
 // viewsEqualRebuild compares every view bucket before and after a

@@ -14,6 +14,7 @@ import (
 	"github.com/licensebus/licensebus/events"
 	trail "github.com/licensebus/licensebus/events/audit"
 	"github.com/licensebus/licensebus/internal/audit"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
@@ -172,7 +173,9 @@ func prepareFleet(ctx context.Context, c *client.Client, l *outcomeLog, prefix s
 		func(ic string) command {
 			return command{events.SetCustomerIDType, &events.SetCustomerID{InstallCode: ic, CustomerID: cust}}
 		},
-		func(ic string) command { return command{events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: ic}} },
+		func(ic string) command {
+			return command{events.DownloadLicensesType, &events.DownloadLicenses{InstallCode: ic}}
+		},
 	} {
 		cmds := make([]command, s)
 		for i := range servers {
@@ -386,31 +389,15 @@ func viewEntries(ctx context.Context, js jetstream.JetStream) (map[string]string
 		if info.State.Msgs == 0 {
 			continue
 		}
-		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
-		if err != nil {
-			return nil, err
-		}
-		for {
-			b, err := cons.FetchNoWait(4096)
-			if err != nil {
-				return nil, err
-			}
-			n := 0
-			var pending uint64
-			for msg := range b.Messages() {
-				n++
-				if md, err := msg.Metadata(); err == nil {
-					pending = md.NumPending
-				}
-				key := strings.TrimPrefix(msg.Subject(), prefix)
-				if key == projections.CheckpointKey || msg.Headers().Get("KV-Operation") != "" {
-					continue
-				}
+		err = bus.ReadLastPerSubject(ctx, js, stream, false, func(msg jetstream.Msg) error {
+			key := strings.TrimPrefix(msg.Subject(), prefix)
+			if key != projections.CheckpointKey && msg.Headers().Get("KV-Operation") == "" {
 				out[m.Name()+"/"+key] = string(msg.Data())
 			}
-			if n == 0 || pending == 0 {
-				break
-			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

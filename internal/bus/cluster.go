@@ -215,3 +215,72 @@ func CheckLeader(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ReadLastPerSubject hands f the last message of every subject of stream
+// (a KV bucket's entries) as the stream is when the read starts, headers
+// only if asked. A fetch that does not wait can come back empty from a
+// replicated stream whose consumer is still being set up, and a read that
+// stopped there would miss a whole bucket: the read goes on until the
+// message that reaches the stream's last sequence of the start (or after
+// which none are pending), not chasing what is written meanwhile.
+func ReadLastPerSubject(ctx context.Context, js jetstream.JetStream, stream string, headersOnly bool, f func(jetstream.Msg) error) error {
+	state, err := State(ctx, js, stream)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	if state.Msgs == 0 {
+		return nil
+	}
+	var cons jetstream.Consumer
+	// A stream that has just been created or scaled may not answer yet.
+	for attempt := 1; ; attempt++ {
+		cons, err = js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy, HeadersOnly: headersOnly})
+		if err == nil || ctx.Err() != nil || attempt == 20 {
+			break
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	var idle time.Time // since when fetches come back empty
+	for {
+		b, err := cons.FetchNoWait(4096)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		n, pending := 0, uint64(1)
+		for msg := range b.Messages() {
+			n++
+			if md, err := msg.Metadata(); err == nil {
+				pending = md.NumPending
+				if md.Sequence.Stream >= state.LastSeq {
+					pending = 0
+				}
+			}
+			if err := f(msg); err != nil {
+				return err
+			}
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		switch {
+		case n > 0 && pending == 0:
+			return nil
+		case n > 0:
+			idle = time.Time{}
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case idle.IsZero():
+			idle = time.Now()
+		case time.Since(idle) > 10*time.Second:
+			return fmt.Errorf("read %s: no messages for 10s", stream)
+		default:
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

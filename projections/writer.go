@@ -66,7 +66,12 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if r.elect != nil {
-		if err := r.publishFenced(wctx, b.msgs); err != nil {
+		// Acks lost in a stream's leader change never come: the term
+		// ends soon, and the next one writes what is pending.
+		fctx, cancel := context.WithTimeout(wctx, 10*time.Second)
+		err := r.publishFenced(fctx, b.msgs)
+		cancel()
+		if err != nil {
 			return err
 		}
 	} else if err := r.publish(wctx, b.msgs); err != nil {

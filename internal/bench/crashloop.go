@@ -42,6 +42,7 @@ type CrashLoopResult struct {
 	AuditEntriesTwice  int     `json:"audit_entries_twice"`
 	AuditIntact        bool    `json:"audit_intact"`
 	ViewsEqualRebuild  bool    `json:"views_equal_rebuild"`
+	ViewsDiffering     int     `json:"views_differing"`
 	RestartMeanS       float64 `json:"restart_mean_s"` // from the kill to the restarted node answering again
 	RestartMaxS        float64 `json:"restart_max_s"`
 	Cores              int     `json:"cores"`
@@ -106,7 +107,8 @@ func CrashLoop(ctx context.Context, cfg CrashLoopConfig) (*CrashLoopResult, erro
 		return nil, err
 	}
 	nc, err := nats.Connect(url, nats.Name("licensebus bench crash-loop"), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
-		nats.RetryOnFailedConnect(true))
+		nats.RetryOnFailedConnect(true),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // the kills are the point: no noise about them
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +196,7 @@ func CrashLoop(ctx context.Context, cfg CrashLoopConfig) (*CrashLoopResult, erro
 		return nil, err
 	}
 	res.DoubleEffects = res.LicensesBoundTwice + res.EventsWrittenTwice + res.AuditEntriesTwice
+	res.ViewsDiffering = f.differing
 	if res.LostCommands > 0 {
 		progress("%d acknowledged activations have no outcome", res.LostCommands)
 	}

@@ -248,22 +248,37 @@ func jobLags(ctx context.Context, js jetstream.JetStream) (map[string]uint64, er
 	return lags, names.Error()
 }
 
-// readNATS reads every licensebus stream's cluster placement.
+// readNATS reads every licensebus stream's cluster placement: the names
+// from the meta leader (complete), then each stream's info from its own
+// leader. A stream whose info does not come (its leader being elected, or
+// its replicas moving after a scale) is listed with no leader and 0
+// current, rather than left out as the server's stream list does.
 func readNATS(ctx context.Context, js jetstream.JetStream) (natsJSON, error) {
 	out := natsJSON{Servers: []natsServerJSON{}, Streams: []streamJSON{}}
 	servers := map[string][]string{}
-	list := js.ListStreams(ctx)
-	for info := range list.Info() {
-		name := info.Config.Name
-		if !strings.HasPrefix(name, "LICENSEBUS_") && !strings.HasPrefix(name, "KV_licensebus_") {
+	names := js.StreamNames(ctx)
+	var all []string
+	for name := range names.Name() {
+		if strings.HasPrefix(name, "LICENSEBUS_") || strings.HasPrefix(name, "KV_licensebus_") {
+			all = append(all, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return out, err
+	}
+	for _, name := range all {
+		st := streamJSON{Name: name}
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		s, err := js.Stream(ictx, name)
+		cancel()
+		if err != nil {
+			out.Streams = append(out.Streams, st)
 			continue
 		}
-		st := streamJSON{Name: name, Replicas: max(1, info.Config.Replicas), Current: 1}
+		info := s.CachedInfo()
+		st.Replicas, st.Current = max(1, info.Config.Replicas), 1
 		if c := info.Cluster; c != nil {
 			st.Leader = c.Leader
-			if _, ok := servers[c.Leader]; !ok && c.Leader != "" {
-				servers[c.Leader] = nil
-			}
 			if c.Leader != "" {
 				servers[c.Leader] = append(servers[c.Leader], name)
 			}
@@ -277,9 +292,6 @@ func readNATS(ctx context.Context, js jetstream.JetStream) (natsJSON, error) {
 			}
 		}
 		out.Streams = append(out.Streams, st)
-	}
-	if err := list.Err(); err != nil {
-		return out, err
 	}
 	for name, leads := range servers {
 		if leads == nil {
@@ -320,7 +332,10 @@ func (a *app) clusterTables(st clusterJSON) error {
 	rows = nil
 	for _, s := range st.NATS.Streams {
 		leader := s.Leader
-		if leader == "" {
+		switch {
+		case s.Replicas == 0:
+			leader = "(no answer)"
+		case leader == "":
 			leader = "(single server)"
 		}
 		rows = append(rows, table.Row{s.Name, leader, s.Replicas, fmt.Sprintf("%d/%d", s.Current, s.Replicas)})

@@ -17,6 +17,7 @@ import (
 	"github.com/licensebus/licensebus/internal/client"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 )
 
 // Cluster tests: a 3-server JetStream cluster in the test process and two
@@ -109,6 +110,15 @@ func TestClusterFailover(t *testing.T) {
 	if len(st.Nodes) != 2 || st.Nodes[0].Name != "node-a" || st.Nodes[1].Name != "node-b" {
 		t.Fatalf("nodes=%+v, want node-a and node-b", st.Nodes)
 	}
+	waitFor(t, func() bool { // a stream just created may not answer yet
+		st.NATS, _ = readNATS(ctxFor(t, 10*time.Second), js)
+		for _, s := range st.NATS.Streams {
+			if s.Replicas == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, s := range st.NATS.Streams {
 		if s.Replicas != 3 {
 			t.Errorf("stream %s has %d replicas, want 3 (3 JetStream servers)", s.Name, s.Replicas)
@@ -271,4 +281,70 @@ func verifyTrail(tb testing.TB, urls string) result {
 		r = cli(tb, urls, "audit", "verify")
 	}
 	return r
+}
+
+// Ensure a deployment with one replica per stream, on a 3-server cluster,
+// is scaled to three by serve --replicas 3, which says so for each stream,
+// and that a node started afterwards with the default keeps three.
+func TestClusterScaleUp(t *testing.T) {
+	c := bustest.NewCluster(t, 3)
+	urls := c.URLs()
+	ctx := ctxFor(t, 60*time.Second)
+	one, err := StartServer(ctx, ServeConfig{NatsURL: urls, Name: "node-a", Replicas: 1, DataDir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := one.SigningKeyFile()
+	_, js := mustClient(t, urls)
+	replicas := func() map[string]int {
+		st, err := readNATS(ctxFor(t, 10*time.Second), js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, s := range st.Streams {
+			out[s.Name] = s.Replicas
+		}
+		return out
+	}
+	for name, n := range replicas() {
+		if n != 1 {
+			t.Fatalf("stream %s has %d replicas with --replicas 1", name, n)
+		}
+	}
+	one.Close()
+
+	var logs syncBuffer
+	three, err := StartServer(ctx, ServeConfig{NatsURL: urls, Name: "node-a", Replicas: 3, SigningKeys: []string{key}, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Streams whose replicas are moving answer a moment later.
+	var got map[string]int
+	waitFor(t, func() bool {
+		got = replicas()
+		for _, n := range got {
+			if n != 3 {
+				return false
+			}
+		}
+		return len(got) >= 9
+	})
+	for _, name := range []string{events.CommandsStream, events.EventsStream, "KV_licensebus_view_outcomes", "KV_licensebus_reactors", "LICENSEBUS_AUDIT"} {
+		if got[name] != 3 {
+			t.Errorf("stream %s has %d replicas after --replicas 3, want 3 (%v)", name, got[name], got)
+		}
+		if !strings.Contains(logs.String(), `"stream":"`+name+`","from":1,"to":3,"message":"stream scaled to the replicas asked for"`) {
+			t.Errorf("no log line saying %s was scaled from 1 to 3", name)
+		}
+	}
+	three.Close()
+
+	// The default on a 3-server cluster never scales down.
+	mustNode(t, urls, "node-b", 0, key)
+	for name, n := range replicas() {
+		if n != 3 {
+			t.Errorf("stream %s has %d replicas after a start with the default, want 3", name, n)
+		}
+	}
 }

@@ -246,11 +246,22 @@ func ReadLastPerSubject(ctx context.Context, js jetstream.JetStream, stream stri
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
-	var idle time.Time // since when fetches come back empty
+	var idle time.Time // since when fetches come back empty or fail
 	for {
 		b, err := cons.FetchNoWait(4096)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", stream, err)
+			// The ordered consumer sets itself up again on the next fetch
+			// (a consumer not there yet answers "no responders").
+			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case idle.IsZero():
+				idle = time.Now()
+			case time.Since(idle) > 10*time.Second:
+				return fmt.Errorf("read %s: %w", stream, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		n, pending := 0, uint64(1)
 		for msg := range b.Messages() {

@@ -3,6 +3,7 @@ package projections
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -44,7 +45,25 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 	sent := make([]uint64, len(r.ckpt)) // last sequence handed to the writer, per model
 	copy(sent, r.ckpt)
 	w := r.startWriter(ctx)
-	defer w.close()
+	defer func() { _ = w.close() }()
+	// endTerm closes the current term (elected runners): the writer is
+	// drained first, so nothing of the term is written after it.
+	endTerm := func(err error) {
+		if werr := w.close(); err == nil {
+			err = werr
+		}
+		if errors.Is(err, bus.ErrFenced) {
+			r.mu.Lock()
+			r.fenced++
+			r.mu.Unlock()
+		}
+		if r.cur != nil {
+			r.setLeading(false)
+			r.cur.end(err)
+			r.cur = nil
+		}
+		w = r.startWriter(ctx)
+	}
 
 	// Under load, flush at most once per window (a batch of up to maxBatch
 	// events); when the stream goes quiet, flush at once so readers see
@@ -70,7 +89,16 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 		}
 		b := r.batch(last, quiet, final, sent)
 		dirty, lastFlush = 0, time.Now()
-		return w.send(b)
+		if r.elect == nil {
+			return w.send(b)
+		}
+		r.keep(b)
+		if r.cur != nil {
+			if err := w.send(b); err != nil {
+				endTerm(err)
+			}
+		}
+		return nil
 	}
 	apply := func(ev bus.FeedEvent) error {
 		seq := ev.Seq
@@ -106,17 +134,50 @@ func (r *Runner) follow(ctx context.Context) (chan error, error) {
 		return nil
 	}
 	for {
+		var stop chan struct{} // the job asks to stop writing
+		if r.cur != nil {
+			stop = r.cur.stop
+		}
 		select {
 		case <-ctx.Done():
 			_ = flush(true)
+			if r.elect != nil {
+				endTerm(nil)
+				return nil, nil
+			}
 			return nil, w.close()
 		case done := <-r.rebuild:
 			if err := w.close(); err != nil {
-				return nil, err
+				if r.elect == nil {
+					return nil, err
+				}
+				endTerm(err)
 			}
 			return done, nil
 		case <-w.failed:
-			return nil, w.close()
+			if r.elect == nil {
+				return nil, w.close()
+			}
+			endTerm(nil)
+		case <-stop:
+			endTerm(nil)
+		case t := <-r.termc:
+			_ = flush(true)
+			b, err := r.takeOver(ctx, last, t.check)
+			t.started <- err
+			if err != nil {
+				t.end(err)
+				continue
+			}
+			r.cur = t
+			r.setLeading(true)
+			if err := w.send(b); err != nil {
+				endTerm(err)
+			}
+		case cks := <-r.ckc:
+			if r.cur == nil {
+				r.standingBy(cks)
+			}
 		case <-timer.C:
 			armed = false
 			if err := flush(false); err != nil {
@@ -141,6 +202,8 @@ type batch struct {
 	msgs   []*nats.Msg
 	last   uint64
 	models []int
+	// fence, set on a term's first batch, is what its writes expect.
+	fence *fence
 }
 
 // batch collects the models' changes up to last. A model without changes

@@ -7,6 +7,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/nats-io/nats.go"
 )
 
 // reset starts a rebuild: each model's checkpoint goes to 0 first (so a
@@ -29,11 +30,9 @@ func (r *Runner) reset(ctx context.Context) error {
 				return fmt.Errorf("projection %s: %w", m.Name(), err)
 			}
 		}
-		ack, err := r.js.Publish(ctx, "$KV."+Bucket(m)+"."+CheckpointKey, []byte("0"))
-		if err != nil {
+		if err := r.resetCheckpoint(ctx, m); err != nil {
 			return fmt.Errorf("projection %s: reset checkpoint: %w", m.Name(), err)
 		}
-		r.noteWrite(ack)
 		m.Reset()
 		m.Changes() // nothing pending from before
 		r.replayFromStart(i, m)
@@ -45,6 +44,31 @@ func (r *Runner) reset(ctx context.Context) error {
 	r.applied, r.problems = 0, nil
 	r.mu.Unlock()
 	r.log.Info().Msg("projections reset for rebuild")
+	return nil
+}
+
+// resetCheckpoint stores checkpoint 0 for m: by the runner that writes the
+// buckets, fenced as its term's writes are; a runner standing by writes nothing (the
+// writer rebuilds the buckets, the others only their models).
+func (r *Runner) resetCheckpoint(ctx context.Context, m Model) error {
+	msg := &nats.Msg{Subject: "$KV." + Bucket(m) + "." + CheckpointKey, Data: []byte("0")}
+	if r.elect == nil {
+		ack, err := r.js.PublishMsg(ctx, msg)
+		if err != nil {
+			return err
+		}
+		r.noteWrite(ack)
+		return nil
+	}
+	if r.cur == nil {
+		return nil
+	}
+	if err := r.publishFenced(ctx, []*nats.Msg{msg}); err != nil {
+		// The term is over; the rebuild of the models goes on.
+		r.setLeading(false)
+		r.cur.end(err)
+		r.cur = nil
+	}
 	return nil
 }
 

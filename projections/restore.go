@@ -2,14 +2,12 @@ package projections
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/internal/bus"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -80,48 +78,29 @@ func (r *Runner) load(ctx context.Context, i int, m Model, restore bool) (uint64
 	if state.Msgs == 0 {
 		return 0, nil
 	}
-	cons, err := r.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
-	if err != nil {
-		return 0, err
-	}
 	prefix := len("$KV." + Bucket(m) + ".")
 	var ck uint64
 	var ferr error
-	for {
-		batch, err := cons.FetchNoWait(4096)
-		if err != nil {
-			return 0, err
+	err = bus.ReadLastPerSubject(ctx, r.js, stream, false, func(msg jetstream.Msg) error {
+		key := msg.Subject()[prefix:]
+		if op := msg.Headers().Get("KV-Operation"); op != "" {
+			return nil
 		}
-		n := 0
-		var pending uint64
-		for msg := range batch.Messages() {
-			n++
-			md, _ := msg.Metadata()
-			if md != nil {
-				pending = md.NumPending
-			}
-			key := msg.Subject()[prefix:]
-			if op := msg.Headers().Get("KV-Operation"); op != "" {
-				continue
-			}
-			if key == CheckpointKey {
-				ck, _ = strconv.ParseUint(string(msg.Data()), 10, 64)
-				continue
-			}
-			r.stored[i][key] = r.hash(msg.Data()) | r.mark[i]
-			if !restore {
-				continue
-			}
-			if err := m.Restore(key, msg.Data()); err != nil && ferr == nil {
-				ferr = fmt.Errorf("key %s: %w", key, err)
-			}
+		if key == CheckpointKey {
+			ck, _ = strconv.ParseUint(string(msg.Data()), 10, 64)
+			return nil
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return 0, err
+		r.stored[i][key] = r.hash(msg.Data()) | r.mark[i]
+		if !restore {
+			return nil
 		}
-		if n == 0 || pending == 0 {
-			break
+		if err := m.Restore(key, msg.Data()); err != nil && ferr == nil {
+			ferr = fmt.Errorf("key %s: %w", key, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	m.Changes() // restored entries are not changes
 	if rs, ok := m.(Restorer); ok && restore {

@@ -8,7 +8,6 @@ package projections
 
 import (
 	"context"
-	"fmt"
 	"hash/maphash"
 	"sync"
 
@@ -57,6 +56,22 @@ type Runner struct {
 	// wrote to the bucket and stored is no longer to be trusted.
 	wrote   []uint64
 	streams map[string]int // bucket stream name → model
+
+	// With an election (Elect): the job, the take-over requests, the
+	// buckets' checkpoints read while standing by, per model the changes
+	// not known to be in its bucket (guarded by pmu), and the current
+	// term's fence (owned by whoever writes).
+	elect   bus.Election
+	termc   chan *term
+	ckc     chan []uint64
+	pmu     sync.Mutex
+	pending []map[string]entry
+	fence   *fence
+	cur     *term // the term being served; owned by the goroutine that follows
+	leading bool  // guarded by mu
+	fenced  uint64
+
+	replicas int // of the buckets it creates
 }
 
 // NewRunner returns a Runner for models. Models are flushed in the order
@@ -82,17 +97,8 @@ func (r *Runner) Open(ctx context.Context) error {
 	if r.opened {
 		return nil
 	}
-	for _, m := range r.models {
-		cfg := jetstream.KeyValueConfig{
-			Bucket: Bucket(m), Description: "licensebus read model " + m.Name(), History: 1, Storage: jetstream.FileStorage,
-		}
-		if e, ok := m.(Expirer); ok {
-			cfg.TTL = e.TTL()
-		}
-		_, err := r.js.CreateOrUpdateKeyValue(ctx, cfg)
-		if err != nil {
-			return fmt.Errorf("projection %s: bucket: %w", m.Name(), err)
-		}
+	if err := r.openBuckets(ctx); err != nil {
+		return err
 	}
 	if err := r.restore(ctx); err != nil {
 		return err
@@ -101,10 +107,19 @@ func (r *Runner) Open(ctx context.Context) error {
 	return nil
 }
 
-// Run keeps the models current until ctx ends.
+// Run keeps the models current until ctx ends. With an election it also
+// campaigns for the job of writing the buckets (see Elect).
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.Open(ctx); err != nil {
 		return err
+	}
+	if r.elect != nil {
+		ectx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = r.elect.Lead(ectx, Job, r.lead) }()
+		go func() { defer wg.Done(); r.watchCheckpoints(ectx) }()
+		defer func() { stop(); wg.Wait() }()
 	}
 	for {
 		done, err := r.follow(ctx)

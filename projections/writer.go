@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -55,14 +56,44 @@ func (w *writer) close() error {
 }
 
 func (r *Runner) write(ctx context.Context, b batch) error {
+	if b.fence != nil {
+		r.fence = b.fence
+	}
 	if len(b.msgs) == 0 {
 		return nil
 	}
 	// Writes finish even when ctx ends: a stop flushes what was applied.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	futures := make([]jetstream.PubAckFuture, 0, len(b.msgs))
-	for _, msg := range b.msgs {
+	if r.elect != nil {
+		// Acks lost in a stream's leader change never come: the term
+		// ends soon, and the next one writes what is pending.
+		fctx, cancel := context.WithTimeout(wctx, 10*time.Second)
+		err := r.publishFenced(fctx, b.msgs)
+		cancel()
+		if err != nil {
+			return err
+		}
+	} else if err := r.publish(wctx, b.msgs); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, i := range b.models {
+		r.ckpt[i] = b.last
+	}
+	r.mu.Unlock()
+	if r.elect != nil {
+		for _, i := range b.models {
+			r.forget(i, b.last)
+		}
+	}
+	return nil
+}
+
+// publish sends msgs pipelined and waits for every ack.
+func (r *Runner) publish(ctx context.Context, msgs []*nats.Msg) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, msg := range msgs {
 		f, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
 			return fmt.Errorf("projections: write %s: %w", msg.Subject, err)
@@ -75,15 +106,10 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 			r.noteWrite(ack)
 		case err := <-f.Err():
 			return fmt.Errorf("projections: write: %w", err)
-		case <-wctx.Done():
-			return wctx.Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	r.mu.Lock()
-	for _, i := range b.models {
-		r.ckpt[i] = b.last
-	}
-	r.mu.Unlock()
 	return nil
 }
 

@@ -135,12 +135,12 @@ func (ac *access) credsFile(path string, id auth.Identity) (*auth.Creds, error) 
 // start runs what needs the streams: the record of credentials, serve's
 // files in it, the operator's creds file, and the system connection that
 // pushes revocations and hears refused connections.
-func (ac *access) start(ctx context.Context, s *Server) error {
+func (ac *access) start(ctx context.Context, s *Server, replicas int) error {
 	var err error
 	if ac.authority == nil && ac.dataDir != "" {
 		return nil // --no-auth
 	}
-	if ac.registry, err = auth.OpenRegistry(ctx, s.js); err != nil {
+	if ac.registry, err = auth.OpenRegistry(ctx, s.js, replicas); err != nil {
 		return err
 	}
 	if ac.authority == nil {

@@ -66,6 +66,9 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 	if err == nil {
 		data, err = s.query(ctx, query, p)
 	}
+	if errors.Is(err, errNoAnswer) {
+		return
+	}
 	if err != nil {
 		code := string(events.ReasonInternal)
 		switch {
@@ -88,7 +91,16 @@ func (s *Server) answer(ctx context.Context, msg *nats.Msg) {
 	s.respond(msg, data, nil)
 }
 
+// errNoAnswer: another node answers this query.
+var errNoAnswer = errors.New("answered by another node")
+
 func (s *Server) query(ctx context.Context, q string, p client.Params) (any, error) {
+	// Every node answers and the first answer is taken: this one must
+	// have applied what the stream held when the query came (the events
+	// of an outcome the caller has seen, say), whichever node wrote it.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = s.runner.CatchUp(cctx)
+	cancel()
 	switch q {
 	case client.QueryAccounts:
 		return s.lic.Accounts(), nil
@@ -114,6 +126,16 @@ func (s *Server) query(ctx context.Context, q string, p client.Params) (any, err
 		}
 		return s.exec.Plan(*p.Spec)
 	case client.QueryRebuild:
+		if !s.runner.Leading() {
+			// The node that writes the buckets rebuilds them and answers;
+			// this one rebuilds its own models.
+			go func() {
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+				defer cancel()
+				_ = s.runner.Rebuild(rctx)
+			}()
+			return nil, errNoAnswer
+		}
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
 		if err := s.runner.Rebuild(rctx); err != nil {

@@ -117,7 +117,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringVar(&a.actor, "actor", defaultActor(a.getenv), "who is acting, recorded on every command")
 	a.timeout = defaultTimeout // queries have no --timeout, and use this
 	root.AddCommand(a.serveCmd(), a.customerCmd(), a.licenseCmd(), a.smartserverCmd(), a.projectionsCmd(), a.reactorsCmd(), a.deviceCmd(), a.fleetCmd(), a.rolloutCmd(), a.commandCmd(), a.benchCmd())
-	root.AddCommand(a.auditCmd(), a.credsCmd())
+	root.AddCommand(a.auditCmd(), a.credsCmd(), a.clusterCmd())
 	setExamples(root)
 	enumFlag(root, "output", "table", "json")
 	// Flags of commands defined elsewhere that take fixed values, so that

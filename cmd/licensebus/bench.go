@@ -21,6 +21,7 @@ func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny, shared, serveOpen bool
 	var gcPercent int
 	var fleet, cpuprofile, natsprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
+	var res resilienceFlags
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on one NATS server",
@@ -37,6 +38,9 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serveNATS != "" {
 				return bench.ServeChild(cmd.Context(), serveNATS, !serveOpen, a.stdin, a.stdout)
+			}
+			if res.serveCluster != "" || res.failover || res.crashLoop > 0 {
+				return a.resilience(cmd, res)
 			}
 			if shared && natsprofile != "" {
 				return usageError{errors.New("--nats-cpuprofile needs the NATS server in a process of its own; with --shared-process, --cpuprofile covers both")}
@@ -101,6 +105,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.BoolVar(&serveOpen, strings.TrimPrefix(bench.OpenFlag, "--"), false, "with --serve-nats: without auth")
 	_ = f.MarkHidden(strings.TrimPrefix(bench.OpenFlag, "--"))
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
+	res.flags(f)
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&natsprofile, "nats-cpuprofile", "", "write a CPU profile of the NATS server process over the activation phase to this file")
 	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")

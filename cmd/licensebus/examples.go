@@ -24,6 +24,10 @@ func examples() map[string][]string {
 			"licensebus serve --data /var/lib/licensebus --listen 0.0.0.0:4222 --log-level warn",
 			"# join an existing NATS cluster instead of embedding a server",
 			"licensebus serve --nats nats://nats-1:4222",
+			"# one of several nodes on a 3-server cluster: each job runs on one node (cluster status)",
+			"licensebus serve --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --name node-a --signing-key grants.key",
+			"# scale the streams of a single-replica deployment to three",
+			"licensebus serve --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 --name node-a --replicas 3 --signing-key grants.key",
 		},
 		"customer": {
 			"licensebus customer create --name P2022-0208",
@@ -174,6 +178,14 @@ func examples() map[string][]string {
 		"reactors status": {
 			"licensebus reactors status",
 			"licensebus reactors status -o json",
+		},
+		"cluster": {
+			"licensebus cluster status",
+		},
+		"cluster status": {
+			"licensebus cluster status",
+			"licensebus cluster status -o json",
+			"licensebus --nats nats://n1:4222,nats://n2:4222,nats://n3:4222 cluster status",
 		},
 		"bench": {
 			"licensebus bench --quick",

@@ -16,8 +16,13 @@ import (
 // gets the first outcome back: within JetStream's dedupe window, where the
 // stream drops the repeat, and after it, where the handler recognises the id.
 func TestRepeatedCommandHasOneEffect(t *testing.T) {
-	s := mustServe(t, t.TempDir())
-	c, js := mustClient(t, s.URL())
+	repeatedCommand(t, mustServe(t, t.TempDir()).URL())
+}
+
+// repeatedCommand is TestRepeatedCommandHasOneEffect against the licensebus
+// that url reaches.
+func repeatedCommand(t *testing.T, url string) {
+	c, js := mustClient(t, url)
 	f := mustFleet(t, c, "DUP", 1)
 	ic := f.servers[0]
 	lid := mustLicense(t, c, f.customer, events.Capacity)

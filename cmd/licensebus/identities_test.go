@@ -551,7 +551,7 @@ func TestServeNoAuth(t *testing.T) {
 	var stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--no-auth", "--data", dir, "--listen", addr}, strings.NewReader(""), &syncBuffer{}, &stderr, func(string) string { return "" })
+		done <- run(ctx, []string{"serve", "--no-auth", "--data", dir, "--listen", addr, "--http", "127.0.0.1:0"}, strings.NewReader(""), &syncBuffer{}, &stderr, func(string) string { return "" })
 	}()
 	defer func() {
 		cancel()

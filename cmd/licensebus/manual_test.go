@@ -12,8 +12,12 @@ import (
 // see them back in the download list with a transfer date, and activate
 // them on a second SmartServer.
 func TestManualWalkthrough(t *testing.T) {
-	s := mustServe(t, t.TempDir())
-	url := s.URL()
+	manualWalkthrough(t, mustServe(t, t.TempDir()).URL())
+}
+
+// manualWalkthrough is TestManualWalkthrough against the licensebus that
+// url reaches (TestClusterWalkthrough runs it on a cluster).
+func manualWalkthrough(t *testing.T, url string) {
 	today := time.Now().UTC().Format(time.DateOnly)
 
 	cid := mustCLI(t, url, "customer", "create", "--name", "P2022-0208")

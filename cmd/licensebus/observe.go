@@ -103,7 +103,9 @@ func (s *Server) started(ctx context.Context, name string) context.Context {
 	s.obs.mu.Lock()
 	s.obs.running[name] = cancel
 	s.obs.mu.Unlock()
-	s.obs.metrics.SetLeader(name, true)
+	if !electedComponents[name] {
+		s.obs.metrics.SetLeader(name, true)
+	}
 	return ctx
 }
 
@@ -112,7 +114,9 @@ func (s *Server) stopped(name string) {
 	s.obs.mu.Lock()
 	delete(s.obs.running, name)
 	s.obs.mu.Unlock()
-	s.obs.metrics.SetLeader(name, false)
+	if !electedComponents[name] {
+		s.obs.metrics.SetLeader(name, false)
+	}
 }
 
 // jobs are the components every serve runs; readiness wants each running.

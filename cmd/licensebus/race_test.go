@@ -18,7 +18,13 @@ func TestConcurrentActivationsOneWinner(t *testing.T) {
 	// for the same license and really race on it.
 	a := mustServeCfg(t, ServeConfig{DataDir: t.TempDir(), Batch: 1})
 	mustJoin(t, a.URL(), 1, a.SigningKeyFile())
-	c, js := mustClient(t, a.URL())
+	concurrentActivations(t, a.URL())
+}
+
+// concurrentActivations is TestConcurrentActivationsOneWinner against the
+// licensebus processes that url reaches.
+func concurrentActivations(t *testing.T, url string) {
+	c, js := mustClient(t, url)
 	const servers, rounds = 16, 4
 	f := mustFleet(t, c, "RACE", servers)
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/elect"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
@@ -35,8 +36,16 @@ func (a *app) serveCmd() *cobra.Command {
 			}
 			cfg.Logger.Info().Int64("memory_limit_bytes", limit).Int("gc_percent", gc).Msg("runtime")
 			// --nats joins an existing NATS; without it we embed one.
-			if joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != ""; joinNATS {
+			// NATS_URL joins too, unless --listen or --data ask for the
+			// embedded server: an explicit flag wins over the environment.
+			if err := checkServeFlags(cmd, &cfg); err != nil {
+				return err
+			}
+			embedFlags := cmd.Flags().Changed("listen") || cmd.Flags().Changed("data")
+			if joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != "" && !embedFlags; joinNATS {
 				cfg.NatsURL = a.natsURL
+			} else if a.getenv("NATS_URL") != "" {
+				cfg.Logger.Info().Str("nats_url", a.getenv("NATS_URL")).Msg("NATS_URL ignored: --listen or --data run the embedded server")
 			}
 			if joinNATS {
 				if cfg.NoAuth {
@@ -72,6 +81,8 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:4222", "host:port the embedded NATS server listens on")
 	f.IntVar(&cfg.Workers, "workers", 16, "handler workers per consumer")
 	f.BoolVar(&cfg.NoAuth, "no-auth", false, "run the embedded NATS server without auth, open to anyone who reaches it (development only)")
+	f.StringVar(&cfg.Name, "name", elect.DefaultNode(), "this node's name in a cluster: who runs each singleton job (cluster status)")
+	f.IntVar(&cfg.Replicas, "replicas", 0, "replicas of the streams and buckets; scales existing ones up or down (default: 3 on a NATS cluster of 3 or more servers, else 1, never scaling down)")
 	f.StringArrayVar(&cfg.SigningKeys, "signing-key", nil, "Ed25519 key file (PKCS#8 PEM, mode 0600) that signs license grants, shared by every node of a cluster; again for older keys that keep verifying (default: <data>/signing, created on first start)")
 	f.Float64Var(&cfg.ProvisionRate, "provision-rate", 200, "reactive provisioning: devices per second per SmartServer")
 	f.DurationVar(&cfg.Horizon, "horizon", events.DefaultHorizon, "how long a command id is remembered: a repeat within it gets the first outcome; the outcomes bucket keeps outcomes that long")
@@ -82,4 +93,20 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")
 	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
 	return cmd
+}
+
+// checkServeFlags refuses serve flags that contradict each other or name
+// nothing valid.
+func checkServeFlags(cmd *cobra.Command, cfg *ServeConfig) error {
+	f := cmd.Flags()
+	if f.Changed("nats") && (f.Changed("listen") || f.Changed("data")) {
+		return usageError{fmt.Errorf("--listen and --data are for the embedded NATS server; --nats joins another one")}
+	}
+	if !elect.ValidNode(cfg.Name) {
+		return usageError{fmt.Errorf("--name %q: use 1-64 letters, digits, '-' or '_'", cfg.Name)}
+	}
+	if cfg.Replicas < 0 || cfg.Replicas > 5 {
+		return usageError{fmt.Errorf("--replicas %d: JetStream takes 1 to 5", cfg.Replicas)}
+	}
+	return nil
 }

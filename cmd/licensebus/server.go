@@ -16,6 +16,7 @@ import (
 	"github.com/licensebus/licensebus/handlers/provisioner"
 	"github.com/licensebus/licensebus/internal/audit"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/elect"
 	"github.com/licensebus/licensebus/internal/keyring"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
@@ -46,6 +47,14 @@ type ServeConfig struct {
 	// DedupeWindow replaces JetStream's dedupe windows of the command and
 	// event streams (tests of repeats after them); 0 keeps bus's.
 	DedupeWindow time.Duration
+	// Cluster settings (see cluster.go): the node's name, the replicas of
+	// streams and buckets (0: DefaultReplicas), the lease TTL of the
+	// singleton jobs (0: elect.DefaultTTL), and a hook told when this
+	// node starts or stops leading a job (metrics).
+	Name     string
+	Replicas int
+	LeaseTTL time.Duration
+	OnLeader func(job string, leading bool)
 	// SigningKeys are the cloud's signing key files (--signing-key), the
 	// first one signing: how the nodes of a cluster share one key. None:
 	// the keys of <DataDir>/signing, created on first start.
@@ -74,6 +83,8 @@ type Server struct {
 	exec     *driver.Executor
 	outcomes *licensing.Outcomes
 	runner   *projections.Runner
+	elector  *elect.Elector
+	feed     *bus.Feed
 	ring     *keyring.Ring
 	log      zerolog.Logger
 	obs      observed
@@ -127,11 +138,12 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow)); err != nil {
+	replicas := s.replicas(cfg)
+	if err := bus.EnsureStreams(ctx, s.js, bus.ReportRepairs(cfg.Logger), bus.DedupeWindow(cfg.DedupeWindow), bus.WithReplicas(replicas)); err != nil {
 		s.Close()
 		return nil, err
 	}
-	if err := s.access.start(ctx, s); err != nil {
+	if err := s.access.start(ctx, s, replicas.For(1)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -140,15 +152,23 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// nats.go: shared, a handler's append and its ack would queue behind
 	// the auditor's and the projections' writes and the feed's deliveries.
 	js := map[string]jetstream.JetStream{}
-	for _, role := range []string{"feed", "cloud", "device", "rollouts", "provisioner", "projections", "audit"} {
+	for _, role := range []string{"feed", "cloud", "device", "rollouts", "provisioner", "projections", "audit", "elect"} {
 		if _, js[role], err = s.connect(cfg.NatsURL, role); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
 	dl := bus.NewDeadLetters(s.js)
+	// The singleton jobs are elected; leases renew on a connection of
+	// their own, behind nobody's writes.
+	if err := s.startElection(ctx, cfg, js["elect"], replicas); err != nil {
+		s.Close()
+		return nil, err
+	}
 	// One read of the event stream for every handler of this process.
 	feed := bus.NewFeed(js["feed"], cfg.Logger)
+	feed.Elect(s.elector)
+	s.feed = feed
 	tel := s.observe(cfg, feed)
 	ch, err := cloud.New(ctx, cloud.Config{JS: js["cloud"], Logger: cfg.Logger, Workers: cfg.Workers, Batch: cfg.Batch, Now: cfg.Now, DeadLetters: dl, Feed: feed, Horizon: cfg.Horizon, Keys: s.ring, Telemetry: tel})
 	if err != nil {
@@ -160,7 +180,7 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Horizon: cfg.Horizon, Telemetry: tel})
+	s.exec, err = driver.New(ctx, driver.Config{JS: js["rollouts"], Logger: cfg.Logger, Now: cfg.Now, Feed: feed, Horizon: cfg.Horizon, Telemetry: tel, Election: s.elector})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -186,9 +206,15 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	// The runner follows the handlers' feed once it has caught up, so the
 	// process reads and decodes the event stream once.
 	s.runner.UseTap(feed.Tap(8192))
+	s.runner.Elect(s.elector)
+	s.runner.SetReplicas(replicas.For(1))
 	s.runner.UseTracer(tel.Tracer)
 	auditTap := feed.Tap(8192)
 	if err := s.runner.Open(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.scale(ctx, replicas); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -198,7 +224,9 @@ func StartServer(ctx context.Context, cfg ServeConfig) (*Server, error) {
 	s.run(rctx, "cloud", ch.Run)
 	s.run(rctx, "device", dh.Run)
 	s.run(rctx, "projections", s.runner.Run)
-	s.run(rctx, "audit", audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap, Key: s.ring.Current}).Run)
+	s.run(rctx, "elect", s.elector.Run)
+	auditor := audit.New(audit.Config{JS: js["audit"], Logger: cfg.Logger, Tap: auditTap, Key: s.ring.Current})
+	s.run(rctx, "audit", func(ctx context.Context) error { return s.elector.Lead(ctx, AuditJob, auditor.Run) })
 	s.run(rctx, "rollouts", s.exec.Run)
 	if s.access.registry != nil {
 		s.run(rctx, "creds", s.access.registry.Run)

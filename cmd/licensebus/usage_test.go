@@ -152,7 +152,7 @@ func TestEveryCommandHasExamples(t *testing.T) {
 	// Commands that wait for outcomes, and those that read what the server
 	// stores and honour --timeout (readContext).
 	waiters := map[string]bool{"licensebus command wait": true, "licensebus projections status": true, "licensebus projections rebuild": true,
-		"licensebus reactors status": true, "licensebus audit tail": true, "licensebus audit export": true, "licensebus audit verify": true, "licensebus audit trace": true,
+		"licensebus reactors status": true, "licensebus cluster status": true, "licensebus audit tail": true, "licensebus audit export": true, "licensebus audit verify": true, "licensebus audit trace": true,
 		"licensebus audit checkpoints": true, "licensebus license pubkey": true, "licensebus license grant": true, "licensebus license verify": true}
 	for _, c := range commandTree() {
 		path := c.CommandPath()

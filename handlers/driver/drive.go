@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -355,8 +356,16 @@ func (x *Executor) record(ctx context.Context, id string, t events.Type, d event
 		return
 	}
 	for ctx.Err() == nil {
-		if err := x.sh.Append(ctx, ev); err == nil {
+		err := x.append(ctx, id, ev)
+		if err == nil {
 			return
+		}
+		if errors.Is(err, bus.ErrFenced) {
+			x.log.Warn().Err(err).Str("rollout_id", id).Msg("rollout event not recorded: another process drives the rollouts now")
+			return
+		}
+		if errors.Is(err, bus.ErrConcurrency) {
+			continue // decided again on the state that won
 		}
 		x.log.Warn().Err(err).Str("rollout_id", id).Msg("record rollout event; retrying")
 		select {
@@ -380,12 +389,9 @@ func (x *Executor) outcome(id string) (rollout.Outcome, bool) {
 func (x *Executor) sent(ctx context.Context, id, ic string) *events.ActivateLicense {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := x.js.Stream(cctx, events.CommandsStream)
-	if err != nil {
-		return nil
-	}
 	info, _ := events.Lookup(events.ActivateLicenseType)
-	last, err := s.GetLastMsgForSubject(cctx, events.CommandSubject(info, &events.ActivateLicense{InstallCode: ic}))
+	// From the stream's leader: a replica may not have it yet.
+	last, err := bus.LastMsg(cctx, x.js, events.CommandsStream, events.CommandSubject(info, &events.ActivateLicense{InstallCode: ic}))
 	if err != nil || last.Header.Get(events.MsgIDHeader) != id {
 		return nil
 	}

@@ -35,6 +35,11 @@ type Config struct {
 	Now            func() time.Time
 	// Feed shares one read of the event stream; default its own.
 	Feed *bus.Feed
+	// Election, if set, makes driving the running rollouts a singleton
+	// job (Job): commands are handled by every process, rollouts driven
+	// by the one elected. Without one, the process that handles a start
+	// or a resume drives the rollout.
+	Election bus.Election
 	// Horizon is how long a command id is remembered (bus.ShellConfig).
 	Horizon time.Duration
 	// Telemetry observes the handler's steps (metrics, traces).
@@ -55,6 +60,10 @@ type Executor struct {
 
 	wmu     sync.Mutex // guards waiters; taken inside the shell's lock
 	waiters map[string][]chan rollout.Outcome
+	// seqs is the sequence of each rollout's last event (guarded by the
+	// shell): the expectation of an elected driver's next record.
+	seqs  map[string]uint64
+	recmu sync.Mutex // one elected record at a time: each expects the last
 
 	mu      sync.Mutex // guards what follows
 	driving map[string]bool
@@ -77,7 +86,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		cfg.Now = time.Now
 	}
 	x := &Executor{js: cfg.JS, log: cfg.Logger.With().Str("component", "rollout").Logger(), cfg: cfg,
-		st: rollout.NewState(), changed: make(chan struct{}), waiters: map[string][]chan rollout.Outcome{},
+		st: rollout.NewState(), changed: make(chan struct{}), waiters: map[string][]chan rollout.Outcome{}, seqs: map[string]uint64{},
 		driving: map[string]bool{}, plans: map[string]map[string][]string{}, held: map[string]string{}}
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, x.log)
@@ -96,8 +105,11 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 
 // apply folds one event (the shell holds its lock) and wakes who waits on
 // it: a driver waiting for a command's outcome, or for a rollout to change.
-func (x *Executor) apply(_ uint64, m *events.Message) {
+func (x *Executor) apply(seq uint64, m *events.Message) {
 	rollout.Evolve(x.st, m)
+	if m.Info.Aggregate == "rollout" && m.Data != nil {
+		x.seqs[m.Data.Key()] = seq
+	}
 	corr := m.CorrelationID()
 	if o, ok := x.st.Outcomes[corr]; ok {
 		x.wmu.Lock()
@@ -133,6 +145,9 @@ func (x *Executor) Run(ctx context.Context) error {
 		}
 	}
 	x.log.Info().Msg("rollout executor starting")
+	if x.cfg.Election != nil {
+		resume = x.elected(ctx)
+	}
 	err := bus.Serve(ctx, x.js, bus.Service{Fold: x.sh.Fold(), Ready: resume, Endpoints: []bus.Endpoint{{
 		Stream:   events.CommandsStream,
 		Consumer: jetstream.ConsumerConfig{Durable: CommandsConsumer, FilterSubjects: []string{events.RolloutCommands}},
@@ -194,7 +209,7 @@ func (x *Executor) handleCommand(ctx context.Context, d *bus.Delivery) error {
 		r := x.st.Rollouts[id]
 		running = r != nil && r.Status == rollout.Running
 	})
-	if running {
+	if running && x.cfg.Election == nil {
 		x.startDriving(ctx, id)
 	}
 	return nil

@@ -129,6 +129,7 @@ func New(cfg Config) (*Provisioner, error) {
 		Match:  func(m *events.Message) bool { return slices.Contains(triggers, m.Type()) },
 		Key:    func(m *events.Message) string { return m.Data.Key() },
 		Handle: p.trigger,
+		OnLead: p.forgetSent,
 	})
 	return p, nil
 }

@@ -54,7 +54,8 @@ func (a *Auditor) follow(ctx context.Context, str jetstream.Stream, srcs [2]jets
 		return 0, err
 	}
 	w := &writer{js: a.cfg.JS, max: a.cfg.InFlight, tip: t, acked: t.seq, stored: cp.passed,
-		head: head{seq: t.seq, hash: t.hash, cursor: t.cursor}}
+		replicated: str.CachedInfo().Config.Replicas > 1,
+		head:       head{seq: t.seq, hash: t.hash, cursor: t.cursor}}
 	if t.src.Seq > 0 {
 		w.head.srcs[srcIndex(t.src.Stream)] = t.src
 	}

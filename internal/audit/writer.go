@@ -21,6 +21,12 @@ type writer struct {
 	acked   uint64 // seq of the last entry known stored
 	chained bool   // the last message of the stream is (to be) this writer's
 	pending []sent
+	// replicated streams get one append at a time, each expecting the
+	// last sequence only: an R3 stream on nats-server 2.15.2 that refuses
+	// a Nats-Expected-Last-Msg-Id (checked as a replica applies it) takes
+	// no writes afterwards, and without that check only an append that
+	// knows where the one before it landed cannot land after a gap.
+	replicated bool
 	// head is the last entry known stored, what a checkpoint signs;
 	// stored, if set, hears of each entry stored.
 	head   head
@@ -62,7 +68,7 @@ func (w *writer) append(ctx context.Context, m *SourceMsg) error {
 	}
 	msg := &nats.Msg{Subject: trail.Subject, Data: raw, Header: nats.Header{nats.MsgIdHdr: []string{e.Hash}}}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequence(w.tip.streamLast)}
-	if w.chained {
+	if w.chained && !w.replicated {
 		// Pipelined appends: each also expects the one before it to be the
 		// last message, so once one fails every later one fails too — a
 		// stranger's message must not let the rest of the pipeline land
@@ -77,6 +83,9 @@ func (w *writer) append(ctx context.Context, m *SourceMsg) error {
 	w.chained = true
 	w.pending = append(w.pending, sent{seq: e.Seq, streamSeq: w.tip.streamLast, f: f, hash: e.Hash, cursor: e.Cursor,
 		src: trail.SourceRef{Stream: e.Stream, Seq: e.StreamSeq, MessageSHA256: e.MessageSHA256}})
+	if w.replicated {
+		return w.drain(ctx)
+	}
 	if len(w.pending) >= w.max {
 		return w.settle(ctx, len(w.pending)/2)
 	}

@@ -146,7 +146,7 @@ func startTrusted(t *testing.T) *trusted {
 	if err := bus.EnsureStreams(ctx(t), js); err != nil {
 		t.Fatal(err)
 	}
-	if tr.reg, err = auth.OpenRegistry(ctx(t), js); err != nil {
+	if tr.reg, err = auth.OpenRegistry(ctx(t), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	tr.refusals.Who = func(pub string) (auth.Identity, bool) {

@@ -58,11 +58,12 @@ type Registry struct {
 	names map[string]string // name → public key
 }
 
-// OpenRegistry creates the bucket if need be and loads the records.
-func OpenRegistry(ctx context.Context, js jetstream.JetStream) (*Registry, error) {
+// OpenRegistry creates the bucket if need be, with replicas (0 or 1 for
+// one), and loads the records. An existing bucket keeps its replicas.
+func OpenRegistry(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
 	kv, err := js.KeyValue(ctx, CredsBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CredsBucket, Description: "licensebus credentials issued (no secrets)", History: 5, Storage: jetstream.FileStorage})
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CredsBucket, Description: "licensebus credentials issued (no secrets)", History: 5, Storage: jetstream.FileStorage, Replicas: replicas})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, CredsBucket)
 		}

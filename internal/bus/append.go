@@ -67,7 +67,7 @@ func (a *Appender) append(ctx context.Context, m *events.Message, filter string,
 	if !isWrongLastSeq(err) {
 		return 0, false, fmt.Errorf("append %s to %s: %w", m.Type(), msg.Subject, err)
 	}
-	last, lerr := a.stream.GetLastMsgForSubject(ctx, filter)
+	last, lerr := LastMsg(ctx, a.js, events.EventsStream, filter)
 	if lerr != nil {
 		return 0, false, fmt.Errorf("append %s: read last of %s after conflict: %w", m.Type(), filter, lerr)
 	}
@@ -79,7 +79,7 @@ func (a *Appender) append(ctx context.Context, m *events.Message, filter string,
 
 // Last returns the sequence of the last message matching filter, 0 if none.
 func (a *Appender) Last(ctx context.Context, filter string) (uint64, error) {
-	last, err := a.stream.GetLastMsgForSubject(ctx, filter)
+	last, err := LastMsg(ctx, a.js, events.EventsStream, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}

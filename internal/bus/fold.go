@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,6 +23,11 @@ type ApplyFunc func(seq uint64, m *events.Message)
 type Feed struct {
 	js  jetstream.JetStream
 	log zerolog.Logger
+	// election, if set, makes the reactors registered after it singletons;
+	// fenced counts their checkpoints refused because another process had
+	// taken them over.
+	election Election
+	fenced   atomic.Uint64
 
 	mu      sync.Mutex
 	subs    []ApplyFunc

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
@@ -51,6 +52,10 @@ type ReactorConfig struct {
 	Replaces    []string
 	DeadLetters *DeadLetters
 	Logger      zerolog.Logger
+	// OnLead, if set, is called when an elected reactor takes over, before
+	// it reacts: a handler forgets what it did in an earlier term of this
+	// process that the holder since may not have finished.
+	OnLead func()
 }
 
 // Reactor reacts to events the process's Feed reads anyway: what a durable
@@ -61,20 +66,28 @@ type ReactorConfig struct {
 // restart it reacts again to every matching event past the checkpoint,
 // which handlers answer idempotently, as they do a durable's redeliveries.
 //
-// Every process that runs the same reactor reacts to every event (the first
-// append wins, the others find it done): unlike a shared durable, it does
-// not split the work between processes.
+// On a feed with an Election (Feed.Elect) it is a singleton job,
+// "reactor/<name>": it reacts only in the process elected for it, with its
+// checkpoint fenced by the key's revision; the others queue what the feed
+// offers and drop what the holder's checkpoint covers, ready to take over.
+// Without one, every process that runs the same reactor reacts to every
+// event (the first append wins, the others find it done): unlike a shared
+// durable, it does not split the work between processes.
 type Reactor struct {
-	cfg  ReactorConfig
-	js   jetstream.JetStream
-	kv   jetstream.KeyValue
-	wake chan struct{}
+	cfg    ReactorConfig
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	wake   chan struct{}
+	elect  Election
+	fenced *atomic.Uint64
 
 	mu      sync.Mutex
 	offered uint64 // the feed has offered every event up to here
 	queue   []reaction
-	open    map[uint64]struct{} // queued or being handled
-	stored  uint64              // the checkpoint in the bucket
+	open    map[uint64]*events.Message // queued or being handled
+	stored  uint64                     // the checkpoint in the bucket
+	rev     uint64                     // its revision, when elected: the fence of the next store
+	leading bool                       // elected and reacting
 }
 
 type reaction struct {
@@ -103,7 +116,7 @@ func (f *Feed) React(cfg ReactorConfig) *Reactor {
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = 250 * time.Millisecond
 	}
-	r := &Reactor{cfg: cfg, js: f.js, wake: make(chan struct{}, 1), open: map[uint64]struct{}{}}
+	r := &Reactor{cfg: cfg, js: f.js, wake: make(chan struct{}, 1), open: map[uint64]*events.Message{}, elect: f.election, fenced: &f.fenced}
 	f.Fold(r.offer)
 	f.mu.Lock()
 	f.reactors = append(f.reactors, r)
@@ -126,7 +139,7 @@ func (r *Reactor) offer(seq uint64, m *events.Message) {
 		return
 	}
 	r.queue = append(r.queue, reaction{seq: seq, m: m})
-	r.open[seq] = struct{}{}
+	r.open[seq] = m
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -137,7 +150,7 @@ func (r *Reactor) offer(seq uint64, m *events.Message) {
 // durables the reactor replaces, and stores it, then deletes those
 // durables.
 func (r *Reactor) Open(ctx context.Context) error {
-	kv, err := r.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := OpenBucket(ctx, r.js, jetstream.KeyValueConfig{
 		Bucket: ReactorsBucket, Description: "licensebus reactors' checkpoints: the event sequence each has handled up to",
 		History: 1, Storage: jetstream.FileStorage,
 	})
@@ -196,8 +209,24 @@ func (r *Reactor) Open(ctx context.Context) error {
 // CheckpointEvery until ctx ends, then stores it a last time. Call it once
 // the folds have caught up with the stream: decisions need current state.
 // A checkpoint that cannot be stored is logged, not fatal: a restart
-// reacts again from the one before.
+// reacts again from the one before. With an Election it reacts only while
+// elected, and stands by otherwise (see Reactor).
 func (r *Reactor) Run(ctx context.Context) error {
+	if r.elect == nil {
+		return r.run(ctx)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go r.standby(sctx)
+	return r.elect.Lead(ctx, "reactor/"+r.cfg.Name, r.lead)
+}
+
+// run reacts until ctx ends, or a checkpoint is fenced.
+func (r *Reactor) run(ctx context.Context) error {
+	select {
+	case r.wake <- struct{}{}: // what was queued before this run
+	default:
+	}
 	queues := make([]chan reaction, r.cfg.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -212,10 +241,17 @@ func (r *Reactor) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(r.cfg.CheckpointEvery)
 	defer tick.Stop()
-	save := func() {
-		if err := r.checkpoint(ctx); err != nil {
+	var fenced error
+	save := func() bool {
+		err := r.checkpoint(ctx)
+		if errors.Is(err, ErrFenced) {
+			fenced = err
+			return false
+		}
+		if err != nil {
 			r.cfg.Logger.Warn().Err(err).Str("reactor", r.cfg.Name).Msg("checkpoint not stored; a restart reacts again from the last one")
 		}
+		return true
 	}
 loop:
 	for {
@@ -223,7 +259,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-tick.C:
-			save()
+			if !save() {
+				break loop
+			}
 		case <-r.wake:
 			r.mu.Lock()
 			batch := r.queue
@@ -240,7 +278,9 @@ loop:
 					case q <- x:
 						sent = true
 					case <-tick.C:
-						save()
+						if !save() {
+							break loop
+						}
 					case <-ctx.Done():
 						break loop
 					}
@@ -252,10 +292,15 @@ loop:
 		close(q)
 	}
 	wg.Wait()
+	if fenced != nil {
+		return fenced
+	}
 	// What is left unhandled stays open: the checkpoint stops before it.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := r.checkpoint(sctx); err != nil {
+	if err := r.checkpoint(sctx); errors.Is(err, ErrFenced) {
+		return err
+	} else if err != nil {
 		r.cfg.Logger.Warn().Err(err).Str("reactor", r.cfg.Name).Msg("final checkpoint not stored; a restart reacts again from the last one")
 	}
 	return nil
@@ -324,9 +369,26 @@ func (r *Reactor) checkpoint(ctx context.Context) error {
 		r.mu.Unlock()
 		return nil
 	}
+	rev := r.rev
 	r.mu.Unlock()
-	if _, err := r.kv.Put(ctx, r.cfg.Name, []byte(strconv.FormatUint(floor, 10))); err != nil {
-		return err
+	v := []byte(strconv.FormatUint(floor, 10))
+	if r.elect == nil {
+		if _, err := r.kv.Put(ctx, r.cfg.Name, v); err != nil {
+			return err
+		}
+	} else {
+		// Fenced by the key's revision: the next holder moved it first.
+		next, err := r.kv.Update(ctx, r.cfg.Name, v, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			r.fenced.Add(1)
+			return fmt.Errorf("reactor %s: checkpoint %d: %w", r.cfg.Name, floor, ErrFenced)
+		}
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.rev = next
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	r.stored = max(r.stored, floor)

@@ -402,6 +402,19 @@ func (sh *Shell) Append(ctx context.Context, m *events.Message) error {
 	return sh.own(ctx, seq, m)
 }
 
+// AppendOn is Append with an expectation: it stores m only if the last
+// event on filter (an aggregate's subjects) is still expect, the sequence
+// the handler's state has for it. A singleton's records use it so that a
+// writer that lost its job cannot write after the one that has it; a
+// conflict is a *ConflictError.
+func (sh *Shell) AppendOn(ctx context.Context, m *events.Message, filter string, expect uint64) error {
+	seq, err := sh.app.Append(ctx, m, filter, expect)
+	if err != nil {
+		return err
+	}
+	return sh.own(ctx, seq, m)
+}
+
 // own brings an event the handler appended into its state: at once, or
 // (FoldOwn) when the feed has read it.
 func (sh *Shell) own(ctx context.Context, seq uint64, m *events.Message) error {

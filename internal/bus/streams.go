@@ -90,8 +90,15 @@ func WantedConfig(name string) (cfg jetstream.StreamConfig, ok bool) {
 type EnsureOption func(*ensureOptions)
 
 type ensureOptions struct {
-	log    zerolog.Logger
-	window time.Duration
+	log      zerolog.Logger
+	window   time.Duration
+	replicas Replicas
+}
+
+// WithReplicas gives the streams r's replicas (see Replicas): new ones
+// are created with them, existing ones scaled, and EnsureStreams says so.
+func WithReplicas(r Replicas) EnsureOption {
+	return func(o *ensureOptions) { o.replicas = r }
 }
 
 // DedupeWindow replaces the dedupe windows of the command and event
@@ -120,7 +127,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts ...EnsureOp
 		if o.window > 0 && c.Duplicates > 0 {
 			c.Duplicates = o.window
 		}
-		if err := ensureStream(ctx, js, c, o.log); err != nil {
+		if err := ensureStream(ctx, js, c, o.log, o.replicas); err != nil {
 			return fmt.Errorf("stream %s: %w", c.Name, err)
 		}
 	}
@@ -130,10 +137,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts ...EnsureOp
 // ensureStream creates a missing stream and updates one only when its
 // settings differ: a needless update from a second process racing the
 // first one's consumer creation trips a data race inside nats-server 2.15.
-func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig, log zerolog.Logger) error {
+// Replicas are r's; a default count the cluster cannot place falls back to
+// what the stream has (1 for a new one), with a warning.
+func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig, log zerolog.Logger, r Replicas) error {
 	s, err := js.Stream(ctx, c.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		c.Replicas = r.For(1)
 		_, err = js.CreateStream(ctx, c)
+		if err != nil && c.Replicas > 1 && !r.Explicit && insufficientReplicas(err) {
+			log.Warn().Str("stream", c.Name).Int("replicas", c.Replicas).Err(err).Msg("the cluster cannot place the replicas; creating the stream with 1")
+			c.Replicas = 1
+			_, err = js.CreateStream(ctx, c)
+		}
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return nil // another process created it first
 		}
@@ -143,15 +158,25 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.Strea
 		return err
 	}
 	cur := s.CachedInfo().Config
+	have := max(1, cur.Replicas)
+	c.Replicas = r.For(have)
 	drift := ConfigDrift(cur, c)
-	if len(drift) == 0 && cur.Description == c.Description {
+	if len(drift) == 0 && cur.Description == c.Description && c.Replicas == have {
 		return nil
 	}
-	if _, err = js.UpdateStream(ctx, c); err != nil {
+	if _, err = js.UpdateStream(ctx, c); err != nil && c.Replicas != have && !r.Explicit && insufficientReplicas(err) {
+		log.Warn().Str("stream", c.Name).Int("replicas", have).Err(err).Msg("stream not scaled: the cluster cannot place the replicas")
+		c.Replicas = have
+		_, err = js.UpdateStream(ctx, c)
+	}
+	if err != nil {
 		if len(drift) > 0 {
 			return fmt.Errorf("differs from what serve creates (%s) and cannot be set back: %w", strings.Join(drift, "; "), err)
 		}
 		return err
+	}
+	if c.Replicas != have {
+		log.Info().Str("stream", c.Name).Int("from", have).Int("to", c.Replicas).Msg("stream scaled to the replicas asked for")
 	}
 	for _, d := range drift {
 		log.Error().Str("stream", c.Name).Str("setting", d).Msg("stream setting changed by someone else; set back to what serve creates")
@@ -162,8 +187,9 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.Strea
 // ConfigDrift names each setting in which have, a stream's configuration
 // as the server reports it, differs from want, the one serve creates it
 // with: "max_msgs is 100, serve creates -1". Settings want leaves at zero
-// compare with the server's defaults for them. The description and the
-// metadata are not compared.
+// compare with the server's defaults for them. The description, the
+// metadata and the replicas (a deployment's choice: serve --replicas) are
+// not compared.
 func ConfigDrift(have, want jetstream.StreamConfig) []string {
 	have, want = withDefaults(have), withDefaults(want)
 	var out []string
@@ -183,7 +209,6 @@ func ConfigDrift(have, want jetstream.StreamConfig) []string {
 	diff("max_msgs_per_subject", have.MaxMsgsPerSubject, want.MaxMsgsPerSubject)
 	diff("max_msg_size", have.MaxMsgSize, want.MaxMsgSize)
 	diff("storage", have.Storage, want.Storage)
-	diff("num_replicas", have.Replicas, want.Replicas)
 	diff("no_ack", have.NoAck, want.NoAck)
 	diff("duplicate_window", have.Duplicates, want.Duplicates)
 	diff("mirror", have.Mirror, want.Mirror)

@@ -323,7 +323,9 @@ func (m *Model) List() []Rollout {
 	defer m.mu.RUnlock()
 	out := make([]Rollout, 0, len(m.rollouts))
 	for _, r := range m.rollouts {
-		out = append(out, r.Rollout)
+		x := r.Rollout
+		x.Waves = slices.Clone(x.Waves) // Apply updates the waves' counts in place
+		out = append(out, x)
 	}
 	slices.SortFunc(out, func(a, b Rollout) int {
 		return cmp.Or(b.StartedAt.Compare(a.StartedAt), cmp.Compare(a.RolloutID, b.RolloutID))

@@ -136,8 +136,8 @@ type Handled struct {
 	Horizon time.Duration
 	// OnForget, if set, is called with each id as it is forgotten.
 	OnForget func(id string)
-	gens    []generation // oldest first
-	latest  time.Time    // the latest time recorded
+	gens     []generation // oldest first
+	latest   time.Time    // the latest time recorded
 }
 
 // generation holds the ids recorded in one slice of time.

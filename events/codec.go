@@ -18,10 +18,11 @@ const (
 	ExtCorrelationID = "correlationid"
 	ExtCausationID   = "causationid"
 	ExtActor         = "actor"
-	// ExtCommandDigest is on the events a command caused directly: the
-	// digest of the command (CommandDigest), so a command id used again for
-	// another command is told from a repeat of the same one, also after
-	// JetStream's dedupe window.
+	// ExtCommandDigest is on the events a command caused, directly or
+	// along its chain of reactions: the digest of the command
+	// (CommandDigest), so a command id used again for another command is
+	// told from a repeat of the same one, also after JetStream's dedupe
+	// window.
 	ExtCommandDigest = "commanddigest"
 	// ExtTraceParent and ExtTraceState are the CloudEvents distributed
 	// tracing extension: the W3C trace context of the step that wrote the

@@ -429,3 +429,44 @@ func TestHorizonBoundsWhatIsRemembered(t *testing.T) {
 		t.Fatalf("customer events=%d, want 2 (H and later)", n)
 	}
 }
+
+// Ensure the command's digest travels along its chain of reactions to its
+// outcome: the crash-loop bench found outcomes written without it when
+// serve restarted between a command's first event and its last (the view
+// had kept the digest in memory only), so a rebuilt view differed.
+func TestDigestFollowsTheChain(t *testing.T) {
+	s := mustServe(t, t.TempDir())
+	c, js := mustClient(t, s.URL())
+	f := mustFleet(t, c, "DIGEST", 1)
+	lid := mustLicense(t, c, f.customer, events.Capacity)
+	cmd := &events.ActivateLicense{InstallCode: f.servers[0], LicenseID: lid}
+	want := events.CommandDigest(events.ActivateLicenseType, cmd)
+	out := mustDo(t, c, events.ActivateLicenseType, cmd)
+	if out.CommandDigest != want {
+		t.Errorf("outcome command_digest %q, want %q", out.CommandDigest, want)
+	}
+
+	ctx := ctxFor(t, 30*time.Second)
+	oc, err := js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain []events.Type
+	for {
+		raw, err := oc.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			break // the stream's end
+		}
+		m, err := events.Decode(raw.Headers(), raw.Data())
+		if err != nil || m.CorrelationID() != out.CorrelationID {
+			continue
+		}
+		chain = append(chain, m.Type())
+		if got := m.CommandDigest(); got != want {
+			t.Errorf("%s of the activation carries commanddigest %q, want %q", m.Type(), got, want)
+		}
+	}
+	if len(chain) < 3 {
+		t.Errorf("activation's chain %v, want the request, the binding and the activation", chain)
+	}
+}

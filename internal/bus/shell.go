@@ -231,9 +231,7 @@ func (sh *Shell) Handle(ctx context.Context, st Step) (err error) {
 			return nil
 		}
 		meta := m.Next(d.Event.ID, st.Source, st.Actor)
-		if m.Info.Command {
-			meta.CommandDigest = m.Digest()
-		}
+		meta.CommandDigest = chainDigest(m)
 		tracing.Inject(ctx, &meta)
 		ev, err := events.New(d.Event.Type, d.Event.Data, meta)
 		if err != nil {
@@ -298,9 +296,7 @@ func (sh *Shell) Reject(ctx context.Context, cause *events.Message, r *events.Re
 		data.CommandID = cause.ID()
 		data.CommandType = string(cause.Type())
 		meta = cause.Next(eventID, source, source)
-		if cause.Info.Command {
-			meta.CommandDigest = cause.Digest()
-		}
+		meta.CommandDigest = chainDigest(cause)
 		if f, ok := cause.Data.(interface {
 			RejectionFields() (string, string, string)
 		}); ok {
@@ -431,4 +427,15 @@ func (sh *Shell) own(ctx context.Context, seq uint64, m *events.Message) error {
 func Reasons() []events.Reason {
 	return []events.Reason{events.ReasonMalformed, events.ReasonUnknownType, events.ReasonInvalidData, events.ReasonBadUUID,
 		events.ReasonBadInstallCode, events.ReasonSubjectMismatch, events.ReasonTooLarge, events.ReasonIDReused}
+}
+
+// chainDigest is the commanddigest of an event caused by m: the digest of
+// m if it is a command, else the one m carries. Passed along the chain, the
+// outcome (its last event) names its command's digest even when the view
+// that writes it restarted between the command's first event and its last.
+func chainDigest(m *events.Message) string {
+	if m.Info.Command {
+		return m.Digest()
+	}
+	return m.CommandDigest()
 }

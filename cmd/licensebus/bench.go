@@ -236,10 +236,10 @@ func benchRows(r *bench.Result) []table.Row {
 		{"product", "JetStream messages per activation", f1(r.MsgsPerAct), "msgs"},
 		{"product", "JetStream messages written", rate(r.ProductMsgs), "msgs/s"},
 		{"product", fmt.Sprintf("e2e latency p50 at %s/s", thousands(r.E2EOffered)), f3(r.E2EP50), "ms"},
-		{"product", "e2e latency p99", f3(r.E2EP99), "ms"},
+		{"product", "e2e latency p99, p99.9", f3(r.E2EP99) + ", " + f3(r.E2EP999), "ms"},
 	}
 	for _, h := range r.E2EHops {
-		rows = append(rows, table.Row{"by hop", h.Name + ": p50 / p99", f3(h.P50MS) + " / " + f3(h.P99MS), "ms"})
+		rows = append(rows, table.Row{"by hop", h.Name + ": p50 / p99 / p99.9", f3(h.P50MS) + " / " + f3(h.P99MS) + " / " + f3(h.P999MS), "ms"})
 	}
 	if r.NATSProcess != "shared" && r.NATSActCPU > 0 {
 		rows = append(rows, []table.Row{

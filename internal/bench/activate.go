@@ -82,7 +82,7 @@ func (b *run) activations(ctx context.Context) error {
 		return err
 	}
 	r.LatencySamples = len(lat)
-	r.E2EP50, r.E2EP99 = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99))
+	r.E2EP50, r.E2EP99, r.E2EP999 = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)), ms(percentile(lat, 0.999))
 	r.E2EHops, err = b.hops(cctx, ts[n:])
 	return err
 }
@@ -90,10 +90,11 @@ func (b *run) activations(ctx context.Context) error {
 // Hop is one step of an activation on its way to the view, timed by when
 // JetStream stored what the step produced: where a slow tail comes from.
 type Hop struct {
-	Name  string  `json:"hop"`
-	P50MS float64 `json:"p50_ms"`
-	P99MS float64 `json:"p99_ms"`
-	MaxMS float64 `json:"max_ms"`
+	Name   string  `json:"hop"`
+	P50MS  float64 `json:"p50_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	P999MS float64 `json:"p99_9_ms"`
+	MaxMS  float64 `json:"max_ms"`
 }
 
 // hops splits the latency of the targets into the steps of an activation,
@@ -143,7 +144,7 @@ func (b *run) hops(ctx context.Context, ts []*target) ([]Hop, error) {
 	}
 	out := make([]Hop, len(names))
 	for j, d := range steps {
-		out[j] = Hop{Name: names[j], P50MS: ms(percentile(d, 0.50)), P99MS: ms(percentile(d, 0.99)), MaxMS: ms(percentile(d, 1))}
+		out[j] = Hop{Name: names[j], P50MS: ms(percentile(d, 0.50)), P99MS: ms(percentile(d, 0.99)), P999MS: ms(percentile(d, 0.999)), MaxMS: ms(percentile(d, 1))}
 	}
 	return out, nil
 }

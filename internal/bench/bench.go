@@ -147,6 +147,7 @@ type Result struct {
 	E2EOffered     float64 `json:"e2e_offered_per_s"`
 	E2EP50         float64 `json:"e2e_p50_ms"`
 	E2EP99         float64 `json:"e2e_p99_ms"`
+	E2EP999        float64 `json:"e2e_p99_9_ms"`
 	E2EHops        []Hop   `json:"e2e_hops"` // the e2e latency step by step
 	Rebuild        float64 `json:"rebuild_events_per_s"`
 	RebuildRatio   float64 `json:"rebuild_ratio"`
@@ -313,7 +314,7 @@ func (r *Result) round() {
 	to(&r.ActCPUUntraced, 0)
 	to(&r.ActCPUTraced, 0)
 	to(&r.TracingCPUOverhead, 3)
-	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen, &r.ConsoleP99MS, &r.TracingOverhead, &r.AuthOverhead, &r.AuthCPUOverhead} {
+	for _, v := range []*float64{&r.RawSyncP50, &r.RawSyncP99, &r.E2EP50, &r.E2EP99, &r.E2EP999, &r.Efficiency, &r.RebuildRatio, &r.FleetSecondsToGreen, &r.ConsoleP99MS, &r.TracingOverhead, &r.AuthOverhead, &r.AuthCPUOverhead} {
 		to(v, 3)
 	}
 	for _, v := range []*float64{&r.MsgsPerAct, &r.TotalSeconds, &r.PeakRSSMB, &r.RSSAfterFleetMB, &r.NATSPeakRSSMB, &r.NATSRSSAfterFleetMB} {

@@ -44,18 +44,28 @@ func authority(dir string) (a *auth.Authority, service, operator string, err err
 
 // connect connects to url as the user of a creds file, if one is given.
 func connect(url, creds string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("licensebus bench")}
-	if creds != "" {
-		c, err := auth.ReadCreds(creds)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.UserJWTAndSeed(c.JWT, string(c.Seed)))
-		if p := c.InboxPrefix(); p != "" {
-			opts = append(opts, nats.CustomInboxPrefix(p))
-		}
+	opts, err := credsOptions(creds)
+	if err != nil {
+		return nil, err
 	}
-	return nats.Connect(url, opts...)
+	return nats.Connect(url, append(opts, nats.Name("licensebus bench"))...)
+}
+
+// credsOptions authenticate a connection as the user of a creds file, with
+// the inbox prefix its role may subscribe to; none for "".
+func credsOptions(creds string) ([]nats.Option, error) {
+	if creds == "" {
+		return nil, nil
+	}
+	c, err := auth.ReadCreds(creds)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", creds, err)
+	}
+	opts := []nats.Option{nats.UserJWTAndSeed(c.JWT, string(c.Seed))}
+	if p := c.InboxPrefix(); p != "" {
+		opts = append(opts, nats.CustomInboxPrefix(p))
+	}
+	return opts, nil
 }
 
 // authRounds is how many bursts each side of the comparison gets,

@@ -94,9 +94,9 @@ type failover struct {
 	// operator mode, as serve's embedded server does by default.
 	creds, serviceCreds string
 	nc                  *nats.Conn
-	js      jetstream.JetStream
-	c       *client.Client
-	logw    io.Writer
+	js                  jetstream.JetStream
+	c                   *client.Client
+	logw                io.Writer
 	// differing counts the view entries the last rebuild changed.
 	differing int
 }

@@ -495,9 +495,43 @@ func (f *failover) cli(ctx context.Context, args ...string) error {
 		return cctx.Err()
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		return fmt.Errorf("licensebus %s: exit %d", strings.Join(args, " "), code)
+		return &cliError{args: args, code: code}
 	}
 	return nil
+}
+
+// cliError is a CLI run that did not exit 0.
+type cliError struct {
+	args []string
+	code int
+}
+
+func (e *cliError) Error() string {
+	return fmt.Sprintf("licensebus %s: exit %d", strings.Join(e.args, " "), e.code)
+}
+
+// refused says whether err is the CLI's refusal (exit 1): for audit
+// verify, a trail that is not whole. Exit 3 is a request unanswered (a
+// NATS server that has just come back, a machine too busy to answer in
+// time), which says nothing about the trail.
+func refused(err error) bool {
+	var ce *cliError
+	return errors.As(err, &ce) && ce.code == 1
+}
+
+// auditVerified runs audit verify, again after a failure other than a
+// refusal, up to five times.
+func (f *failover) auditVerified(ctx context.Context) bool {
+	err := f.cli(ctx, "audit", "verify")
+	for i := 0; i < 4 && err != nil && !refused(err) && ctx.Err() == nil; i++ {
+		f.progress("audit verify did not answer (%v): again", err)
+		sleep(ctx, 2*time.Second)
+		err = f.cli(ctx, "audit", "verify")
+	}
+	if err != nil {
+		f.progress("audit verify: %v (--children-log has its stderr)", err)
+	}
+	return err == nil
 }
 
 // settle waits until the projections and the audit trail include every
@@ -538,7 +572,7 @@ func (f *failover) check(ctx context.Context, bound, events, entries *int, audit
 	if err = retry("audit entries twice", func() error { *entries, err = auditTwice(ctx, f.js); return err }); err != nil {
 		return err
 	}
-	*auditIntact = f.cli(ctx, "audit", "verify") == nil
+	*auditIntact = f.auditVerified(ctx)
 	return retry("views against a rebuild", func() error { *views, err = f.viewsEqualRebuild(ctx); return err })
 }
 

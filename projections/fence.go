@@ -79,7 +79,8 @@ func (r *Runner) publishFenced(ctx context.Context, msgs []*nats.Msg) error {
 	}
 }
 
-// sendFenced sends msgs once and returns those the expectations refused.
+// sendFenced sends msgs once, writeWindow at a time, and returns those
+// the expectations refused.
 func (r *Runner) sendFenced(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, error) {
 	f := r.fence
 	type sent struct {
@@ -87,37 +88,45 @@ func (r *Runner) sendFenced(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg,
 		i   int
 		fut jetstream.PubAckFuture
 	}
+	// A checkpoint expects the stream's last sequence as it was when the
+	// call began plus the writes of this call ahead of it, whatever acks
+	// came back meanwhile.
+	tips := slices.Clone(f.tips)
 	before := make([]uint64, len(r.models)) // writes of this call ahead, per model
-	futures := make([]sent, 0, len(msgs))
-	for _, msg := range msgs {
-		i, key := r.modelOf(msg.Subject)
-		opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(f.revs[i][msg.Subject])}
-		if key == CheckpointKey {
-			opts = append(opts, jetstream.WithExpectLastSequence(f.tips[i]+before[i]))
-		}
-		before[i]++
-		fut, err := r.js.PublishMsgAsync(msg, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("projections: write %s: %w", msg.Subject, err)
-		}
-		futures = append(futures, sent{msg, i, fut})
-	}
 	var failed []*nats.Msg
 	var first error
-	for _, s := range futures {
-		select {
-		case ack := <-s.fut.Ok():
-			r.noteWrite(ack)
-			f.revs[s.i][s.msg.Subject] = ack.Sequence
-			f.tips[s.i] = max(f.tips[s.i], ack.Sequence)
-		case err := <-s.fut.Err():
-			if wrongLastSeq(err) {
-				failed = append(failed, s.msg)
-			} else if first == nil {
-				first = fmt.Errorf("projections: write %s: %w", s.msg.Subject, err)
+	for len(msgs) > 0 {
+		n := min(len(msgs), writeWindow)
+		futures := make([]sent, 0, n)
+		for _, msg := range msgs[:n] {
+			i, key := r.modelOf(msg.Subject)
+			opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(f.revs[i][msg.Subject])}
+			if key == CheckpointKey {
+				opts = append(opts, jetstream.WithExpectLastSequence(tips[i]+before[i]))
 			}
-		case <-ctx.Done():
-			return nil, ctx.Err()
+			before[i]++
+			fut, err := r.js.PublishMsgAsync(msg, opts...)
+			if err != nil {
+				return nil, fmt.Errorf("projections: write %s: %w", msg.Subject, err)
+			}
+			futures = append(futures, sent{msg, i, fut})
+		}
+		msgs = msgs[n:]
+		for _, s := range futures {
+			select {
+			case ack := <-s.fut.Ok():
+				r.noteWrite(ack)
+				f.revs[s.i][s.msg.Subject] = ack.Sequence
+				f.tips[s.i] = max(f.tips[s.i], ack.Sequence)
+			case err := <-s.fut.Err():
+				if wrongLastSeq(err) {
+					failed = append(failed, s.msg)
+				} else if first == nil {
+					first = fmt.Errorf("projections: write %s: %w", s.msg.Subject, err)
+				}
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 	}
 	return failed, first

@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -272,5 +273,82 @@ func publishRegistered(ctx context.Context, t *testing.T, js jetstream.JetStream
 		if _, err := js.PublishMsg(ctx, bus.Msg(m)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// wide is a model whose first event changes n entries at once, as a fleet
+// rollout's flush does.
+type wide struct {
+	keyed
+	n    int
+	done bool
+}
+
+func (w *wide) Name() string { return "wide" }
+func (w *wide) Apply(uint64, *events.Message) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	w.done = true
+	w.changed = map[string][]byte{}
+	for i := range w.n {
+		w.changed["d"+strconv.Itoa(i)] = []byte("{}")
+	}
+}
+
+// leading is an election this process always wins.
+type leading struct{}
+
+func (leading) Lead(ctx context.Context, _ string, lead func(context.Context) error) error {
+	return lead(ctx)
+}
+
+// Ensure a flush of more entries than nats.go lets wait for their acks
+// (4,000) is written whole, window after window, by the plain and the
+// fenced writer (whose checkpoint expects the stream's sequence across
+// windows). Under load, one such flush failed the writer with "stalled
+// with too many outstanding async published messages"; an idle test
+// server acks too fast to show that, so this guards the windows' writes.
+func TestRunnerWritesAFlushLargerThanTheAckWindow(t *testing.T) {
+	for _, fenced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fenced=%v", fenced), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			js := bustest.JetStream(t)
+			publishRegistered(ctx, t, js, "IC-WIDE", 1)
+			w := &wide{n: 12_000}
+			r := projections.NewRunner(js, zerolog.Nop(), w)
+			if fenced {
+				r.Elect(leading{})
+			}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- r.Run(rctx) }()
+			if err := r.CatchUp(ctx); err != nil {
+				t.Fatal(err)
+			}
+			kv, err := js.KeyValue(ctx, projections.Bucket(w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got uint64
+			for ctx.Err() == nil {
+				if st, err := kv.Status(ctx); err == nil {
+					if got = st.Values(); got >= uint64(w.n) {
+						break
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			if got < uint64(w.n) {
+				t.Errorf("bucket holds %d entries, want %d and the checkpoint", got, w.n)
+			}
+		})
 	}
 }

@@ -90,8 +90,25 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	return nil
 }
 
-// publish sends msgs pipelined and waits for every ack.
+// writeWindow bounds the writes in flight: nats.go refuses an async
+// publish once 4,000 await their acks (ErrTooManyStalledMsgs), and a flush
+// after a fleet rollout holds hundreds of thousands of entries.
+const writeWindow = 1000
+
+// publish sends msgs pipelined, writeWindow at a time, and waits for every
+// ack.
 func (r *Runner) publish(ctx context.Context, msgs []*nats.Msg) error {
+	for len(msgs) > 0 {
+		n := min(len(msgs), writeWindow)
+		if err := r.publishWindow(ctx, msgs[:n]); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}
+
+func (r *Runner) publishWindow(ctx context.Context, msgs []*nats.Msg) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for _, msg := range msgs {
 		f, err := r.js.PublishMsgAsync(msg)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/licensebus/licensebus/internal/bench"
@@ -22,6 +23,7 @@ func (a *app) benchCmd() *cobra.Command {
 	var gcPercent int
 	var fleet, cpuprofile, natsprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
 	var res resilienceFlags
+	var soak bench.Soak
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure raw JetStream and licensebus side by side on one NATS server",
@@ -45,9 +47,17 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			if shared && natsprofile != "" {
 				return usageError{errors.New("--nats-cpuprofile needs the NATS server in a process of its own; with --shared-process, --cpuprofile covers both")}
 			}
-			limit, gc, err := setRuntime(memLimit, gcPercent)
+			budget := int64(budgetJoined)
+			if shared {
+				budget = budgetEmbedded
+			}
+			rs, err := setRuntime(memLimit, gcPercent, budget)
 			if err != nil {
 				return err
+			}
+			limit, gc := rs.limit, rs.gc
+			if soak.Activations > 0 {
+				return a.soak(cmd, soak, limit, shared)
 			}
 			cfg := bench.Full()
 			switch {
@@ -97,7 +107,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.BoolVar(&quick, "quick", false, "small sizes: the whole run in under a minute")
 	f.BoolVar(&tiny, "tiny", false, "smallest sizes, for tests; the figures mean nothing")
 	_ = f.MarkHidden("tiny")
-	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of each process, as serve --memory-limit (default: GOMEMLIMIT, else none)")
+	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of each process, as serve --memory-limit, or "none" (default: GOMEMLIMIT, else serve --nats's default, for the NATS server too)`)
 	f.IntVar(&gcPercent, "gc-percent", 0, "GOGC of the licensebus process, as serve --gc-percent (the NATS server process keeps Go's default)")
 	f.BoolVar(&shared, "shared-process", false, "run the NATS server inside the bench process, as serve without --nats does (memory figures then cover both)")
 	f.StringVar(&serveNATS, "serve-nats", "", "run only the bench's NATS server, storing under this directory, until stdin closes")
@@ -106,6 +116,9 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	_ = f.MarkHidden(strings.TrimPrefix(bench.OpenFlag, "--"))
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
 	res.flags(f)
+	f.IntVar(&soak.Activations, "soak", 0, "instead: N activations, each followed by its transfer back, at half the measured rate over a pool of SmartServers; the memory of both processes at 25, 50, 75 and 100 %")
+	f.IntVar(&soak.Pool, "soak-pool", 2000, "--soak: SmartServers (one license each) the activations cycle over")
+	f.DurationVar(&soak.Horizon, "soak-horizon", 2*time.Minute, "--soak: serve's --horizon during the soak, so that what it remembers reaches the plateau the default horizon reaches after a week")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&natsprofile, "nats-cpuprofile", "", "write a CPU profile of the NATS server process over the activation phase to this file")
 	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")
@@ -145,6 +158,18 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 // formatting the log lines is part of the product's cost, writing them
 // somewhere is not.
 func startBenchProduct(ctx context.Context, url, creds string) (*bench.Product, error) {
+	return benchProduct(0)(ctx, url, creds)
+}
+
+// benchProduct is startBenchProduct with serve's --horizon (0: its
+// default).
+func benchProduct(horizon time.Duration) bench.StartFunc {
+	return func(ctx context.Context, url, creds string) (*bench.Product, error) {
+		return startBenchProductHorizon(ctx, url, creds, horizon)
+	}
+}
+
+func startBenchProductHorizon(ctx context.Context, url, creds string, horizon time.Duration) (*bench.Product, error) {
 	// A signing key of its own, for the bench's one process.
 	dir, err := os.MkdirTemp("", "licensebus-bench-")
 	if err != nil {
@@ -153,7 +178,7 @@ func startBenchProduct(ctx context.Context, url, creds string) (*bench.Product, 
 	// An OpenTelemetry SDK without an exporter: spans are made, none sent;
 	// off but in the bench's tracing rounds.
 	tp := sdktrace.NewTracerProvider()
-	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Creds: creds, DataDir: dir, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel),
+	s, err := StartServer(ctx, ServeConfig{NatsURL: url, Creds: creds, DataDir: dir, Logger: zerolog.New(io.Discard).Level(zerolog.InfoLevel), Horizon: horizon,
 		Telemetry: TelemetryConfig{TracerProvider: tp}})
 	if err != nil {
 		os.RemoveAll(dir)
@@ -281,4 +306,42 @@ func thousands(v float64) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// soak runs bench --soak: the NATS server in a process of its own unless
+// --shared-process, with the same memory limit as this one.
+func (a *app) soak(cmd *cobra.Command, cfg bench.Soak, limit int64, shared bool) error {
+	cfg.Progress = a.stderr
+	if !shared {
+		server, err := a.natsChild(limit)
+		if err != nil {
+			return err
+		}
+		cfg.Server = server
+	}
+	r, err := bench.RunSoak(cmd.Context(), cfg, benchProduct(cfg.Horizon))
+	if err != nil {
+		return err
+	}
+	mb := func(v []float64) string {
+		var parts []string
+		for _, x := range v {
+			parts = append(parts, strconv.FormatFloat(x, 'f', 0, 64))
+		}
+		return strings.Join(parts, " / ")
+	}
+	return a.emit(r, table.Row{"Figure", "Value", "Unit"}, []table.Row{
+		{"activations (each with its transfer)", r.Activations, ""},
+		{"pool", r.Pool, "SmartServers"},
+		{"horizon", r.HorizonS, "s"},
+		{"measured rate", r.MeasuredRate, "activations/s"},
+		{"offered, achieved", fmt.Sprintf("%.0f, %.0f", r.OfferedRate, r.AchievedRate), "commands/s"},
+		{"rejected", r.Rejected, "commands"},
+		{"licensebus RSS at 25/50/75/100 %", mb(r.SoakRSSMB), "MB"},
+		{"licensebus live heap at 25/50/75/100 %", mb(r.SoakHeapMB), "MB"},
+		{"NATS RSS at 25/50/75/100 %", mb(r.NATSSoakRSSMB), "MB"},
+		{"growth 50 → 100 %: licensebus RSS, live heap, NATS RSS", fmt.Sprintf("%+.1f %%, %+.1f %%, %+.1f %%", 100*r.Growth, 100*r.HeapGrowth, 100*r.NATSGrowth), ""},
+		{"memory limit", limitText(r.MemoryLimitMB), ""},
+		{"total", r.TotalSeconds, "s"},
+	})
 }

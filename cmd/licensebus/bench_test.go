@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,5 +104,39 @@ func TestBenchRuntimeFlagsRefused(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want %d and a reason naming %s", r.code, r.err, exitUsage, args[0])
 			}
 		})
+	}
+}
+
+// Ensure `bench --soak` runs its activations and transfers, none refused,
+// and reports both processes' memory at the four marks, with the default
+// soft memory limit in force (issue 21).
+func TestBenchSoakSmall(t *testing.T) {
+	out := mustCLI(t, "", "bench", "--soak", "40", "--soak-pool", "10", "-o", "json")
+	var got struct {
+		Activations int       `json:"activations"`
+		Rejected    *uint64   `json:"rejected"`
+		RSS         []float64 `json:"soak_rss_mb"`
+		NATSRSS     []float64 `json:"nats_soak_rss_mb"`
+		Heap        []float64 `json:"soak_live_heap_mb"`
+		Offered     float64   `json:"offered_commands_per_s"`
+		Measured    float64   `json:"measured_activations_per_s"`
+		LimitMB     float64   `json:"memory_limit_mb"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("bench --soak -o json: %v in %q", err, out)
+	}
+	if got.Activations != 40 || got.Rejected == nil || *got.Rejected != 0 {
+		t.Errorf("activations %d, rejected %v; want 40 and 0", got.Activations, got.Rejected)
+	}
+	for name, a := range map[string][]float64{"soak_rss_mb": got.RSS, "soak_live_heap_mb": got.Heap, "nats_soak_rss_mb": got.NATSRSS} {
+		if len(a) != 4 || slices.Contains(a, 0) {
+			t.Errorf("%s %v, want 4 figures above 0", name, a)
+		}
+	}
+	if got.Measured <= 0 || math.Abs(got.Offered-got.Measured/2) > 1 { // both rounded
+		t.Errorf("offered %v commands/s, measured %v activations/s; want half", got.Offered, got.Measured)
+	}
+	if got.LimitMB <= 0 {
+		t.Errorf("memory_limit_mb %v, want the default limit", got.LimitMB)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/internal/client"
+	"github.com/licensebus/licensebus/internal/elect"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -126,7 +127,8 @@ func kvGet(bucket, key string) act {
 }
 
 // snapshot is what a refused act must leave as it was: every stream's
-// last sequence (but the audit heads', written on a timer) and the
+// last sequence (but the audit heads' and the leases', written on
+// timers) and the
 // consumers of the command stream.
 func snapshot(tb testing.TB, js jetstream.JetStream) string {
 	tb.Helper()
@@ -139,8 +141,8 @@ func snapshot(tb testing.TB, js jetstream.JetStream) string {
 	}
 	slices.Sort(all)
 	for _, n := range all {
-		if n == audit.CheckpointStream {
-			continue // the auditor signs a head on a timer
+		if n == audit.CheckpointStream || n == "KV_"+elect.Bucket {
+			continue // written on timers: the audit heads, the job leases
 		}
 		s, err := js.Stream(ctx, n)
 		if err != nil {

@@ -1,21 +1,50 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"math"
+	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 )
 
+// The soft memory limit a process gets when neither --memory-limit nor
+// GOMEMLIMIT says otherwise, so that the defaults hold the memory goal
+// (each process of the 10k × 50 fleet within 1 GiB) without a flag to
+// remember: the collector works harder near the limit instead of letting
+// the heap double. Capped at half of what the machine or cgroup gives, so
+// a small box keeps room for the rest.
+const (
+	// budgetJoined is a licensebus process on its own (serve --nats, the
+	// bench's product), and the bench's NATS server process.
+	budgetJoined = 800 << 20
+	// budgetEmbedded is serve with its embedded NATS server: both in one.
+	budgetEmbedded = 2 * budgetJoined
+)
+
+// runtimeSettings are the collector's settings in force, for the log.
+type runtimeSettings struct {
+	limit     int64  // soft memory limit in bytes, 0 for none
+	from      string // flag, GOMEMLIMIT, default or none
+	available int64  // the machine's or cgroup's memory, 0 if unknown
+	gc        int    // GOGC
+}
+
 // setRuntime applies --memory-limit and --gc-percent, as serve and bench
-// take them, and returns the settings now in force.
-func setRuntime(memLimit string, gcPercent int) (limit int64, gc int, err error) {
-	if limit, err = setMemoryLimit(memLimit); err != nil {
-		return 0, 0, err
+// take them, with budget as the default limit, and returns the settings
+// now in force.
+func setRuntime(memLimit string, gcPercent int, budget int64) (runtimeSettings, error) {
+	rs, err := setMemoryLimit(memLimit, budget, os.Getenv("GOMEMLIMIT") != "", memoryAvailable())
+	if err != nil {
+		return rs, err
 	}
-	gc, err = setGCPercent(gcPercent)
-	return limit, gc, err
+	rs.gc, err = setGCPercent(gcPercent)
+	return rs, err
 }
 
 // setGCPercent sets the collector's target heap growth (Go's GOGC); 0
@@ -38,23 +67,77 @@ func setGCPercent(p int) (int, error) {
 const minMemoryLimit = 64 << 20
 
 // setMemoryLimit sets this process's soft memory limit (Go's GOMEMLIMIT)
-// from a size such as 900MiB or 1GB; "" leaves the runtime's setting. It
-// returns the limit in bytes now in force, 0 for none.
-func setMemoryLimit(s string) (int64, error) {
-	if s != "" {
+// from a size such as 900MiB or 1GB, or "none"; "" keeps GOMEMLIMIT when
+// it is set (env), else sets the default: budget, at most half of
+// available (0: unknown, budget alone).
+func setMemoryLimit(s string, budget int64, env bool, available int64) (runtimeSettings, error) {
+	rs := runtimeSettings{available: available}
+	switch {
+	case s == "none":
+		debug.SetMemoryLimit(math.MaxInt64)
+		rs.from = "none"
+	case s != "":
 		n, err := humanize.ParseBytes(s)
 		if err != nil || n > math.MaxInt64 {
-			return 0, usageError{fmt.Errorf("--memory-limit %q is not a size such as 900MiB or 2GB", s)}
+			return rs, usageError{fmt.Errorf("--memory-limit %q is not a size such as 900MiB or 2GB, or none", s)}
 		}
 		// A limit below what the process needs to start makes the
 		// collector run without pause: a typo (12 for 12GiB), not a choice.
 		if n < minMemoryLimit {
-			return 0, usageError{fmt.Errorf("--memory-limit %s is below %s (sizes are bytes unless they say MiB, GiB, ...)", s, humanize.IBytes(minMemoryLimit))}
+			return rs, usageError{fmt.Errorf("--memory-limit %s is below %s (sizes are bytes unless they say MiB, GiB, ...)", s, humanize.IBytes(minMemoryLimit))}
 		}
 		debug.SetMemoryLimit(int64(n))
+		rs.from = "flag"
+	case env:
+		rs.from = "GOMEMLIMIT" // the runtime applied it at start
+	default:
+		limit := budget
+		if available > 0 {
+			limit = max(minMemoryLimit, min(budget, available/2))
+		}
+		debug.SetMemoryLimit(limit)
+		rs.from = "default"
 	}
 	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
-		return l, nil
+		rs.limit = l
 	}
-	return 0, nil
+	return rs, nil
+}
+
+// memoryAvailable is the memory this process may use: its cgroup's limit
+// when it has one below the machine's, else the machine's; 0 if unknown
+// (not Linux).
+func memoryAvailable() int64 {
+	total := memTotal()
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// "max" (v2) or a huge number (v1) when there is no limit.
+		if n, err := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64); err == nil && n > 0 && (total == 0 || n < total) {
+			return n
+		}
+		break
+	}
+	return total
+}
+
+// memTotal is MemTotal of /proc/meminfo in bytes, 0 if unknown.
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }

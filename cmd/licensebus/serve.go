@@ -30,11 +30,6 @@ func (a *app) serveCmd() *cobra.Command {
 				w = zerolog.New(zerolog.ConsoleWriter{Out: a.stderr, TimeFormat: time.TimeOnly})
 			}
 			cfg.Logger = w.Level(lvl).With().Timestamp().Logger()
-			limit, gc, err := setRuntime(memLimit, gcPercent)
-			if err != nil {
-				return err
-			}
-			cfg.Logger.Info().Int64("memory_limit_bytes", limit).Int("gc_percent", gc).Msg("runtime")
 			// --nats joins an existing NATS; without it we embed one.
 			// NATS_URL joins too, unless --listen or --data ask for the
 			// embedded server: an explicit flag wins over the environment.
@@ -42,7 +37,18 @@ func (a *app) serveCmd() *cobra.Command {
 				return err
 			}
 			embedFlags := cmd.Flags().Changed("listen") || cmd.Flags().Changed("data")
-			if joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != "" && !embedFlags; joinNATS {
+			joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != "" && !embedFlags
+			budget := int64(budgetEmbedded)
+			if joinNATS {
+				budget = budgetJoined
+			}
+			rs, err := setRuntime(memLimit, gcPercent, budget)
+			if err != nil {
+				return err
+			}
+			cfg.Logger.Info().Int64("memory_limit_bytes", rs.limit).Str("memory_limit_from", rs.from).
+				Int64("memory_available_bytes", rs.available).Int("gc_percent", rs.gc).Msg("runtime")
+			if joinNATS {
 				cfg.NatsURL = a.natsURL
 			} else if a.getenv("NATS_URL") != "" {
 				cfg.Logger.Info().Str("nats_url", a.getenv("NATS_URL")).Msg("NATS_URL ignored: --listen or --data run the embedded server")
@@ -90,7 +96,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: the web console and /api/v1, /metrics, /healthz, /readyz; "" for none`)
 	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
 	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
-	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process, e.g. 900MiB: the Go runtime collects harder near it (default: GOMEMLIMIT, else none)")
+	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of the process, e.g. 900MiB, or "none": the Go runtime collects harder near it (default: GOMEMLIMIT, else 1600MiB embedded and 800MiB with --nats, at most half the machine's or cgroup's memory)`)
 	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
 	return cmd
 }

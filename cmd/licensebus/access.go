@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
@@ -107,11 +106,7 @@ func (ac *access) prepareJoin(cfg ServeConfig) error {
 func (ac *access) credsFile(path string, id auth.Identity) (*auth.Creds, error) {
 	c, err := auth.ReadCreds(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		token, seed, err := ac.authority.Signer(id.Role).NewUser(id, time.Time{})
-		if err != nil {
-			return nil, err
-		}
-		if err := auth.WriteCreds(path, token, seed); err != nil {
+		if err := ac.authority.IssueCreds(path, id); err != nil {
 			return nil, err
 		}
 		ac.log.Info().Str("creds", path).Str("identity", id.Name).Str("role", string(id.Role)).Msg("wrote credentials")

@@ -32,14 +32,26 @@ const testLeaseTTL = 3 * time.Second
 var clusterJobs = []string{AuditJob, projections.Job, driver.Job,
 	"reactor/" + cloud.RequestsReactor, "reactor/" + device.AnswersReactor, "reactor/" + provisioner.TriggersReactor}
 
-// mustNode starts a licensebus node named name joined to the NATS at urls,
-// with the signing keys of another node (a cluster shares one key), or a
-// data directory for keys of its own.
+// newCluster starts a 3-server cluster in operator mode and returns its
+// URLs; cli, mustClient and mustNode connect to them with its operator's
+// and its service's creds files, as a user and serve --creds would.
+func newCluster(tb testing.TB) (*bustest.Cluster, string) {
+	tb.Helper()
+	c := bustest.NewCluster(tb, 3)
+	urls := c.URLs()
+	serverCreds.Store(urls, credsFiles{admin: c.AdminCreds, service: c.ServiceCreds})
+	tb.Cleanup(func() { serverCreds.Delete(urls) })
+	return c, urls
+}
+
+// mustNode starts a licensebus node named name joined to the NATS at urls
+// as the service, with the signing keys of another node (a cluster shares
+// one key), or a data directory for keys of its own.
 func mustNode(tb testing.TB, urls, name string, batch int, signingKeys ...string) *Server {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cfg := ServeConfig{NatsURL: urls, Name: name, Batch: batch, LeaseTTL: testLeaseTTL, Logger: testLogger(tb), SigningKeys: signingKeys}
+	cfg := ServeConfig{NatsURL: urls, Creds: credsOf(urls).service, Name: name, Batch: batch, LeaseTTL: testLeaseTTL, Logger: testLogger(tb), SigningKeys: signingKeys}
 	if len(signingKeys) == 0 {
 		cfg.DataDir = tb.TempDir()
 	}
@@ -98,8 +110,7 @@ func waitJobs(tb testing.TB, js jetstream.JetStream, node string) clusterJSON {
 // that nothing acknowledged is lost, nothing is done twice, and the audit
 // trail stays whole.
 func TestClusterFailover(t *testing.T) {
-	c := bustest.NewCluster(t, 3)
-	urls := c.URLs()
+	_, urls := newCluster(t)
 	a := mustNode(t, urls, "node-a", 0)
 	cl, js := mustClient(t, urls)
 	waitJobs(t, js, "node-a")
@@ -198,8 +209,7 @@ func TestClusterFailover(t *testing.T) {
 // reactors' checkpoint revisions, the audit stream's expected sequence.
 // Nothing is done twice and the trail verifies.
 func TestClusterFencing(t *testing.T) {
-	c := bustest.NewCluster(t, 3)
-	urls := c.URLs()
+	_, urls := newCluster(t)
 	a := mustNode(t, urls, "node-a", 0)
 	cl, js := mustClient(t, urls)
 	waitJobs(t, js, "node-a")
@@ -259,8 +269,7 @@ func TestClusterFencing(t *testing.T) {
 // Ensure the manual, the race for one license and a repeated command work
 // against two nodes on a 3-server cluster as on one process.
 func TestClusterWalkthrough(t *testing.T) {
-	c := bustest.NewCluster(t, 3)
-	urls := c.URLs()
+	_, urls := newCluster(t)
 	a := mustNode(t, urls, "node-a", 1)
 	_, js := mustClient(t, urls)
 	mustNode(t, urls, "node-b", 1, a.SigningKeyFile())
@@ -287,10 +296,9 @@ func verifyTrailCLI(tb testing.TB, urls string) result {
 // is scaled to three by serve --replicas 3, which says so for each stream,
 // and that a node started afterwards with the default keeps three.
 func TestClusterScaleUp(t *testing.T) {
-	c := bustest.NewCluster(t, 3)
-	urls := c.URLs()
+	_, urls := newCluster(t)
 	ctx := ctxFor(t, 60*time.Second)
-	one, err := StartServer(ctx, ServeConfig{NatsURL: urls, Name: "node-a", Replicas: 1, DataDir: t.TempDir(), Logger: testLogger(t)})
+	one, err := StartServer(ctx, ServeConfig{NatsURL: urls, Creds: credsOf(urls).service, Name: "node-a", Replicas: 1, DataDir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +323,7 @@ func TestClusterScaleUp(t *testing.T) {
 	one.Close()
 
 	var logs syncBuffer
-	three, err := StartServer(ctx, ServeConfig{NatsURL: urls, Name: "node-a", Replicas: 3, SigningKeys: []string{key}, Logger: zerolog.New(&logs)})
+	three, err := StartServer(ctx, ServeConfig{NatsURL: urls, Creds: credsOf(urls).service, Name: "node-a", Replicas: 3, SigningKeys: []string{key}, Logger: zerolog.New(&logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

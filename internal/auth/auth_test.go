@@ -18,6 +18,7 @@ import (
 	"github.com/licensebus/licensebus/handlers/driver"
 	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/licensebus/licensebus/internal/bus"
+	"github.com/licensebus/licensebus/internal/elect"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/licensebus/licensebus/projections/devices"
 	"github.com/licensebus/licensebus/projections/licensing"
@@ -39,7 +40,7 @@ func TestRoleNamesMatchTheStreams(t *testing.T) {
 		t.Errorf("view buckets %v, roles name %v", views, auth.ViewBuckets)
 	}
 	readable := auth.ReadableStreams()
-	for _, s := range []string{audit.Stream, audit.CheckpointStream, "KV_" + bus.ReactorsBucket} {
+	for _, s := range []string{audit.Stream, audit.CheckpointStream, "KV_" + bus.ReactorsBucket, "KV_" + elect.Bucket} {
 		if !slices.Contains(readable, s) {
 			t.Errorf("readable streams %v lack %s", readable, s)
 		}

@@ -116,3 +116,14 @@ func WriteCreds(path, token string, seed []byte) error {
 	}
 	return nil
 }
+
+// IssueCreds signs new credentials of id, without expiry, with the key of
+// its role, and writes them as a creds file at path (never over an
+// existing one).
+func (a *Authority) IssueCreds(path string, id Identity) error {
+	token, seed, err := a.Signer(id.Role).NewUser(id, time.Time{})
+	if err != nil {
+		return err
+	}
+	return WriteCreds(path, token, seed)
+}

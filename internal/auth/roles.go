@@ -73,6 +73,7 @@ const (
 	auditSubjects   = "lb.audit.>"
 	ReactorsStream  = "KV_licensebus_reactors"
 	CredsBucket     = "licensebus_creds"
+	ClusterBucket   = "licensebus_cluster"
 	APIPrefix       = "lb.api.v1."
 	viewBucketStart = "licensebus_view_"
 )
@@ -82,16 +83,16 @@ var ViewBuckets = []string{viewBucketStart + "licensing", viewBucketStart + "dev
 
 // ReadableStreams are the streams a Reader (and an Operator) may read with
 // JetStream consumers and direct gets: events, the audit trail and its
-// signed heads, dead letters, the views and the reactors' checkpoints, and
-// the commands,
-// which verifying the audit trail compares with. Not the credentials'
+// signed heads, dead letters, the views and the reactors' checkpoints, the
+// commands, which verifying the audit trail compares with, and the nodes'
+// records and job leases, which cluster status shows. Not the credentials'
 // records.
 func ReadableStreams() []string {
 	s := []string{events.CommandsStream, events.EventsStream, auditStream, auditHeads, events.DeadLettersStream}
 	for _, b := range ViewBuckets {
 		s = append(s, "KV_"+b)
 	}
-	return append(s, ReactorsStream)
+	return append(s, ReactorsStream, "KV_"+ClusterBucket)
 }
 
 // Permissions are the subject permissions the NATS server enforces for an
@@ -121,7 +122,9 @@ func Permissions(id Identity) jwt.Permissions {
 		p.Pub.Allow.Add(APIPrefix+"fleet.>", APIPrefix+"smartserver.*.>")
 		p.Sub.Allow.Add(InboxPrefix(id.Name)+".>", events.AllEvents, auditSubjects, events.AllDeadLetters)
 		if id.Role == Operator {
-			p.Pub.Allow.Add("lb.cmd.>", APIPrefix+"admin.>")
+			// The credentials' stream's placement, for cluster status;
+			// its records come through the admin API only.
+			p.Pub.Allow.Add("lb.cmd.>", APIPrefix+"admin.>", "$JS.API.STREAM.INFO.KV_"+CredsBucket)
 		}
 	}
 	return p

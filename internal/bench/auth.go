@@ -17,40 +17,55 @@ import (
 // under dir/auth) and writes the service's and an operator's creds files
 // into dir.
 func secure(dir string, cfg *bus.ServerConfig) (service, operator string, err error) {
-	a, _, err := auth.OpenAuthority(filepath.Join(dir, "auth"))
+	a, service, operator, err := authority(dir)
 	if err != nil {
 		return "", "", err
 	}
 	cfg.Configure = a.Configure
-	write := func(id auth.Identity) (string, error) {
-		token, seed, err := a.Signer(id.Role).NewUser(id, time.Time{})
-		if err != nil {
-			return "", err
-		}
-		path := filepath.Join(dir, id.Name+".creds")
-		return path, auth.WriteCreds(path, token, seed)
+	return service, operator, nil
+}
+
+// authority creates the keys of a bench's NATS under dir/auth, as serve
+// does for its embedded server, and writes the service's and an
+// operator's creds files into dir.
+func authority(dir string) (a *auth.Authority, service, operator string, err error) {
+	if a, _, err = auth.OpenAuthority(filepath.Join(dir, "auth")); err != nil {
+		return nil, "", "", err
 	}
-	if service, err = write(auth.Identity{Name: "service", Role: auth.Service}); err != nil {
-		return "", "", err
+	service, operator = filepath.Join(dir, "service.creds"), filepath.Join(dir, "bench.creds")
+	if err := a.IssueCreds(service, auth.Identity{Name: "service", Role: auth.Service}); err != nil {
+		return nil, "", "", err
 	}
-	operator, err = write(auth.Identity{Name: "bench", Role: auth.Operator})
-	return service, operator, err
+	if err := a.IssueCreds(operator, auth.Identity{Name: "bench", Role: auth.Operator}); err != nil {
+		return nil, "", "", err
+	}
+	return a, service, operator, nil
 }
 
 // connect connects to url as the user of a creds file, if one is given.
 func connect(url, creds string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("licensebus bench")}
-	if creds != "" {
-		c, err := auth.ReadCreds(creds)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.UserJWTAndSeed(c.JWT, string(c.Seed)))
-		if p := c.InboxPrefix(); p != "" {
-			opts = append(opts, nats.CustomInboxPrefix(p))
-		}
+	opts, err := credsOptions(creds)
+	if err != nil {
+		return nil, err
 	}
-	return nats.Connect(url, opts...)
+	return nats.Connect(url, append(opts, nats.Name("licensebus bench"))...)
+}
+
+// credsOptions authenticate a connection as the user of a creds file, with
+// the inbox prefix its role may subscribe to; none for "".
+func credsOptions(creds string) ([]nats.Option, error) {
+	if creds == "" {
+		return nil, nil
+	}
+	c, err := auth.ReadCreds(creds)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", creds, err)
+	}
+	opts := []nats.Option{nats.UserJWTAndSeed(c.JWT, string(c.Seed))}
+	if p := c.InboxPrefix(); p != "" {
+		opts = append(opts, nats.CustomInboxPrefix(p))
+	}
+	return opts, nil
 }
 
 // authRounds is how many bursts each side of the comparison gets,

@@ -106,9 +106,17 @@ func CrashLoop(ctx context.Context, cfg CrashLoopConfig) (*CrashLoopResult, erro
 	if err := startNode(); err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(url, nats.Name("licensebus bench crash-loop"), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+	// serve runs its embedded server with auth, as by default, and writes
+	// its operator's creds file once its streams are ready: the bench's
+	// connection and CLI runs use it, as a user's would.
+	creds := filepath.Join(dir, "data", "admin.creds")
+	opts, err := waitCreds(ctx, creds, 2*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name("licensebus bench crash-loop"), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // the kills are the point: no noise about them
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...) // the kills are the point: no noise about them
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +196,7 @@ func CrashLoop(ctx context.Context, cfg CrashLoopConfig) (*CrashLoopResult, erro
 	}
 	res.LostCommands = len(log.wait(ctx, acked, 2*time.Minute))
 	stopWatch()
-	f := &failover{js: js, urls: url, cfg: FailoverConfig{Exe: cfg.Exe, Progress: cfg.Progress}, logw: logw}
+	f := &failover{js: js, urls: url, creds: creds, cfg: FailoverConfig{Exe: cfg.Exe, Progress: cfg.Progress}, logw: logw}
 	if err := f.settle(ctx); err != nil {
 		return nil, err
 	}
@@ -203,4 +211,21 @@ func CrashLoop(ctx context.Context, cfg CrashLoopConfig) (*CrashLoopResult, erro
 	res.LoadAverage = loadAverage()
 	res.TotalSeconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// waitCreds waits until the creds file at path exists and holds whole
+// credentials (serve writes it once it has started), and returns the
+// options that connect with them.
+func waitCreds(ctx context.Context, path string, d time.Duration) ([]nats.Option, error) {
+	deadline := time.Now().Add(d)
+	for {
+		opts, err := credsOptions(path)
+		if err == nil {
+			return opts, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("no operator credentials from serve within %s: %w", d, err)
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
 }

@@ -89,10 +89,14 @@ type failover struct {
 	specs   []ClusterNode
 	nodes   map[string]*proc
 	keyFile string
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	c       *client.Client
-	logw    io.Writer
+	// creds is an operator's creds file (the bench's clients and CLI
+	// runs), serviceCreds the service's (the nodes): the cluster runs in
+	// operator mode, as serve's embedded server does by default.
+	creds, serviceCreds string
+	nc                  *nats.Conn
+	js                  jetstream.JetStream
+	c                   *client.Client
+	logw                io.Writer
 	// differing counts the view entries the last rebuild changed.
 	differing int
 }
@@ -265,6 +269,10 @@ func sleep(ctx context.Context, d time.Duration) {
 // startCluster starts three NATS servers as processes and waits until
 // JetStream answers.
 func (f *failover) startCluster(ctx context.Context) error {
+	var err error
+	if _, f.serviceCreds, f.creds, err = authority(f.dir); err != nil {
+		return err
+	}
 	f.specs = make([]ClusterNode, 3)
 	var routes, urls []string
 	for i := range f.specs {
@@ -276,7 +284,7 @@ func (f *failover) startCluster(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		f.specs[i] = ClusterNode{Name: fmt.Sprintf("n%d", i+1), Dir: filepath.Join(f.dir, fmt.Sprintf("n%d", i+1)), Port: p, ClusterPort: cp}
+		f.specs[i] = ClusterNode{Name: fmt.Sprintf("n%d", i+1), Dir: filepath.Join(f.dir, fmt.Sprintf("n%d", i+1)), Port: p, ClusterPort: cp, Auth: filepath.Join(f.dir, "auth")}
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", cp))
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
@@ -294,9 +302,12 @@ func (f *failover) startCluster(ctx context.Context) error {
 			return err
 		}
 	}
-	var err error
-	f.nc, err = nats.Connect(f.urls, nats.Name("licensebus bench failover"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
-		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})) // the kills are the point: no noise about them
+	opts, err := credsOptions(f.creds)
+	if err != nil {
+		return err
+	}
+	f.nc, err = nats.Connect(f.urls, append(opts, nats.Name("licensebus bench failover"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...) // the kills are the point: no noise about them
 	if err != nil {
 		return err
 	}
@@ -336,7 +347,7 @@ func (f *failover) startServer(ctx context.Context, i int) error {
 // startNode starts (or restarts) licensebus node name, joined to the
 // cluster with the shared signing key.
 func (f *failover) startNode(ctx context.Context, name string) error {
-	p, err := startProc(name, []string{f.cfg.Exe, "serve", "--nats", f.urls, "--name", name, "--signing-key", f.keyFile,
+	p, err := startProc(name, []string{f.cfg.Exe, "serve", "--nats", f.urls, "--creds", f.serviceCreds, "--name", name, "--signing-key", f.keyFile,
 		"--http", "", "--log-level", "warn"}, childEnv(), f.logw)
 	if err != nil {
 		return err
@@ -464,7 +475,11 @@ func (f *failover) streamFailover(ctx context.Context, killed string, at time.Ti
 
 // cli runs the licensebus CLI against the cluster; nil when it exits 0.
 func (f *failover) cli(ctx context.Context, args ...string) error {
-	p, err := startProc("cli", append([]string{f.cfg.Exe, "--nats", f.urls}, args...), childEnv(), f.logw)
+	argv := []string{f.cfg.Exe, "--nats", f.urls}
+	if f.creds != "" {
+		argv = append(argv, "--creds", f.creds)
+	}
+	p, err := startProc("cli", append(argv, args...), childEnv(), f.logw)
 	if err != nil {
 		return err
 	}
@@ -480,9 +495,43 @@ func (f *failover) cli(ctx context.Context, args ...string) error {
 		return cctx.Err()
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		return fmt.Errorf("licensebus %s: exit %d", strings.Join(args, " "), code)
+		return &cliError{args: args, code: code}
 	}
 	return nil
+}
+
+// cliError is a CLI run that did not exit 0.
+type cliError struct {
+	args []string
+	code int
+}
+
+func (e *cliError) Error() string {
+	return fmt.Sprintf("licensebus %s: exit %d", strings.Join(e.args, " "), e.code)
+}
+
+// refused says whether err is the CLI's refusal (exit 1): for audit
+// verify, a trail that is not whole. Exit 3 is a request unanswered (a
+// NATS server that has just come back, a machine too busy to answer in
+// time), which says nothing about the trail.
+func refused(err error) bool {
+	var ce *cliError
+	return errors.As(err, &ce) && ce.code == 1
+}
+
+// auditVerified runs audit verify, again after a failure other than a
+// refusal, up to five times.
+func (f *failover) auditVerified(ctx context.Context) bool {
+	err := f.cli(ctx, "audit", "verify")
+	for i := 0; i < 4 && err != nil && !refused(err) && ctx.Err() == nil; i++ {
+		f.progress("audit verify did not answer (%v): again", err)
+		sleep(ctx, 2*time.Second)
+		err = f.cli(ctx, "audit", "verify")
+	}
+	if err != nil {
+		f.progress("audit verify: %v (--children-log has its stderr)", err)
+	}
+	return err == nil
 }
 
 // settle waits until the projections and the audit trail include every
@@ -523,7 +572,7 @@ func (f *failover) check(ctx context.Context, bound, events, entries *int, audit
 	if err = retry("audit entries twice", func() error { *entries, err = auditTwice(ctx, f.js); return err }); err != nil {
 		return err
 	}
-	*auditIntact = f.cli(ctx, "audit", "verify") == nil
+	*auditIntact = f.auditVerified(ctx)
 	return retry("views against a rebuild", func() error { *views, err = f.viewsEqualRebuild(ctx); return err })
 }
 

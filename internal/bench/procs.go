@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -131,6 +132,10 @@ type ClusterNode struct {
 	Port        int      `json:"port"`
 	ClusterPort int      `json:"cluster_port"`
 	Routes      []string `json:"routes"`
+	// Auth is the directory of the operator's and accounts' keys the
+	// server trusts (operator mode, as serve's embedded server runs); ""
+	// for a server without auth.
+	Auth string `json:"auth,omitempty"`
 }
 
 // ServeClusterNode runs one server of a JetStream cluster — the process of
@@ -150,6 +155,16 @@ func ServeClusterNode(ctx context.Context, spec ClusterNode, stdin io.Reader, st
 		MaxPayload:   8 << 20,
 		Cluster:      server.ClusterOpts{Name: "licensebus-bench", Host: "127.0.0.1", Port: spec.ClusterPort},
 		Routes:       server.RoutesFromStr(strings.Join(spec.Routes, ",")),
+	}
+	if spec.Auth != "" {
+		a, created, err := auth.OpenAuthority(spec.Auth)
+		if err != nil {
+			return err
+		}
+		if created {
+			return fmt.Errorf("no keys in %s: the bench creates them before it starts a server", spec.Auth)
+		}
+		a.Configure(opts)
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -276,7 +276,10 @@ func ReadLastPerSubject(ctx context.Context, js jetstream.JetStream, stream stri
 				return err
 			}
 		}
-		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		// The pull of a consumer that is not set up yet on the stream's
+		// leader comes back as a 503 status, in the batch: as empty, the
+		// next fetch sets the consumer up again.
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, nats.ErrNoResponders) {
 			return fmt.Errorf("read %s: %w", stream, err)
 		}
 		switch {

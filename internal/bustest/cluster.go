@@ -3,20 +3,29 @@ package bustest
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/licensebus/licensebus/internal/auth"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
 // Cluster is a JetStream cluster of nats-servers in the test's process,
 // formed as nats-server's own tests form one: each server named, with a
 // store directory of its own, a cluster listener and routes to the others.
+// It runs in operator mode, as the operator of a NATS that licensebus joins
+// sets it up (docs/identities.md): every server trusts one operator and
+// holds the system and licensebus accounts' JWTs in its resolver.
 type Cluster struct {
 	tb      testing.TB
 	opts    []*server.Options
 	servers []*server.Server
+	// ServiceCreds is a creds file of the service (serve --creds), signed
+	// by the account's own key; AdminCreds one of an operator (the CLI's
+	// --creds), signed by that role's scoped key.
+	ServiceCreds, AdminCreds string
 }
 
 // NewCluster starts n servers on loopback and waits until they have a
@@ -28,7 +37,19 @@ func NewCluster(tb testing.TB, n int) *Cluster {
 	for i := range ports {
 		ports[i] = freePort(tb)
 	}
-	c := &Cluster{tb: tb, opts: make([]*server.Options, n), servers: make([]*server.Server, n)}
+	dir := tb.TempDir()
+	a, _, err := auth.OpenAuthority(filepath.Join(dir, "auth"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Cluster{tb: tb, opts: make([]*server.Options, n), servers: make([]*server.Server, n),
+		ServiceCreds: filepath.Join(dir, "service.creds"), AdminCreds: filepath.Join(dir, "admin.creds")}
+	if err := a.IssueCreds(c.ServiceCreds, auth.Identity{Name: "service", Role: auth.Service}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := a.IssueCreds(c.AdminCreds, auth.Identity{Name: "admin", Role: auth.Operator}); err != nil {
+		tb.Fatal(err)
+	}
 	for i := range n {
 		var routes []string
 		for j, p := range ports {
@@ -48,6 +69,8 @@ func NewCluster(tb testing.TB, n int) *Cluster {
 			Cluster:    server.ClusterOpts{Name: "licensebus-test", Host: "127.0.0.1", Port: ports[i]},
 			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
 		}
+		// Each server its own resolver, as separate processes have.
+		a.Configure(c.opts[i])
 	}
 	for i := range n {
 		c.Start(i)

@@ -154,7 +154,8 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 
 	// Command k goes to target k mod pool: an activation in even rounds
 	// over the pool, a transfer in odd ones. With the pool large enough,
-	// each has finished long before the next command for its SmartServer.
+	// each has finished long before the next command for its SmartServer
+	// is due.
 	total := 2 * cfg.Activations
 	r.OfferedRate = r.MeasuredRate / 2
 	interval := float64(time.Second) / r.OfferedRate
@@ -167,7 +168,14 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 			time.Sleep(d)
 		}
 		t := ts[(k-1)%len(ts)]
-		if err := b.soakSend(ctx, t, ((k-1)/len(ts))%2 == 0); err != nil {
+		activate := ((k-1)/len(ts))%2 == 0
+		// The SmartServer's previous command must have taken effect, or
+		// this one would be refused (transfer_in_progress): on slow cores
+		// the soak then runs late rather than wrong.
+		if err := b.waitAll(ctx, []*target{t}, func(t *target) bool { return b.visible(t) != activate }); err != nil {
+			return err
+		}
+		if err := b.soakSend(ctx, t, activate); err != nil {
 			return err
 		}
 		if !marks[k] {

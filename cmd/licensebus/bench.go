@@ -47,11 +47,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			if shared && natsprofile != "" {
 				return usageError{errors.New("--nats-cpuprofile needs the NATS server in a process of its own; with --shared-process, --cpuprofile covers both")}
 			}
-			budget := int64(budgetJoined)
-			if shared {
-				budget = budgetEmbedded
-			}
-			rs, err := setRuntime(memLimit, gcPercent, budget)
+			rs, err := setRuntime(memLimit, gcPercent)
 			if err != nil {
 				return err
 			}
@@ -107,7 +103,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.BoolVar(&quick, "quick", false, "small sizes: the whole run in under a minute")
 	f.BoolVar(&tiny, "tiny", false, "smallest sizes, for tests; the figures mean nothing")
 	_ = f.MarkHidden("tiny")
-	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of each process, as serve --memory-limit, or "none" (default: GOMEMLIMIT, else serve --nats's default, for the NATS server too)`)
+	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of each process, as serve --memory-limit, or "none" (default: GOMEMLIMIT, else serve's default, for the NATS server too)`)
 	f.IntVar(&gcPercent, "gc-percent", 0, "GOGC of the licensebus process, as serve --gc-percent (the NATS server process keeps Go's default)")
 	f.BoolVar(&shared, "shared-process", false, "run the NATS server inside the bench process, as serve without --nats does (memory figures then cover both)")
 	f.StringVar(&serveNATS, "serve-nats", "", "run only the bench's NATS server, storing under this directory, until stdin closes")

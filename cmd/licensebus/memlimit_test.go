@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// Ensure the soft memory limit is on by default, derived from the memory
-// the machine or cgroup gives (issue 21), and that a flag or GOMEMLIMIT
+// Ensure the soft memory limit is on by default, a share of the memory the
+// cgroup or the machine gives (issue 21), and that a flag or GOMEMLIMIT
 // wins over the default.
 func TestDefaultMemoryLimit(t *testing.T) {
 	before := debug.SetMemoryLimit(-1)
@@ -18,21 +18,22 @@ func TestDefaultMemoryLimit(t *testing.T) {
 		flag      string
 		env       bool
 		available int64
+		cgroup    bool
 		preset    int64 // the limit in force before (GOMEMLIMIT's)
 		want      int64 // 0: none
 		from      string
 	}{
-		{"a large machine: the budget", "", false, 23 * gib, math.MaxInt64, budgetJoined, "default"},
-		{"a 1 GiB cgroup: half of it", "", false, gib, math.MaxInt64, gib / 2, "default"},
-		{"memory unknown: the budget", "", false, 0, math.MaxInt64, budgetJoined, "default"},
-		{"GOMEMLIMIT wins over the default", "", true, 23 * gib, 3 * gib, 3 * gib, "GOMEMLIMIT"},
-		{"the flag wins over GOMEMLIMIT", "2GiB", true, 23 * gib, 3 * gib, 2 * gib, "flag"},
-		{"none turns it off", "none", false, 23 * gib, 3 * gib, 0, "none"},
+		{"a machine: half its memory", "", false, 24 * gib, false, math.MaxInt64, 12 * gib, "default: 1/2 of the machine's memory"},
+		{"a 2 GiB container: 3/4 of its limit", "", false, 2 * gib, true, math.MaxInt64, 3 * gib / 2, "default: 3/4 of the cgroup's memory limit"},
+		{"memory unknown: none", "", false, 0, false, math.MaxInt64, 0, "none: memory unknown"},
+		{"GOMEMLIMIT wins over the default", "", true, 24 * gib, false, 3 * gib, 3 * gib, "GOMEMLIMIT"},
+		{"the flag wins over GOMEMLIMIT", "2GiB", true, 24 * gib, false, 3 * gib, 2 * gib, "flag"},
+		{"none turns it off", "none", false, 24 * gib, false, 3 * gib, 0, "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			debug.SetMemoryLimit(tt.preset)
-			rs, err := setMemoryLimit(tt.flag, budgetJoined, tt.env, tt.available)
+			rs, err := setMemoryLimit(tt.flag, tt.env, tt.available, tt.cgroup)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,7 +45,7 @@ func TestDefaultMemoryLimit(t *testing.T) {
 			}
 		})
 	}
-	if memoryAvailable() <= 0 {
-		t.Errorf("memoryAvailable() = %d on Linux, want the machine's or cgroup's memory", memoryAvailable())
+	if n, _ := memoryAvailable(); n <= 0 {
+		t.Errorf("memoryAvailable() = %d on Linux, want the machine's or cgroup's memory", n)
 	}
 }

@@ -38,11 +38,7 @@ func (a *app) serveCmd() *cobra.Command {
 			}
 			embedFlags := cmd.Flags().Changed("listen") || cmd.Flags().Changed("data")
 			joinNATS = cmd.Flags().Changed("nats") || a.getenv("NATS_URL") != "" && !embedFlags
-			budget := int64(budgetEmbedded)
-			if joinNATS {
-				budget = budgetJoined
-			}
-			rs, err := setRuntime(memLimit, gcPercent, budget)
+			rs, err := setRuntime(memLimit, gcPercent)
 			if err != nil {
 				return err
 			}
@@ -96,7 +92,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&httpAddr, "http", defaultHTTPAddr, `host:port of the HTTP listener: the web console and /api/v1, /metrics, /healthz, /readyz; "" for none`)
 	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
 	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
-	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of the process, e.g. 900MiB, or "none": the Go runtime collects harder near it (default: GOMEMLIMIT, else 1600MiB embedded and 800MiB with --nats, at most half the machine's or cgroup's memory)`)
+	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of the process, e.g. 900MiB, or "none": the Go runtime collects harder near it (default: GOMEMLIMIT, else 3/4 of the cgroup's memory limit, else 1/2 of the machine's memory)`)
 	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
 	return cmd
 }

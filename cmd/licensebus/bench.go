@@ -53,6 +53,14 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			}
 			limit, gc := rs.limit, rs.gc
 			if soak.Activations > 0 {
+				if memprofile != "" {
+					f, err := os.Create(memprofile)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					soak.MemProfile = f
+				}
 				return a.soak(cmd, soak, limit, shared)
 			}
 			cfg := bench.Full()
@@ -117,7 +125,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.DurationVar(&soak.Horizon, "soak-horizon", 2*time.Minute, "--soak: serve's --horizon during the soak, so that what it remembers reaches the plateau the default horizon reaches after a week")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&natsprofile, "nats-cpuprofile", "", "write a CPU profile of the NATS server process over the activation phase to this file")
-	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run to this file")
+	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run (with --soak: at its end) to this file")
 	f.StringVar(&fleetprofile, "fleet-cpuprofile", "", "write a CPU profile of the fleet rollout to this file")
 	f.StringVar(&rebuildprofile, "rebuild-cpuprofile", "", "write a CPU profile of the projections rebuild to this file")
 	return cmd

@@ -185,13 +185,13 @@ func importLicenses(s *State, ic string, d *events.ImportLicenses, keys grant.Ve
 		if _, ok := s.Active[g.LicenseID]; ok {
 			return handlers.Refuse(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", g.LicenseID, ic)
 		}
-		if s.Spent[g.GrantID] {
-			return handlers.Refuse(events.ReasonGrantUsed,
-				"the grant of license %s was used on SmartServer %s and the license transferred to the cloud since; a new license file binds it again", g.LicenseID, ic)
-		}
 		at, err := time.Parse(time.RFC3339Nano, g.BoundAt)
 		if err != nil {
 			return handlers.Refuse(events.ReasonMalformedLicense, "bound_at %q of license %s is not an RFC 3339 time", g.BoundAt, g.LicenseID)
+		}
+		if s.UsedUp(g.LicenseID, at) {
+			return handlers.Refuse(events.ReasonGrantUsed,
+				"the grant of license %s was used on SmartServer %s and the license transferred to the cloud since; a new license file binds it again", g.LicenseID, ic)
 		}
 		out.LicenseIDs = append(out.LicenseIDs, g.LicenseID)
 		out.Licenses = append(out.Licenses, events.Imported{LicenseID: g.LicenseID, Kind: g.Kind, Devices: g.Devices, Expires: g.Expires,
@@ -381,7 +381,7 @@ func checkBinding(s *State, id string, e *events.LicenseBound, seq uint64, t Tru
 		g.Kind != e.Kind || g.Devices != e.Devices || g.Expires != e.Expires || g.BoundAt != grant.Time(e.BoundAt) {
 		return events.Reject(events.ReasonBadSignature, "binding %s of license %s says other terms than the grant it carries", id, e.LicenseID)
 	}
-	if s.Spent[g.GrantID] {
+	if s.UsedUp(e.LicenseID, e.BoundAt) {
 		return events.Reject(events.ReasonGrantUsed, "binding %s of license %s was used and given back to the cloud before", id, e.LicenseID)
 	}
 	return nil

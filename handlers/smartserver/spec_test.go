@@ -47,7 +47,7 @@ func downloaded(c string) *events.Message {
 	return ev(events.LicensesDownloadedType, &events.LicensesDownloaded{InstallCode: ic, CustomerID: c}, "")
 }
 func activated(lid string, devices int) *events.Message {
-	return ev(events.LicenseActivatedType, &events.LicenseActivated{InstallCode: ic, LicenseID: lid, Kind: events.Capacity, Devices: devices}, "bound-"+lid)
+	return ev(events.LicenseActivatedType, &events.LicenseActivated{InstallCode: ic, LicenseID: lid, Kind: events.Capacity, Devices: devices, ActivatedAt: at}, "bound-"+lid)
 }
 func transferRequested(lids ...string) *events.Message {
 	return spec.Event(events.TransferRequestedType, &events.TransferRequested{InstallCode: ic, LicenseIDs: lids}, "transfer-1", "cmd-0")
@@ -100,6 +100,16 @@ func signed(lid, on string, k grant.Key, edit func(*grant.Grant)) *grant.Grant {
 // bound is the cloud's binding of lid to this SmartServer carrying g.
 func bound(lid string, g *grant.Grant) *events.Message {
 	return spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: lid, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at, Grant: g}, "bound-"+lid, "req-1")
+}
+
+// rebound is a later binding of lid to this SmartServer (after it gave
+// the license back), with its own signed grant.
+func rebound(lid string, when time.Time) *events.Message {
+	g := &grant.Grant{GrantID: "bound2-" + lid, LicenseID: lid, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: grant.Time(when)}
+	if err := key.Sign(g); err != nil {
+		panic(err)
+	}
+	return spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: lid, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: when, Grant: g}, "bound2-"+lid, "req-2")
 }
 
 // file is a license file of grants gs; importing is the command.
@@ -225,6 +235,9 @@ func TestSpec(t *testing.T) {
 			answer: bound(cap1, signed(cap1, ic, old, nil)), then: spec.Then{Reason: events.ReasonKeyRevoked}},
 		{name: "a binding given back before is not taken again", given: with(ready(), activated(cap1, 200), transferRequested(cap1), released(cap1), transferred(cap1)),
 			answer: bound(cap1, signed(cap1, ic, key, nil)), then: spec.Then{Reason: events.ReasonGrantUsed}},
+		{name: "a license given back and bound again takes the new binding", given: with(ready(), activated(cap1, 200), transferRequested(cap1), released(cap1), transferred(cap1)),
+			answer: rebound(cap1, at.Add(time.Hour)),
+			then:   spec.Then{Type: events.LicenseActivatedType, Data: &events.LicenseActivated{InstallCode: ic, LicenseID: cap1, Kind: events.Capacity, Devices: 200, ActivatedAt: at.Add(time.Hour)}}},
 		{name: "a binding made offline waits for its license file", given: ready(),
 			answer: spec.Event(events.LicenseBoundType, &events.LicenseBound{LicenseID: cap1, CustomerID: cid, InstallCode: ic, Kind: events.Capacity, Devices: 200, BoundAt: at, Offline: true, Grant: signed(cap1, ic, key, nil)}, "bound-"+cap1, "fulfil-1")},
 
@@ -339,4 +352,30 @@ func TestSpec(t *testing.T) {
 		reasons = append(reasons, tt.then.Reason)
 	}
 	spec.Covers(t, smartserver.Reasons(), reasons)
+}
+
+// Ensure what a SmartServer remembers of the licenses it gave back is one
+// entry per license, however often it activates and transfers it (the soak
+// bench found it growing by one grant id per cycle), and that every grant
+// given back stays used up.
+func TestSpentIsOnePerLicense(t *testing.T) {
+	var s smartserver.State
+	for _, m := range ready() {
+		smartserver.Evolve(&s, m)
+	}
+	for i := range 50 {
+		when := at.Add(time.Duration(i) * time.Hour)
+		for _, m := range []*events.Message{
+			ev(events.LicenseActivatedType, &events.LicenseActivated{InstallCode: ic, LicenseID: cap1, Kind: events.Capacity, Devices: 200, ActivatedAt: when}, fmt.Sprintf("bound-%d", i)),
+			transferRequested(cap1), released(cap1), transferred(cap1),
+		} {
+			smartserver.Evolve(&s, m)
+		}
+		if !s.UsedUp(cap1, when) || s.UsedUp(cap1, when.Add(time.Minute)) {
+			t.Fatalf("cycle %d: binding at %v used up %v, a later one %v; want true, false", i, when, s.UsedUp(cap1, when), s.UsedUp(cap1, when.Add(time.Minute)))
+		}
+	}
+	if len(s.Spent) != 1 {
+		t.Errorf("%d entries remembered for one license given back 50 times, want 1", len(s.Spent))
+	}
 }

@@ -12,6 +12,7 @@ package smartserver
 import (
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/licensebus/licensebus/events"
 )
@@ -24,6 +25,8 @@ type Active struct {
 	// By is the id of the cloud's bound event that activated it — the id
 	// of its grant — so the same answer handled again is recognised.
 	By string
+	// BoundAt is when the cloud bound it (its grant's bound_at).
+	BoundAt time.Time
 }
 
 // Transfer is a transfer to the cloud in flight.
@@ -52,9 +55,12 @@ type State struct {
 	// provisioning policy.
 	Devices Devices
 	Auto    bool
-	// Spent are the grants (by id) of licenses the SmartServer gave back
-	// to the cloud: a license file is not imported again after a transfer.
-	Spent map[string]bool
+	// Spent is, per license the SmartServer gave back to the cloud, when
+	// the binding it gave back was made: a grant bound then or before is
+	// used up (a license file is not imported again after a transfer),
+	// while a later binding is new. One entry per license, not per grant:
+	// a license activated and transferred back every day keeps one.
+	Spent map[string]time.Time
 }
 
 // Of returns the SmartServer an event concerns, "" for none: its own
@@ -108,23 +114,25 @@ func Evolve(s *State, m *events.Message) []events.Device {
 		if s.Active == nil {
 			s.Active = map[string]Active{}
 		}
-		s.Active[d.LicenseID] = Active{Kind: d.Kind, Devices: d.Devices, Expires: d.Expires, By: m.CausationID()}
+		s.Active[d.LicenseID] = Active{Kind: d.Kind, Devices: d.Devices, Expires: d.Expires, By: m.CausationID(), BoundAt: d.ActivatedAt}
 	case *events.LicensesImported:
 		if s.Active == nil {
 			s.Active = map[string]Active{}
 		}
 		for _, l := range d.Licenses {
-			s.Active[l.LicenseID] = Active{Kind: l.Kind, Devices: l.Devices, Expires: l.Expires, By: l.GrantID}
+			s.Active[l.LicenseID] = Active{Kind: l.Kind, Devices: l.Devices, Expires: l.Expires, By: l.GrantID, BoundAt: l.ActivatedAt}
 		}
 	case *events.TransferRequested:
 		s.Transfer = Transfer{Licenses: d.LicenseIDs, Released: map[string]bool{}, By: m.ID()}
 	case *events.LicensesTransferred:
 		for _, lid := range d.LicenseIDs {
-			if by := s.Active[lid].By; by != "" {
+			if a, ok := s.Active[lid]; ok && a.By != "" {
 				if s.Spent == nil {
-					s.Spent = map[string]bool{}
+					s.Spent = map[string]time.Time{}
 				}
-				s.Spent[by] = true
+				if spent, ok := s.Spent[lid]; !ok || a.BoundAt.After(spent) {
+					s.Spent[lid] = a.BoundAt
+				}
 			}
 			delete(s.Active, lid)
 		}
@@ -144,4 +152,11 @@ func (s *State) Clone() State {
 	c.Devices = s.Devices.Clone()
 	c.Spent = maps.Clone(s.Spent)
 	return c
+}
+
+// UsedUp says whether the grant of license lid bound at boundAt was given
+// back to the cloud by this SmartServer (it or a later binding).
+func (s *State) UsedUp(lid string, boundAt time.Time) bool {
+	spent, ok := s.Spent[lid]
+	return ok && !boundAt.After(spent)
 }

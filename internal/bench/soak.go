@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +28,8 @@ type Soak struct {
 	// start function applies it).
 	Horizon  time.Duration
 	Progress io.Writer
+	// MemProfile, if set, receives a heap profile taken at 100 %.
+	MemProfile io.Writer
 	// Server starts the NATS server; nil runs it in this process.
 	Server ServerFunc
 }
@@ -188,6 +191,11 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 			_, nrss = processRSSMB(b.natsPID)
 		}
 		r.SoakRSSMB, r.NATSSoakRSSMB, r.SoakHeapMB = append(r.SoakRSSMB, rss), append(r.NATSSoakRSSMB, nrss), append(r.SoakHeapMB, heap)
+		if k == total && cfg.MemProfile != nil {
+			if err := pprof.WriteHeapProfile(cfg.MemProfile); err != nil {
+				return err
+			}
+		}
 		b.progress("soak: %d%% of the activations sent; licensebus RSS %.0f MB (live heap %.0f MB), NATS RSS %.0f MB", 100*k/total, rss, heap, nrss)
 	}
 	r.AchievedRate = float64(total) / time.Since(began).Seconds()

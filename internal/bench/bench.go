@@ -224,32 +224,16 @@ type Result struct {
 // raw JetStream is measured.
 func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	begin := time.Now()
-	dir, err := os.MkdirTemp("", "licensebus-bench-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	startServer := cfg.Server
 	if startServer == nil {
 		startServer = InProcess
 	}
-	// With auth, as serve runs by default.
-	ns, err := startServer(ctx, dir, true)
+	srv, err := openServer(ctx, "licensebus-bench-*", startServer)
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Stop()
-	// Like the baseline, the bench talks to the server over loopback TCP;
-	// raw JetStream as the service.
-	nc, err := connect(ns.URL, ns.Creds)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
+	defer srv.close()
+	ns, nc, js := srv.ns, srv.nc, srv.js
 	r := &Result{Mode: cfg.Mode, GoVersion: runtime.Version(), ServerVersion: ns.Version, Cores: runtime.NumCPU(),
 		PayloadBytes: PayloadBytes, Messages: cfg.RawMessages, SyncIntervalS: ns.SyncInterval.Seconds(), NATSProcess: "shared"}
 	if ns.PID != 0 {
@@ -293,6 +277,50 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	r.TotalSeconds = time.Since(begin).Seconds()
 	r.round()
 	return r, nil
+}
+
+// benchServer is a run's NATS server, with auth as serve runs by default, in a
+// temporary directory, and the service's connection to it: like the
+// baseline, the bench talks to it over loopback TCP.
+type benchServer struct {
+	dir string
+	ns  *NATS
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// openServer starts a server with start, its store in a new temporary
+// directory named after pattern.
+func openServer(ctx context.Context, pattern string, start ServerFunc) (*benchServer, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return nil, err
+	}
+	s := &benchServer{dir: dir}
+	if s.ns, err = start(ctx, dir, true); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.nc, err = connect(s.ns.URL, s.ns.Creds); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.js, err = jetstream.New(s.nc); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// close closes the connection, stops the server and removes its store.
+func (s *benchServer) close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.ns != nil {
+		s.ns.Stop()
+	}
+	os.RemoveAll(s.dir)
 }
 
 // round keeps the figures to the precision a 2-core run can tell apart.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -66,30 +65,17 @@ func RunSoak(ctx context.Context, cfg Soak, start StartFunc) (*SoakResult, error
 		return nil, errors.New("a soak needs at least 4 activations and a pool of 1")
 	}
 	begin := time.Now()
-	dir, err := os.MkdirTemp("", "licensebus-soak-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	startServer := cfg.Server
 	if startServer == nil {
 		startServer = InProcess
 	}
-	ns, err := startServer(ctx, dir, true)
+	srv, err := openServer(ctx, "licensebus-soak-*", startServer)
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Stop()
-	nc, err := connect(ns.URL, ns.Creds)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	b := &run{cfg: Config{Progress: cfg.Progress}, r: &Result{}, nc: nc, js: js, natsPID: ns.PID, operatorCreds: ns.OperatorCreds}
+	defer srv.close()
+	ns := srv.ns
+	b := &run{cfg: Config{Progress: cfg.Progress}, r: &Result{}, nc: srv.nc, js: srv.js, natsPID: ns.PID, operatorCreds: ns.OperatorCreds}
 	defer func() {
 		for _, c := range b.closers {
 			c()

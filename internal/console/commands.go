@@ -144,27 +144,13 @@ func (c *Console) do(ctx context.Context, x *session, t events.Type, d events.Da
 // activate sends one activation per license, all stored before any is
 // waited for (the CLI's order), and waits for each.
 func (c *Console) activate(ctx context.Context, x *session, ic string, lids []string, key string) ([]Outcome, error) {
-	ids := batchIDs(key, len(lids))
-	ps := make([]pending, len(lids))
-	for i, lid := range lids {
-		p, err := x.send(ctx, events.ActivateLicenseType, &events.ActivateLicense{InstallCode: ic, LicenseID: lid}, ids[i], "")
-		if err != nil {
-			return nil, err
-		}
-		ps[i] = p
+	outs, err := c.sendThenWait(ctx, x, key, len(lids), func(i int) (events.Type, events.Data) {
+		return events.ActivateLicenseType, &events.ActivateLicense{InstallCode: ic, LicenseID: lids[i]}
+	})
+	for i := range outs {
+		outs[i].LicenseID = lids[i]
 	}
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.Wait)
-	defer cancel()
-	outs := make([]Outcome, len(ps))
-	for i, p := range ps {
-		o, err := x.wait(wctx, p)
-		if err != nil {
-			return nil, err
-		}
-		o.LicenseID = lids[i]
-		outs[i] = o
-	}
-	return outs, nil
+	return outs, err
 }
 
 // provision sends the batches that provision ids (events.MaxDeviceBatch
@@ -174,10 +160,20 @@ func (c *Console) provision(ctx context.Context, x *session, ic string, ids []st
 	for start := 0; start < len(ids); start += events.MaxDeviceBatch {
 		batches = append(batches, ids[start:min(start+events.MaxDeviceBatch, len(ids))])
 	}
-	cmdIDs := batchIDs(key, len(batches))
-	ps := make([]pending, len(batches))
-	for i, b := range batches {
-		p, err := x.send(ctx, events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: b}, cmdIDs[i], "")
+	return c.sendThenWait(ctx, x, key, len(batches), func(i int) (events.Type, events.Data) {
+		return events.ProvisionDevicesType, &events.ProvisionDevices{InstallCode: ic, DeviceIDs: batches[i]}
+	})
+}
+
+// sendThenWait sends n commands (the i-th is command(i)) under ids derived
+// from key, all stored before any is waited for, then waits for each
+// outcome in order.
+func (c *Console) sendThenWait(ctx context.Context, x *session, key string, n int, command func(i int) (events.Type, events.Data)) ([]Outcome, error) {
+	ids := batchIDs(key, n)
+	ps := make([]pending, n)
+	for i := range n {
+		t, d := command(i)
+		p, err := x.send(ctx, t, d, ids[i], "")
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +181,7 @@ func (c *Console) provision(ctx context.Context, x *session, ic string, ids []st
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.Wait)
 	defer cancel()
-	outs := make([]Outcome, len(ps))
+	outs := make([]Outcome, n)
 	for i, p := range ps {
 		o, err := x.wait(wctx, p)
 		if err != nil {

@@ -47,6 +47,12 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			if shared && natsprofile != "" {
 				return usageError{errors.New("--nats-cpuprofile needs the NATS server in a process of its own; with --shared-process, --cpuprofile covers both")}
 			}
+			if cmd.Flags().Changed("soak") && soak.Activations < 4 {
+				return usageError{fmt.Errorf("--soak %d: want at least 4 activations (a figure at each quarter)", soak.Activations)}
+			}
+			if soak.Pool < 1 {
+				return usageError{fmt.Errorf("--soak-pool %d: want at least 1 SmartServer", soak.Pool)}
+			}
 			rs, err := setRuntime(memLimit, gcPercent)
 			if err != nil {
 				return err

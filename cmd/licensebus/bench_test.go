@@ -97,7 +97,7 @@ func TestBenchTiny(t *testing.T) {
 // runs, with a reason naming the flag.
 func TestBenchRuntimeFlagsRefused(t *testing.T) {
 	for _, args := range [][]string{{"--memory-limit", "lots"}, {"--memory-limit", "12"}, {"--gc-percent", "-5"},
-		{"--nats-cpuprofile", "nats.prof", "--shared-process"}} {
+		{"--nats-cpuprofile", "nats.prof", "--shared-process"}, {"--soak", "2"}, {"--soak-pool", "0"}} {
 		t.Run(args[0]+"="+args[1], func(t *testing.T) {
 			r := cli(t, "", append([]string{"bench", "--tiny"}, args...)...)
 			if r.code != exitUsage || !strings.Contains(r.err, args[0]) {

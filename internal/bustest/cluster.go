@@ -26,6 +26,7 @@ type Cluster struct {
 	// by the account's own key; AdminCreds one of an operator (the CLI's
 	// --creds), signed by that role's scoped key.
 	ServiceCreds, AdminCreds string
+	account                  string // the licensebus account's public key
 }
 
 // NewCluster starts n servers on loopback and waits until they have a
@@ -43,7 +44,7 @@ func NewCluster(tb testing.TB, n int) *Cluster {
 		tb.Fatal(err)
 	}
 	c := &Cluster{tb: tb, opts: make([]*server.Options, n), servers: make([]*server.Server, n),
-		ServiceCreds: filepath.Join(dir, "service.creds"), AdminCreds: filepath.Join(dir, "admin.creds")}
+		ServiceCreds: filepath.Join(dir, "service.creds"), AdminCreds: filepath.Join(dir, "admin.creds"), account: a.Account()}
 	if err := a.IssueCreds(c.ServiceCreds, auth.Identity{Name: "service", Role: auth.Service}); err != nil {
 		tb.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func (c *Cluster) URLs() string {
 }
 
 // WaitMeta waits until the running servers agree on a JetStream meta
-// leader.
+// leader and each has the licensebus account with JetStream enabled.
 func (c *Cluster) WaitMeta() {
 	c.tb.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -156,11 +157,17 @@ func (c *Cluster) WaitMeta() {
 			}
 			leader = leader || s.JetStreamIsLeader()
 			current = current && s.JetStreamIsCurrent()
+			// The account's JetStream is enabled once the server has
+			// resolved the account: before that, a client's first stream
+			// is refused "JetStream not enabled for account" (failed once).
+			if acc, err := s.LookupAccount(c.account); err != nil || !acc.JetStreamEnabled() {
+				current = false
+			}
 		}
 		if leader && current {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c.tb.Fatal("cluster: no JetStream meta leader within 30s")
+	c.tb.Fatal("cluster: no JetStream meta leader, or the account's JetStream not enabled, within 30s")
 }

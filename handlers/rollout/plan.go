@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/licensebus/licensebus/events"
@@ -147,7 +146,7 @@ func MakePlan(s *State, spec events.RolloutSpec, today string, taken func(string
 			case spec.Kind == events.RolloutActivate && !spec.SetCustomerID && srv.Customer != spec.CustomerID:
 				t.Refusal, t.Message = events.ReasonCustomerMismatch, "its Customer ID is not the rollout's customer; use --set-customer-id"
 			case spec.Kind == events.RolloutTransfer:
-				for _, lid := range slices.Sorted(maps.Keys(srv.Active)) {
+				for _, lid := range srv.Active.Keys() {
 					t.add(lid, s.Licenses[lid])
 				}
 			default:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/small"
 )
 
 // Target and rollout statuses.
@@ -82,7 +83,7 @@ type License struct {
 type Server struct {
 	Version, Customer string
 	// Active are the licenses active on it, what a transfer gives back.
-	Active map[string]bool
+	Active small.Map[bool]
 }
 
 // Outcome is the end of a command a driver sent.
@@ -171,14 +172,11 @@ func Evolve(s *State, m *events.Message) {
 		s.server(d.InstallCode).Customer = d.CustomerID
 	case *events.LicenseActivated:
 		srv := s.server(d.InstallCode)
-		if srv.Active == nil {
-			srv.Active = map[string]bool{}
-		}
-		srv.Active[d.LicenseID] = true
+		srv.Active.Set(d.LicenseID, true)
 	case *events.LicensesTransferred:
 		srv := s.server(d.InstallCode)
 		for _, lid := range d.LicenseIDs {
-			delete(srv.Active, lid)
+			srv.Active.Delete(lid)
 		}
 	case *events.RolloutStarted:
 		r := &Rollout{ID: d.RolloutID, Spec: d.Spec, Waves: d.Waves, Status: Running, Wave: -1, Targets: map[string]*Target{}, Actor: m.Actor(), StartedBy: m.ID()}

@@ -2,7 +2,6 @@ package smartserver
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -123,7 +122,7 @@ func Decide(s *State, ic string, c Command) handlers.Decision {
 		case len(s.Transfer.Licenses) > 0:
 			return handlers.Refuse(events.ReasonTransferInFlight, "a transfer to the cloud is in progress on SmartServer %s", ic)
 		}
-		if _, ok := s.Active[d.LicenseID]; ok {
+		if s.Active.Has(d.LicenseID) {
 			return handlers.Refuse(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", d.LicenseID, ic)
 		}
 		return emit(events.ActivationRequestedType, &events.ActivationRequested{InstallCode: ic, LicenseID: d.LicenseID, CustomerID: s.Customer})
@@ -135,7 +134,7 @@ func Decide(s *State, ic string, c Command) handlers.Decision {
 		if len(s.Active) == 0 {
 			return handlers.Refuse(events.ReasonNoActiveLicenses, "SmartServer %s has no active licenses to transfer", ic)
 		}
-		lids := slices.Sorted(maps.Keys(s.Active))
+		lids := s.Active.Keys()
 		return emit(events.TransferRequestedType, &events.TransferRequested{InstallCode: ic, LicenseIDs: lids})
 
 	case *events.SetAutoProvision:
@@ -182,7 +181,7 @@ func importLicenses(s *State, ic string, d *events.ImportLicenses, keys grant.Ve
 			return handlers.Refuse(events.ReasonMalformedLicense, "license %s is in the file twice", g.LicenseID)
 		}
 		seen[g.LicenseID] = true
-		if _, ok := s.Active[g.LicenseID]; ok {
+		if s.Active.Has(g.LicenseID) {
 			return handlers.Refuse(events.ReasonAlreadyActive, "license %s is already active on SmartServer %s", g.LicenseID, ic)
 		}
 		at, err := time.Parse(time.RFC3339Nano, g.BoundAt)
@@ -329,7 +328,7 @@ func Answer(s *State, ic string, m *events.Message, seq uint64, t Trust) handler
 		if e.Offline {
 			return handlers.Nothing() // activated by importing the license file
 		}
-		if a, ok := s.Active[e.LicenseID]; ok && a.By == m.ID() {
+		if a, ok := s.Active.Get(e.LicenseID); ok && a.By == m.ID() {
 			return handlers.Nothing()
 		}
 		if rej := checkBinding(s, m.ID(), e, seq, t); rej != nil {
@@ -344,7 +343,7 @@ func Answer(s *State, ic string, m *events.Message, seq uint64, t Trust) handler
 			return handlers.Nothing()
 		}
 		for _, lid := range t.Licenses {
-			if !t.Released[lid] {
+			if !t.Released.Has(lid) {
 				return handlers.Nothing() // the last release completes the transfer
 			}
 		}

@@ -1,10 +1,10 @@
 package smartserver
 
 import (
-	"maps"
 	"slices"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/small"
 )
 
 // Devices holds the devices of one SmartServer in the order they were
@@ -27,7 +27,7 @@ type Devices struct {
 	Capacity int             `json:"capacity"`
 	// Licenses are the active capacity licenses and their device counts;
 	// Fold keeps them and Capacity in step.
-	Licenses map[string]int `json:"capacity_licenses,omitempty"`
+	Licenses small.Map[int] `json:"capacity_licenses,omitempty"`
 }
 
 // Index returns the position of device id, or -1.
@@ -130,7 +130,7 @@ func (t *Devices) derive() []events.Device {
 func (t *Devices) Clone() Devices {
 	c := *t
 	c.Devices = slices.Clone(t.Devices)
-	c.Licenses = maps.Clone(t.Licenses)
+	c.Licenses = t.Licenses.Clone()
 	return c
 }
 
@@ -177,24 +177,18 @@ func (t *Devices) Fold(d events.Data, idsOnly bool) []events.Device {
 		if e.Kind != events.Capacity {
 			return nil
 		}
-		if t.Licenses == nil {
-			t.Licenses = map[string]int{}
-		}
-		t.Licenses[e.LicenseID] = e.Devices
+		t.Licenses.Set(e.LicenseID, e.Devices)
 		return t.SetLicensing(t.Version, t.licensed())
 	case *events.LicensesImported:
 		for _, l := range e.Licenses {
 			if l.Kind == events.Capacity {
-				if t.Licenses == nil {
-					t.Licenses = map[string]int{}
-				}
-				t.Licenses[l.LicenseID] = l.Devices
+				t.Licenses.Set(l.LicenseID, l.Devices)
 			}
 		}
 		return t.SetLicensing(t.Version, t.licensed())
 	case *events.LicensesTransferred:
 		for _, lid := range e.LicenseIDs {
-			delete(t.Licenses, lid)
+			t.Licenses.Delete(lid)
 		}
 		// Licenses gone to the cloud deprovision every device: after the
 		// next activation they are blue, not green.
@@ -220,8 +214,8 @@ func (t *Devices) Fold(d events.Data, idsOnly bool) []events.Device {
 
 func (t *Devices) licensed() int {
 	n := 0
-	for _, d := range t.Licenses {
-		n += d
+	for _, e := range t.Licenses {
+		n += e.Value
 	}
 	return n
 }

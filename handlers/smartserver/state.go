@@ -10,11 +10,11 @@
 package smartserver
 
 import (
-	"maps"
 	"slices"
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/small"
 )
 
 // Active is a license active on a SmartServer.
@@ -34,7 +34,7 @@ type Transfer struct {
 	// Licenses are the licenses given back; Released marks those the
 	// cloud took back already.
 	Licenses []string
-	Released map[string]bool
+	Released small.Map[bool]
 	// By is the id of the transfer request, the cause the completion
 	// derives its id from.
 	By string
@@ -49,7 +49,7 @@ type State struct {
 	// DownloadedFor is the customer whose licenses were last downloaded;
 	// a new Customer ID clears it.
 	DownloadedFor string
-	Active        map[string]Active
+	Active        small.Map[Active]
 	Transfer      Transfer
 	// Devices is the DMM device table (ids only); Auto the reactive
 	// provisioning policy.
@@ -60,7 +60,7 @@ type State struct {
 	// used up (a license file is not imported again after a transfer),
 	// while a later binding is new. One entry per license, not per grant:
 	// a license activated and transferred back every day keeps one.
-	Spent map[string]time.Time
+	Spent small.Map[time.Time]
 }
 
 // Of returns the SmartServer an event concerns, "" for none: its own
@@ -91,7 +91,7 @@ func Evolve(s *State, m *events.Message) []events.Device {
 		// The cloud's answer to a transfer: it completes once every
 		// license of the transfer is back.
 		if slices.Contains(s.Transfer.Licenses, d.LicenseID) {
-			s.Transfer.Released[d.LicenseID] = true
+			s.Transfer.Released.Set(d.LicenseID, true)
 		}
 		return nil
 	case *events.LicenseBound:
@@ -111,30 +111,21 @@ func Evolve(s *State, m *events.Message) []events.Device {
 	case *events.LicensesDownloaded:
 		s.DownloadedFor = d.CustomerID
 	case *events.LicenseActivated:
-		if s.Active == nil {
-			s.Active = map[string]Active{}
-		}
-		s.Active[d.LicenseID] = Active{Kind: d.Kind, Devices: d.Devices, Expires: d.Expires, By: m.CausationID(), BoundAt: d.ActivatedAt}
+		s.Active.Set(d.LicenseID, Active{Kind: d.Kind, Devices: d.Devices, Expires: d.Expires, By: m.CausationID(), BoundAt: d.ActivatedAt})
 	case *events.LicensesImported:
-		if s.Active == nil {
-			s.Active = map[string]Active{}
-		}
 		for _, l := range d.Licenses {
-			s.Active[l.LicenseID] = Active{Kind: l.Kind, Devices: l.Devices, Expires: l.Expires, By: l.GrantID, BoundAt: l.ActivatedAt}
+			s.Active.Set(l.LicenseID, Active{Kind: l.Kind, Devices: l.Devices, Expires: l.Expires, By: l.GrantID, BoundAt: l.ActivatedAt})
 		}
 	case *events.TransferRequested:
-		s.Transfer = Transfer{Licenses: d.LicenseIDs, Released: map[string]bool{}, By: m.ID()}
+		s.Transfer = Transfer{Licenses: d.LicenseIDs, By: m.ID()}
 	case *events.LicensesTransferred:
 		for _, lid := range d.LicenseIDs {
-			if a, ok := s.Active[lid]; ok && a.By != "" {
-				if s.Spent == nil {
-					s.Spent = map[string]time.Time{}
-				}
-				if spent, ok := s.Spent[lid]; !ok || a.BoundAt.After(spent) {
-					s.Spent[lid] = a.BoundAt
+			if a, ok := s.Active.Get(lid); ok && a.By != "" {
+				if spent, ok := s.Spent.Get(lid); !ok || a.BoundAt.After(spent) {
+					s.Spent.Set(lid, a.BoundAt)
 				}
 			}
-			delete(s.Active, lid)
+			s.Active.Delete(lid)
 		}
 		s.Transfer = Transfer{}
 	case *events.AutoProvisionSet:
@@ -146,17 +137,17 @@ func Evolve(s *State, m *events.Message) []events.Device {
 // Clone returns a copy of s that shares nothing with it.
 func (s *State) Clone() State {
 	c := *s
-	c.Active = maps.Clone(s.Active)
+	c.Active = s.Active.Clone()
 	c.Transfer.Licenses = slices.Clone(s.Transfer.Licenses)
-	c.Transfer.Released = maps.Clone(s.Transfer.Released)
+	c.Transfer.Released = s.Transfer.Released.Clone()
 	c.Devices = s.Devices.Clone()
-	c.Spent = maps.Clone(s.Spent)
+	c.Spent = s.Spent.Clone()
 	return c
 }
 
 // UsedUp says whether the grant of license lid bound at boundAt was given
 // back to the cloud by this SmartServer (it or a later binding).
 func (s *State) UsedUp(lid string, boundAt time.Time) bool {
-	spent, ok := s.Spent[lid]
+	spent, ok := s.Spent.Get(lid)
 	return ok && !boundAt.After(spent)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/licensebus/licensebus/handlers/smartserver"
+	"github.com/licensebus/licensebus/internal/small"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/segmentio/encoding/json"
 )
@@ -52,7 +53,7 @@ type Server struct {
 	Licensed      int            `json:"licensed"`
 	AutoProvision bool           `json:"auto_provision"`
 	Counts        Counts         `json:"counts"`
-	Licenses      map[string]int `json:"capacity_licenses,omitempty"` // active capacity license → devices
+	Licenses      small.Map[int] `json:"capacity_licenses,omitempty"` // active capacity license → devices
 	Seq           uint64         `json:"seq"`
 }
 
@@ -138,7 +139,7 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if _, ok := msg.Data.(*events.Registered); !ok {
 			return
 		}
-		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}, ic: ic}
+		s = &server{Server: Server{InstallCode: ic}, order: map[string]uint64{}, ic: ic}
 		m.servers[ic] = s
 	}
 	s.Seq = seq
@@ -263,9 +264,6 @@ func (m *Model) Restore(key string, value []byte) error {
 		m.total.add(s.Counts, -1)
 		m.total.add(srv.Counts, 1)
 		s.Server = srv
-		if s.Licenses == nil {
-			s.Licenses = map[string]int{}
-		}
 		s.table = smartserver.Devices{Devices: devs, Version: srv.Version, Capacity: srv.Capacity, Licenses: srv.Licenses}
 	case "devices":
 		var rows []Row
@@ -288,7 +286,7 @@ func (m *Model) Restore(key string, value []byte) error {
 func (m *Model) get(ic string) *server {
 	s := m.servers[ic]
 	if s == nil {
-		s = &server{Server: Server{InstallCode: ic, Licenses: map[string]int{}}, order: map[string]uint64{}, ic: ic}
+		s = &server{Server: Server{InstallCode: ic}, order: map[string]uint64{}, ic: ic}
 		m.servers[ic] = s
 	}
 	return s

@@ -150,11 +150,13 @@ type generation struct {
 }
 
 // Add records that id caused an event at time at; digest is the
-// commanddigest the event carried ("" for none).
+// commanddigest the event carried ("" for none). An id with a digest is
+// kept in the digests alone, not in ids as well: most ids are commands'
+// and a second entry for each would take a fifth of the set's memory.
 func (h *Handled) Add(id, digest string, at time.Time) {
 	g := h.generation(at)
-	g.ids.Add(id)
 	if digest == "" {
+		g.ids.Add(id)
 		return
 	}
 	var d [8]byte
@@ -199,7 +201,7 @@ func (h *Handled) generation(at time.Time) *generation {
 		if drop > 0 {
 			if h.OnForget != nil {
 				for i := range h.gens[:drop] {
-					h.gens[i].ids.Each(h.OnForget)
+					h.gens[i].each(h.OnForget)
 				}
 			}
 			clear(h.gens[:drop])
@@ -217,31 +219,44 @@ func (h *Handled) Lookup(id string) (found bool, digest string) {
 	u, isUUID := compactUUID(id)
 	for i := len(h.gens) - 1; i >= 0; i-- {
 		g := &h.gens[i]
-		if !g.ids.Has(id) {
-			continue
-		}
 		if isUUID {
 			if d, ok := g.digests[u]; ok {
 				return true, encodeHex(d[:])
 			}
-		} else if d, ok := g.other[id]; ok {
+		}
+		if d, ok := g.other[id]; ok {
 			return true, d
 		}
-		found = true
+		if g.ids.Has(id) {
+			found = true
+		}
 	}
 	return found, ""
 }
 
-// Grow makes room for n more ids recorded at time at.
+// Grow makes room for n more ids without digests recorded at time at.
 func (h *Handled) Grow(n int, at time.Time) { h.generation(at).ids.Grow(n) }
 
 // Len is the number of ids recorded and not yet forgotten.
 func (h *Handled) Len() int {
 	n := 0
 	for i := range h.gens {
-		n += h.gens[i].ids.Len()
+		n += h.gens[i].len()
 	}
 	return n
+}
+
+func (g *generation) len() int { return g.ids.Len() + len(g.digests) + len(g.other) }
+
+// each calls f with every id of g.
+func (g *generation) each(f func(id string)) {
+	g.ids.Each(f)
+	for u := range g.digests {
+		f(formatUUID(u))
+	}
+	for id := range g.other {
+		f(id)
+	}
 }
 
 func decodeHex(dst []byte, s string) bool {

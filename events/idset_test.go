@@ -72,11 +72,15 @@ func TestIDSet(t *testing.T) {
 // forgets what is older, whole generations at a time.
 func TestHandledHorizon(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	h := Handled{Horizon: 8 * time.Hour}
+	var forgotten []string
+	h := Handled{Horizon: 8 * time.Hour, OnForget: func(id string) { forgotten = append(forgotten, id) }}
 	old, kept, other := "0b7e3f5c-3c1d-4e2a-9a0b-1d2e3f405162", "1b7e3f5c-3c1d-4e2a-9a0b-1d2e3f405162", "not-a-uuid"
 	h.Add(old, "00112233445566ff", t0)
 	h.Add(other, "aabbccddeeff0011", t0.Add(30*time.Minute))
 	h.Add(kept, "", t0.Add(5*time.Hour))
+	if h.Len() != 3 {
+		t.Errorf("Len=%d after three ids, want 3 (an id with a digest counted once)", h.Len())
+	}
 	tests := []struct {
 		name   string
 		id     string
@@ -103,6 +107,10 @@ func TestHandledHorizon(t *testing.T) {
 	}
 	if h.Len() != 2 {
 		t.Errorf("Len=%d, want 2", h.Len())
+	}
+	slices.Sort(forgotten)
+	if want := []string{old, other}; !slices.Equal(forgotten, want) {
+		t.Errorf("forgotten %v, want %v", forgotten, want)
 	}
 }
 

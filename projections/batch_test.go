@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/licensebus/licensebus/events"
 	"github.com/rs/zerolog"
@@ -147,5 +148,42 @@ func TestAppendEntryMatchesMarshalEntry(t *testing.T) {
 		if got := AppendEntry([]byte("prefix"), v); string(got) != "prefix"+string(want) {
 			t.Errorf("AppendEntry(%#v) = %s, want prefix%s", v, got, want)
 		}
+	}
+}
+
+// expiring is scripted with entries that expire (an Expirer).
+type expiring struct {
+	scripted
+	gone []string
+}
+
+func (e *expiring) TTL() time.Duration { return time.Hour }
+func (e *expiring) Expired(forget func(string)) {
+	for _, k := range e.gone {
+		forget(k)
+	}
+	e.gone = nil
+}
+
+// Ensure the writer forgets the revision of an entry its model let expire,
+// and keeps the others': the fence must not grow by one key per command
+// for ever (the outcomes view expires an outcome after the horizon).
+func TestFenceForgetsExpiredEntries(t *testing.T) {
+	m := &expiring{}
+	r := NewRunner(nil, zerolog.Nop(), m)
+	prefix := "$KV." + Bucket(m) + "."
+	r.fence = &fence{revs: []map[uint64]uint64{{r.keyHash(prefix + "old"): 7, r.keyHash(prefix + "kept"): 9}}, tips: []uint64{9}}
+	r.stored[0]["old"], r.stored[0]["kept"] = 1, 2
+	m.gone = []string{"old"}
+	b := r.batch(10, true, false, []uint64{0})
+	if err := r.write(t.Context(), batch{expired: b.expired}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.stored[0]["old"]; ok {
+		t.Error("the expired entry is still in stored")
+	}
+	revs := r.fence.revs[0]
+	if _, ok := revs[r.keyHash(prefix+"old")]; ok || len(revs) != 1 || revs[r.keyHash(prefix+"kept")] != 9 {
+		t.Errorf("fence revisions after the expiry: %v", revs)
 	}
 }

@@ -24,6 +24,9 @@ const markBit = 1 << 63
 // skipped) are one in 2^63.
 func (r *Runner) hash(v []byte) uint64 { return maphash.Bytes(r.seed, v) &^ markBit }
 
+// keyHash is the fence's key for a subject.
+func (r *Runner) keyHash(subject string) uint64 { return maphash.String(r.seed, subject) }
+
 // hold takes one change of model i (k = v, nil deleting) while it replays
 // and may not write yet: a value equal to what the bucket holds is only
 // marked as written in this replay (and any older differing value held for

@@ -25,7 +25,12 @@ import (
 // on nats-server 2.15.2 an R3 stream that refuses one there stops taking
 // writes, so the fence uses none.
 type fence struct {
-	revs  []map[string]uint64 // per model: subject → last sequence (0: none)
+	// revs is, per model, each subject's last sequence (absent: none),
+	// keyed by the subject's 64-bit hash (keyHash): a fleet's views hold a
+	// million keys, and the subjects themselves took three times the
+	// memory. Two subjects sharing a hash (odds about 1 in 2^64 per pair)
+	// would only see a write refused, read again and retried.
+	revs  []map[uint64]uint64
 	tips  []uint64            // per model: the bucket stream's last sequence
 	check func(context.Context) error
 }
@@ -63,11 +68,11 @@ func (r *Runner) publishFenced(ctx context.Context, msgs []*nats.Msg) error {
 			last, err := bus.LastMsg(ctx, r.js, stream, msg.Subject)
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
-				f.revs[i][msg.Subject] = 0
+				delete(f.revs[i], r.keyHash(msg.Subject))
 			case err != nil:
 				return err
 			default:
-				f.revs[i][msg.Subject] = last.Sequence
+				f.revs[i][r.keyHash(msg.Subject)] = last.Sequence
 			}
 			state, err := bus.State(ctx, r.js, stream)
 			if err != nil {
@@ -100,7 +105,7 @@ func (r *Runner) sendFenced(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg,
 		futures := make([]sent, 0, n)
 		for _, msg := range msgs[:n] {
 			i, key := r.modelOf(msg.Subject)
-			opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(f.revs[i][msg.Subject])}
+			opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(f.revs[i][r.keyHash(msg.Subject)])}
 			if key == CheckpointKey {
 				opts = append(opts, jetstream.WithExpectLastSequence(tips[i]+before[i]))
 			}
@@ -116,7 +121,7 @@ func (r *Runner) sendFenced(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg,
 			select {
 			case ack := <-s.fut.Ok():
 				r.noteWrite(ack)
-				f.revs[s.i][s.msg.Subject] = ack.Sequence
+				f.revs[s.i][r.keyHash(s.msg.Subject)] = ack.Sequence
 				f.tips[s.i] = max(f.tips[s.i], ack.Sequence)
 			case err := <-s.fut.Err():
 				if wrongLastSeq(err) {
@@ -138,7 +143,7 @@ func (r *Runner) sendFenced(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg,
 func (r *Runner) loadFence(ctx context.Context, f *fence, i int) ([]byte, error) {
 	m := r.models[i]
 	stream := "KV_" + Bucket(m)
-	revs := map[string]uint64{}
+	revs := map[uint64]uint64{}
 	state, err := bus.State(ctx, r.js, stream)
 	if err != nil {
 		return nil, err
@@ -146,7 +151,7 @@ func (r *Runner) loadFence(ctx context.Context, f *fence, i int) ([]byte, error)
 	if state.Msgs > 0 {
 		err := bus.ReadLastPerSubject(ctx, r.js, stream, true, func(msg jetstream.Msg) error {
 			if md, err := msg.Metadata(); err == nil {
-				revs[msg.Subject()] = md.Sequence.Stream
+				revs[r.keyHash(msg.Subject())] = md.Sequence.Stream
 			}
 			return nil
 		})
@@ -165,7 +170,7 @@ func (r *Runner) loadFence(ctx context.Context, f *fence, i int) ([]byte, error)
 	switch {
 	case err == nil && len(last.Data) > 0:
 		ck = last.Data
-		revs[last.Subject] = last.Sequence
+		revs[r.keyHash(last.Subject)] = last.Sequence
 	case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, err
 	}
@@ -179,7 +184,7 @@ func (r *Runner) loadFence(ctx context.Context, f *fence, i int) ([]byte, error)
 // each model's checkpoint at last (but for a model still replaying: its
 // checkpoint comes once it reaches the head).
 func (r *Runner) takeOver(ctx context.Context, last uint64, check func(context.Context) error) (batch, error) {
-	f := &fence{revs: make([]map[string]uint64, len(r.models)), tips: make([]uint64, len(r.models)), check: check}
+	f := &fence{revs: make([]map[uint64]uint64, len(r.models)), tips: make([]uint64, len(r.models)), check: check}
 	markers := make([]*nats.Msg, len(r.models))
 	for i, m := range r.models {
 		ck, err := r.loadFence(ctx, f, i)

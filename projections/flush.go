@@ -204,6 +204,10 @@ type batch struct {
 	models []int
 	// fence, set on a term's first batch, is what its writes expect.
 	fence *fence
+	// expired are, per model, the subjects of the entries its model let
+	// expire (the bucket's TTL drops them): the writer forgets their
+	// revisions, which would otherwise grow by one per command for ever.
+	expired [][]string
 }
 
 // batch collects the models' changes up to last. A model without changes
@@ -222,7 +226,13 @@ func (r *Runner) batch(last uint64, quiet, final bool, sent []uint64) batch {
 		}
 		stored, replaying, mark := r.stored[i], r.replaying[i], r.mark[i]
 		if e, ok := m.(Expirer); ok {
-			e.Expired(func(k string) { delete(stored, k) })
+			e.Expired(func(k string) {
+				delete(stored, k)
+				if b.expired == nil {
+					b.expired = make([][]string, len(r.models))
+				}
+				b.expired[i] = append(b.expired[i], "$KV."+Bucket(m)+"."+k)
+			})
 		}
 		if replaying && !quiet && last-sent[i] < replayHold {
 			// Replaying from the first event: the bucket keeps the values

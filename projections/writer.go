@@ -59,6 +59,13 @@ func (r *Runner) write(ctx context.Context, b batch) error {
 	if b.fence != nil {
 		r.fence = b.fence
 	}
+	if r.fence != nil {
+		for i, subjects := range b.expired {
+			for _, s := range subjects {
+				delete(r.fence.revs[i], r.keyHash(s))
+			}
+		}
+	}
 	if len(b.msgs) == 0 {
 		return nil
 	}

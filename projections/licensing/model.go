@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/small"
 	"github.com/licensebus/licensebus/projections"
 	"github.com/segmentio/encoding/json"
 )
@@ -69,7 +70,7 @@ type Model struct {
 	customers  map[string]*Customer
 	servers    map[string]*SmartServer
 	licenses   map[string]*License
-	byServer   map[string]map[string]struct{}
+	byServer   map[string]small.Map[struct{}] // a SmartServer has a license or two: no Go map each
 	byCustomer map[string]map[string]struct{}
 	// What changed since the last Changes, by entity: a pointer hashes in
 	// a few ns where the entry's key ("license.<id>") had to be built and
@@ -105,7 +106,7 @@ func (m *Model) Reset() {
 	m.customers = make(map[string]*Customer)
 	m.servers = make(map[string]*SmartServer)
 	m.licenses = make(map[string]*License)
-	m.byServer = make(map[string]map[string]struct{})
+	m.byServer = make(map[string]small.Map[struct{}])
 	m.byCustomer = make(map[string]map[string]struct{})
 	m.changedCustomers = make(map[*Customer]struct{})
 	m.changedServers = make(map[*SmartServer]struct{})
@@ -252,11 +253,11 @@ func (m *Model) license(lid string, seq uint64) *License {
 
 func (m *Model) moveServer(l *License, ic string) {
 	if l.InstallCode != "" {
-		delete(m.byServer[l.InstallCode], l.LicenseID)
+		m.unindexServer(l.InstallCode, l.LicenseID)
 	}
 	l.InstallCode = ic
 	if ic != "" {
-		m.index(m.byServer, ic, l.LicenseID)
+		m.indexServer(ic, l.LicenseID)
 	}
 }
 
@@ -267,6 +268,24 @@ func (m *Model) index(idx map[string]map[string]struct{}, k, lid string) {
 		idx[k] = set
 	}
 	set[lid] = struct{}{}
+}
+
+func (m *Model) indexServer(ic, lid string) {
+	set := m.byServer[ic]
+	set.Set(lid, struct{}{})
+	m.byServer[ic] = set
+}
+
+func (m *Model) unindexServer(ic, lid string) {
+	set, ok := m.byServer[ic]
+	if !ok {
+		return
+	}
+	if set.Delete(lid); len(set) == 0 {
+		delete(m.byServer, ic)
+		return
+	}
+	m.byServer[ic] = set
 }
 
 // Changes implements projections.Model.
@@ -319,7 +338,7 @@ func (m *Model) Restore(key string, value []byte) error {
 		m.licenses[id] = &l
 		m.index(m.byCustomer, l.CustomerID, id)
 		if l.InstallCode != "" {
-			m.index(m.byServer, l.InstallCode, id)
+			m.indexServer(l.InstallCode, id)
 		}
 	default:
 		return fmt.Errorf("unknown key %q", key)

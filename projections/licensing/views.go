@@ -166,7 +166,7 @@ func (m *Model) ManageLicenses(ic string) ([]LicenseRow, error) {
 	}
 	today := m.now()
 	out := []LicenseRow{}
-	for lid := range m.byServer[ic] {
+	for lid := range m.byServer[ic].All() {
 		// A fulfilled license is not on the SmartServer until it imports
 		// the file: the cloud's inventory shows it, the dialog does not.
 		if l := m.licenses[lid]; l.State != StateFulfilled {

@@ -71,7 +71,7 @@ type Handler struct {
 	// The folded state, guarded by the shell.
 	servers   map[string]*server
 	customers map[string]bool
-	owners    map[string]string // device id → the SmartServer it is on
+	owners    map[string]*server // device id → the SmartServer it is on (half a million at fleet scale: a pointer, not its install code)
 	// since is the event stream sequence of the first key the cloud
 	// published; revoked the keys revoked since (by revocations that
 	// verify).
@@ -82,6 +82,7 @@ type Handler struct {
 // server is a SmartServer's state and the sequence of its last event, the
 // expectation of its next append.
 type server struct {
+	ic    string
 	state smartserver.State
 	seq   uint64
 }
@@ -92,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 		return nil, errors.New("device: JS and Keys are required")
 	}
 	h := &Handler{js: cfg.JS, n: cfg.Workers, b: cfg.Batch, keys: cfg.Keys,
-		servers: map[string]*server{}, customers: map[string]bool{}, owners: map[string]string{}, revoked: map[string]bool{}}
+		servers: map[string]*server{}, customers: map[string]bool{}, owners: map[string]*server{}, revoked: map[string]bool{}}
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, cfg.Logger)
 	}
@@ -145,7 +146,7 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 		if _, ok := m.Data.(*events.Registered); !ok {
 			return
 		}
-		srv = &server{}
+		srv = &server{ic: ic}
 		h.servers[ic] = srv
 	}
 	if own {
@@ -154,10 +155,10 @@ func (h *Handler) apply(seq uint64, m *events.Message) {
 	smartserver.Evolve(&srv.state, m)
 	switch d := m.Data.(type) {
 	case *events.DeviceAdded:
-		h.owners[d.DeviceID] = ic
+		h.owners[d.DeviceID] = srv
 	case *events.DevicesAdded:
 		for _, nd := range d.Devices {
-			h.owners[nd.DeviceID] = ic
+			h.owners[nd.DeviceID] = srv
 		}
 	case *events.DeviceRemoved:
 		delete(h.owners, d.DeviceID)
@@ -253,11 +254,11 @@ func (h *Handler) handleCommand(ctx context.Context, d *bus.Delivery) error {
 				c.Keys = keys
 			}
 			for _, id := range named {
-				if owner := h.owners[id]; owner != "" {
+				if owner := h.owners[id]; owner != nil {
 					if c.Owners == nil {
 						c.Owners = map[string]string{}
 					}
-					c.Owners[id] = owner
+					c.Owners[id] = owner.ic
 				}
 			}
 			return bus.Decided{Decision: smartserver.Decide(s, ic, c), Filter: events.AggregateFilter("smartserver", ic), Expect: seq}

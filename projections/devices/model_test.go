@@ -119,3 +119,50 @@ func typeOf(t *testing.T, d events.Data) events.Type {
 	t.Fatalf("no type for %T", d)
 	return ""
 }
+
+// Ensure each device keeps the order it was added in — its event's
+// sequence and its place in the event — through adds (a device the table
+// has already is not added twice), removals and a restore from the
+// entries written.
+func TestOrdersFollowTheDevices(t *testing.T) {
+	reg := &events.Registered{InstallCode: "IC-1", Name: "SC", Version: "3.4"}
+	nd := func(id string) events.NewDevice { return events.NewDevice{DeviceID: id, Name: id, Protocol: events.LON} }
+	evs := []events.Data{
+		reg,
+		&events.DevicesAdded{InstallCode: "IC-1", Devices: []events.NewDevice{nd("a"), nd("b"), nd("c")}},
+		&events.DeviceAdded{InstallCode: "IC-1", DeviceID: "d", Name: "d", Protocol: events.LON},
+		&events.DevicesAdded{InstallCode: "IC-1", Devices: []events.NewDevice{nd("b"), nd("e")}},
+		&events.DeviceRemoved{InstallCode: "IC-1", DeviceID: "b"},
+	}
+	m := New()
+	for i, d := range evs {
+		info, _ := events.Lookup(typeOf(t, d))
+		m.Apply(uint64(i+1), &events.Message{Info: info, Data: d})
+	}
+	want := map[string]uint64{"a": 2 * orderSpan, "c": 2*orderSpan + 2, "d": 3 * orderSpan, "e": 4*orderSpan + 1}
+	check := func(m *Model, when string) {
+		t.Helper()
+		rows, err := m.Devices("IC-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range rows {
+			ids = append(ids, r.DeviceID)
+			if r.Order != want[r.DeviceID] {
+				t.Errorf("%s: device %s order %d, want %d", when, r.DeviceID, r.Order, want[r.DeviceID])
+			}
+		}
+		if !slices.Equal(ids, []string{"a", "c", "d", "e"}) {
+			t.Errorf("%s: devices %v, want a c d e", when, ids)
+		}
+	}
+	check(m, "applied")
+	back := New()
+	for k, v := range m.Changes() {
+		if err := back.Restore(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(back, "restored")
+}

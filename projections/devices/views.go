@@ -19,8 +19,8 @@ func (m *Model) Devices(ic string) ([]Row, error) {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownServer, ic)
 	}
 	out := make([]Row, len(s.table.Devices))
-	for i, d := range s.table.Devices {
-		out[i] = s.row(d)
+	for i := range s.table.Devices {
+		out[i] = s.row(i)
 	}
 	return out, nil
 }

@@ -31,7 +31,7 @@ type fence struct {
 	// memory. Two subjects sharing a hash (odds about 1 in 2^64 per pair)
 	// would only see a write refused, read again and retried.
 	revs  []map[uint64]uint64
-	tips  []uint64            // per model: the bucket stream's last sequence
+	tips  []uint64 // per model: the bucket stream's last sequence
 	check func(context.Context) error
 }
 

@@ -67,7 +67,7 @@ type server struct {
 	// slice beside the table, where a map by device id took three times
 	// the memory at fleet scale.
 	orders []uint64
-	ic    string // the key of its entries (Server.InstallCode comes from the entry)
+	ic     string // the key of its entries (Server.InstallCode comes from the entry)
 	// changed since the last Changes: the server entry, and its devices.
 	changed, devicesChanged bool
 }

@@ -126,7 +126,9 @@ func typeOf(t *testing.T, d events.Data) events.Type {
 // entries written.
 func TestOrdersFollowTheDevices(t *testing.T) {
 	reg := &events.Registered{InstallCode: "IC-1", Name: "SC", Version: "3.4"}
-	nd := func(id string) events.NewDevice { return events.NewDevice{DeviceID: id, Name: id, Protocol: events.LON} }
+	nd := func(id string) events.NewDevice {
+		return events.NewDevice{DeviceID: id, Name: id, Protocol: events.LON}
+	}
 	evs := []events.Data{
 		reg,
 		&events.DevicesAdded{InstallCode: "IC-1", Devices: []events.NewDevice{nd("a"), nd("b"), nd("c")}},

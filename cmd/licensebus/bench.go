@@ -39,6 +39,13 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serveNATS != "" {
+				// The collector as serve's process runs it, with the
+				// limit the parent passed in GOMEMLIMIT.
+				rs, err := setRuntime("", 0)
+				if err != nil {
+					return err
+				}
+				rs.pace(cmd.Context())
 				return bench.ServeChild(cmd.Context(), serveNATS, !serveOpen, a.stdin, a.stdout)
 			}
 			if res.serveCluster != "" || res.failover || res.crashLoop > 0 {
@@ -57,6 +64,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			if err != nil {
 				return err
 			}
+			rs.pace(cmd.Context())
 			limit, gc := rs.limit, rs.gc
 			if soak.Activations > 0 {
 				if memprofile != "" {
@@ -109,7 +117,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			if err != nil {
 				return err
 			}
-			r.MemoryLimitMB, r.GCPercent = float64(limit)/(1<<20), gc
+			r.MemoryLimitMB, r.GCPercent, r.GC = float64(limit)/(1<<20), gc, rs.gcLog()
 			return a.emit(r, table.Row{"Side", "Figure", "Value", "Unit"}, benchRows(r))
 		},
 	}
@@ -118,7 +126,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.BoolVar(&tiny, "tiny", false, "smallest sizes, for tests; the figures mean nothing")
 	_ = f.MarkHidden("tiny")
 	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of each process, as serve --memory-limit, or "none" (default: GOMEMLIMIT, else serve's default, for the NATS server too)`)
-	f.IntVar(&gcPercent, "gc-percent", 0, "GOGC of the licensebus process, as serve --gc-percent (the NATS server process keeps Go's default)")
+	f.IntVar(&gcPercent, "gc-percent", 0, "GOGC of the licensebus process, as serve --gc-percent (the NATS server process keeps serve's default pacing)")
 	f.BoolVar(&shared, "shared-process", false, "run the NATS server inside the bench process, as serve without --nats does (memory figures then cover both)")
 	f.StringVar(&serveNATS, "serve-nats", "", "run only the bench's NATS server, storing under this directory, until stdin closes")
 	_ = f.MarkHidden("serve-nats")
@@ -152,8 +160,10 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 	if memLimit > 0 {
 		env = append(env, fmt.Sprintf("GOMEMLIMIT=%dB", memLimit))
 	}
-	// The server is raw JetStream: it runs with Go's default GOGC, and
-	// with the bench's memory limit when one is given.
+	// The server is raw JetStream: it runs with the collector's policy of
+	// serve's process (paced, as the embedded server is in serve), and
+	// with the bench's memory limit when one is given; --gc-percent is the
+	// licensebus process's only.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") && !strings.HasPrefix(kv, "GOGC=") &&
 			(memLimit == 0 || !strings.HasPrefix(kv, "GOMEMLIMIT=")) {
@@ -288,7 +298,7 @@ func benchRows(r *bench.Result) []table.Row {
 	}
 	rows = append(rows, memory...)
 	return append(rows,
-		table.Row{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs, memory limit %s, GOGC %d", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS, limitText(r.MemoryLimitMB), r.GCPercent), f1(r.TotalSeconds), "s"},
+		table.Row{"run", fmt.Sprintf("%s mode, %s, nats-server %s, %d cores, sync_interval %gs, memory limit %s, GC %s", r.Mode, r.GoVersion, r.ServerVersion, r.Cores, r.SyncIntervalS, limitText(r.MemoryLimitMB), r.GC), f1(r.TotalSeconds), "s"},
 		table.Row{"run", "stored bytes per raw message / per product event", fmt.Sprintf("%.0f / %.0f", r.RawMsgBytes, r.EventMsgBytes), "B"},
 	)
 }

@@ -3,12 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"time"
+
 	"fmt"
 	"math"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"github.com/licensebus/licensebus/internal/pacer"
 
 	"github.com/dustin/go-humanize"
 )
@@ -31,7 +36,26 @@ type runtimeSettings struct {
 	limit     int64  // soft memory limit in bytes, 0 for none
 	from      string // flag, GOMEMLIMIT, default or none
 	available int64  // the machine's or cgroup's memory, 0 if unknown
-	gc        int    // GOGC
+	gc        int    // GOGC, when fixed (flag or env); 0 when paced
+	// pacing is the collector's policy when neither --gc-percent nor GOGC
+	// fixes its ratio (internal/pacer).
+	pacing *pacer.Policy
+}
+
+// gcLog is the collector's setting as the start-up log gives it.
+func (rs runtimeSettings) gcLog() string {
+	if rs.pacing == nil {
+		return fmt.Sprintf("GOGC %d", rs.gc)
+	}
+	return fmt.Sprintf("paced: %s of headroom or %.0f%% of the live heap, whichever is more",
+		humanize.IBytes(uint64(rs.pacing.Floor)), 100*rs.pacing.Share)
+}
+
+// pace runs the collector's policy, if any, until ctx ends.
+func (rs runtimeSettings) pace(ctx context.Context) {
+	if rs.pacing != nil {
+		go pacer.Run(ctx, *rs.pacing, 100*time.Millisecond)
+	}
 }
 
 // setRuntime applies --memory-limit and --gc-percent, as serve and bench
@@ -41,6 +65,16 @@ func setRuntime(memLimit string, gcPercent int) (runtimeSettings, error) {
 	rs, err := setMemoryLimit(memLimit, os.Getenv("GOMEMLIMIT") != "", avail, cgroup)
 	if err != nil {
 		return rs, err
+	}
+	if gcPercent == 0 && os.Getenv("GOGC") == "" {
+		// The default: paced (internal/pacer), with a floor no more than a
+		// quarter of the memory limit, for small machines.
+		p := pacer.Default
+		if rs.limit > 0 {
+			p.Floor = min(p.Floor, rs.limit/4)
+		}
+		rs.pacing = &p
+		return rs, nil
 	}
 	rs.gc, err = setGCPercent(gcPercent)
 	return rs, err

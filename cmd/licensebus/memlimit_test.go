@@ -3,7 +3,10 @@ package main
 import (
 	"math"
 	"runtime/debug"
+	"strings"
 	"testing"
+
+	"github.com/licensebus/licensebus/internal/pacer"
 )
 
 // Ensure the soft memory limit is on by default, a share of the memory the
@@ -47,5 +50,39 @@ func TestDefaultMemoryLimit(t *testing.T) {
 	}
 	if n, _ := memoryAvailable(); n <= 0 {
 		t.Errorf("memoryAvailable() = %d on Linux, want the machine's or cgroup's memory", n)
+	}
+}
+
+// Ensure the collector is paced by default, and that --gc-percent or GOGC
+// fix its ratio instead.
+func TestCollectorPacedByDefault(t *testing.T) {
+	before, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetGCPercent(before); debug.SetMemoryLimit(limit) })
+	tests := []struct {
+		name  string
+		flag  int
+		gogc  string
+		paced bool
+		gc    int
+	}{
+		{"default", 0, "", true, 0},
+		{"--gc-percent", 80, "", false, 80},
+		{"GOGC", 0, "150", false, 100}, // the runtime applied GOGC at start; here it is what the test set
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("GOGC", tt.gogc)
+			debug.SetGCPercent(100)
+			rs, err := setRuntime("", tt.flag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (rs.pacing != nil) != tt.paced || rs.gc != tt.gc {
+				t.Fatalf("paced %v, GOGC %d; want paced %v, GOGC %d", rs.pacing != nil, rs.gc, tt.paced, tt.gc)
+			}
+			if tt.paced && (rs.pacing.Floor <= 0 || rs.pacing.Floor > pacer.Default.Floor || !strings.Contains(rs.gcLog(), "paced")) {
+				t.Fatalf("policy %+v, log %q", *rs.pacing, rs.gcLog())
+			}
+		})
 	}
 }

@@ -43,7 +43,8 @@ func (a *app) serveCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger.Info().Int64("memory_limit_bytes", rs.limit).Str("memory_limit_from", rs.from).
-				Int64("memory_available_bytes", rs.available).Int("gc_percent", rs.gc).Msg("runtime")
+				Int64("memory_available_bytes", rs.available).Str("gc", rs.gcLog()).Msg("runtime")
+			rs.pace(cmd.Context())
 			if joinNATS {
 				cfg.NatsURL = a.natsURL
 			} else if a.getenv("NATS_URL") != "" {
@@ -93,7 +94,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
 	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
 	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of the process, e.g. 900MiB, or "none": the Go runtime collects harder near it (default: GOMEMLIMIT, else 3/4 of the cgroup's memory limit, else 1/2 of the machine's memory)`)
-	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else 100)")
+	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else paced: 256 MiB of headroom or half the live heap, whichever is more)")
 	return cmd
 }
 

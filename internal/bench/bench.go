@@ -214,7 +214,8 @@ type Result struct {
 	// own (its memory below), "shared" when in the licensebus process.
 	NATSProcess         string  `json:"nats_process"`
 	MemoryLimitMB       float64 `json:"memory_limit_mb"` // soft limit of each process (GOMEMLIMIT); 0 for none
-	GCPercent           int     `json:"gc_percent"`      // GOGC of the licensebus process
+	GCPercent           int     `json:"gc_percent"`      // GOGC of the licensebus process, 0 when paced
+	GC                  string  `json:"gc"`              // the collector's setting, as serve logs it
 	NATSPeakRSSMB       float64 `json:"nats_peak_rss_mb"`
 	NATSRSSAfterFleetMB float64 `json:"nats_rss_after_fleet_mb"`
 }

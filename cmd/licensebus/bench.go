@@ -21,7 +21,7 @@ import (
 func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny, shared, serveOpen bool
 	var gcPercent int
-	var fleet, cpuprofile, natsprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
+	var fleet, cpuprofile, natsprofile, natsmemprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
 	var res resilienceFlags
 	var soak bench.Soak
 	cmd := &cobra.Command{
@@ -53,6 +53,9 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			}
 			if shared && natsprofile != "" {
 				return usageError{errors.New("--nats-cpuprofile needs the NATS server in a process of its own; with --shared-process, --cpuprofile covers both")}
+			}
+			if shared && natsmemprofile != "" {
+				return usageError{errors.New("--nats-memprofile needs the NATS server in a process of its own; with --shared-process, --memprofile covers both")}
 			}
 			if cmd.Flags().Changed("soak") && soak.Activations < 4 {
 				return usageError{fmt.Errorf("--soak %d: want at least 4 activations (a figure at each quarter)", soak.Activations)}
@@ -91,7 +94,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 				}
 			}
 			cfg.Progress = a.stderr
-			cfg.NATSCPUProfile = natsprofile
+			cfg.NATSCPUProfile, cfg.NATSMemProfile = natsprofile, natsmemprofile
 			for _, p := range []struct {
 				path string
 				dst  *io.Writer
@@ -139,6 +142,7 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	f.DurationVar(&soak.Horizon, "soak-horizon", 2*time.Minute, "--soak: serve's --horizon during the soak, so that what it remembers reaches the plateau the default horizon reaches after a week")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the activation phase to this file")
 	f.StringVar(&natsprofile, "nats-cpuprofile", "", "write a CPU profile of the NATS server process over the activation phase to this file")
+	f.StringVar(&natsmemprofile, "nats-memprofile", "", "write a heap profile of the NATS server process taken after the fleet run to this file")
 	f.StringVar(&memprofile, "memprofile", "", "write a heap profile taken after the fleet run (with --soak: at its end) to this file")
 	f.StringVar(&fleetprofile, "fleet-cpuprofile", "", "write a CPU profile of the fleet rollout to this file")
 	f.StringVar(&rebuildprofile, "rebuild-cpuprofile", "", "write a CPU profile of the projections rebuild to this file")

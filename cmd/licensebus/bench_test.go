@@ -15,10 +15,10 @@ import (
 // tiny sizes say nothing about speed, so no figure is compared with a
 // threshold; they only have to be there, and positive where measured.
 func TestBenchTiny(t *testing.T) {
-	// With a CPU profile of the NATS server's process, written by that
-	// process.
-	natsProf := filepath.Join(t.TempDir(), "nats.prof")
-	out := mustCLI(t, "", "bench", "--tiny", "-o", "json", "--nats-cpuprofile", natsProf)
+	// With a CPU and a heap profile of the NATS server's process, written
+	// by that process.
+	natsProf, natsHeap := filepath.Join(t.TempDir(), "nats.prof"), filepath.Join(t.TempDir(), "nats.heap")
+	out := mustCLI(t, "", "bench", "--tiny", "-o", "json", "--nats-cpuprofile", natsProf, "--nats-memprofile", natsHeap)
 	var got map[string]any
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("bench -o json: %v in %q", err, out)
@@ -91,13 +91,16 @@ func TestBenchTiny(t *testing.T) {
 	if b, err := os.ReadFile(natsProf); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Errorf("NATS server CPU profile: %d bytes, err %v; want a gzip-compressed profile", len(b), err)
 	}
+	if b, err := os.ReadFile(natsHeap); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("NATS server heap profile: %d bytes, err %v; want a gzip-compressed profile", len(b), err)
+	}
 }
 
 // Ensure runtime settings that make no sense are refused before anything
 // runs, with a reason naming the flag.
 func TestBenchRuntimeFlagsRefused(t *testing.T) {
 	for _, args := range [][]string{{"--memory-limit", "lots"}, {"--memory-limit", "12"}, {"--gc-percent", "-5"},
-		{"--nats-cpuprofile", "nats.prof", "--shared-process"}, {"--soak", "2"}, {"--soak-pool", "0"}} {
+		{"--nats-cpuprofile", "nats.prof", "--shared-process"}, {"--nats-memprofile", "nats.heap", "--shared-process"}, {"--soak", "2"}, {"--soak-pool", "0"}} {
 		t.Run(args[0]+"="+args[1], func(t *testing.T) {
 			r := cli(t, "", append([]string{"bench", "--tiny"}, args...)...)
 			if r.code != exitUsage || !strings.Contains(r.err, args[0]) {

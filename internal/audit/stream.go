@@ -13,10 +13,12 @@ import (
 // DedupeWindow is how long the audit stream remembers Nats-Msg-Ids, so a
 // retried append within it is a duplicate rather than a second entry. It is
 // short because the server keeps every id of the window in memory (and a
-// catch-up writes entries as fast as the stream takes them) and because the
+// catch-up writes entries as fast as the stream takes them: one per
+// message of the command and event streams) and because the
 // expected-last-sequence and expected-last-msg-id of every append already
-// stop a second copy: the window only has to cover a retry.
-const DedupeWindow = 30 * time.Second
+// stop a second copy (the writer takes a duplicate as a conflict too): the
+// window only has to cover a retry, which comes within ackWait.
+const DedupeWindow = 10 * time.Second
 
 // StreamConfig is the audit stream: file storage, deny delete and purge,
 // direct gets for random access.

@@ -122,8 +122,12 @@ func (w *writer) settle(ctx context.Context, n int) error {
 // no constant for it).
 const errCodeWrongLastMsgID jetstream.ErrorCode = 10070
 
+// ackWait is how long an append waits for its ack before the writer
+// counts it as failed.
+const ackWait = 10 * time.Second
+
 func waitAck(ctx context.Context, p sent) error {
-	t := time.NewTimer(10 * time.Second)
+	t := time.NewTimer(ackWait)
 	defer t.Stop()
 	select {
 	case ack := <-p.f.Ok():

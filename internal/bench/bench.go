@@ -54,6 +54,9 @@ type Config struct {
 	// NATSCPUProfile, if set, is the file that receives a CPU profile of
 	// the NATS server's own process over the same phase.
 	NATSCPUProfile string
+	// NATSMemProfile, if set, is the file that receives a heap profile of
+	// the NATS server's own process, taken after the fleet.
+	NATSMemProfile string
 	// FleetCPUProfile, if set, receives a CPU profile of the fleet rollout.
 	FleetCPUProfile io.Writer
 	// RebuildCPUProfile, if set, receives a CPU profile of the rebuild.
@@ -243,7 +246,10 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if cfg.NATSCPUProfile != "" && ns.CPUProfile == nil {
 		return nil, errors.New("a CPU profile of the NATS server needs it in a process of its own")
 	}
-	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, operatorCreds: ns.OperatorCreds}
+	if cfg.NATSMemProfile != "" && ns.HeapProfile == nil {
+		return nil, errors.New("a heap profile of the NATS server needs it in a process of its own")
+	}
+	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, natsHeap: ns.HeapProfile, operatorCreds: ns.OperatorCreds}
 	if err := b.raw(ctx); err != nil {
 		return nil, err
 	}
@@ -360,6 +366,8 @@ type run struct {
 	natsPID int // the NATS server's process, 0 when it is this one
 	// natsProfile starts and stops a CPU profile of that process.
 	natsProfile func(path string) error
+	// natsHeap writes a heap profile of that process.
+	natsHeap func(path string) error
 
 	// operatorCreds, with auth, are whom the commands come from; closers
 	// close the connections opened for them.

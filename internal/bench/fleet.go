@@ -91,6 +91,11 @@ func (b *run) fleet(ctx context.Context) error {
 			return err
 		}
 	}
+	if b.cfg.NATSMemProfile != "" {
+		if err := b.natsHeap(b.cfg.NATSMemProfile); err != nil {
+			return fmt.Errorf("NATS server heap profile: %w", err)
+		}
+	}
 	r := b.r
 	r.FleetTargets, r.FleetDevices = n, devs
 	r.FleetSecondsToGreen = elapsed.Seconds()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -31,6 +32,10 @@ type NATS struct {
 	// file at path, or stops it for path ""; nil when the server runs in
 	// this process (whose profile then covers it).
 	CPUProfile func(path string) error `json:"-"`
+	// HeapProfile writes a heap profile of the server's own process, after
+	// a collection, into the file at path; nil when the server runs in
+	// this process.
+	HeapProfile func(path string) error `json:"-"`
 	// Creds and OperatorCreds are the creds files of the service and of an
 	// operator when the server runs in operator mode; empty without auth.
 	Creds         string `json:"creds,omitempty"`
@@ -130,6 +135,17 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 			return nil, ctx.Err()
 		}
 		n.PID, n.Stop = cmd.Process.Pid, stop
+		n.HeapProfile = func(path string) error {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return err
+			}
+			// The child handles its lines in order and writes the profile
+			// before it reads the next: the file is complete at the latest
+			// when the process has stopped.
+			_, err = io.WriteString(stdin, "heapprofile "+abs+"\n")
+			return err
+		}
 		n.CPUProfile = func(path string) error {
 			line := "cpuprofile stop\n"
 			if path != "" {
@@ -150,7 +166,8 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 // server storing under dir, writes one JSON line describing it to stdout,
 // and serves until stdin reaches its end (the parent closed it, or died).
 // Lines on stdin start and stop a CPU profile of this process:
-// "cpuprofile start PATH" and "cpuprofile stop".
+// "cpuprofile start PATH" and "cpuprofile stop"; "heapprofile PATH"
+// writes a heap profile.
 func ServeChild(ctx context.Context, dir string, auth bool, stdin io.Reader, stdout io.Writer) error {
 	n, err := InProcess(ctx, dir, auth)
 	if err != nil {
@@ -199,6 +216,25 @@ func serveControl(stdin io.Reader) {
 			prof = f
 		case line == "cpuprofile stop":
 			stopProfile()
+		case strings.HasPrefix(line, "heapprofile "):
+			if err := writeHeapProfile(strings.TrimPrefix(line, "heapprofile ")); err != nil {
+				fmt.Fprintf(os.Stderr, "bench NATS server: heap profile: %v\n", err)
+			}
 		}
 	}
+}
+
+// writeHeapProfile writes this process's heap, as the last collection
+// left it, to a new file at path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }

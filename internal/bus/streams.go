@@ -14,13 +14,22 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Dedupe windows. The server keeps every message id of the window in
-// memory, so the windows cover client and handler retries, which come within seconds;
-// handlers remember every message they answered, so a repeat after the
-// window still has no second effect.
+// Dedupe windows. The server keeps every message id of a window in
+// memory (about 150 bytes each: at fleet rates, 2 and 1 minutes held some
+// 50 MB of ids in the NATS server's heap, twice that in its RSS), so the
+// windows cover retries and no more. A publish that timed out (nats.go's
+// 5 s) is retried by the client at once; a handler's failed append comes
+// back as a redelivery within the back-off of its tries (200 ms × try,
+// about 11 s for all of them). Past the window nothing has a second
+// effect: a handler remembers every command it answered for the horizon
+// (a repeat gets the first outcome), an event's id is derived from its
+// cause and an expected-sequence append of it fails its expectation (the
+// stored copy is recognised by its id), and the appends without one (a
+// rejection, a process manager's record) are known to the handler once
+// its feed has read them, well within the window.
 const (
-	CommandDedupeWindow = 2 * time.Minute
-	EventDedupeWindow   = time.Minute
+	CommandDedupeWindow = 30 * time.Second
+	EventDedupeWindow   = 30 * time.Second
 )
 
 // DeadLetterRetention is how long a dead letter is kept.

@@ -220,3 +220,47 @@ func TestPositionProblem(t *testing.T) {
 		})
 	}
 }
+
+// Ensure the command and event streams are created with dedupe windows
+// that cover a retry and no more (every id of a window stays in the NATS
+// server's memory), and that a stream an earlier build created with a
+// longer window is set to this one.
+func TestDedupeWindows(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js := bustest.JetStream(t)
+	tests := []struct {
+		stream string
+		old    time.Duration // as an earlier build created it
+		want   time.Duration
+	}{
+		{events.CommandsStream, 2 * time.Minute, 30 * time.Second},
+		{events.EventsStream, time.Minute, 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.stream, func(t *testing.T) {
+			s, err := js.Stream(ctx, tt.stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CachedInfo().Config.Duplicates; got != tt.want {
+				t.Fatalf("created with duplicate_window %s, want %s", got, tt.want)
+			}
+			cfg := s.CachedInfo().Config
+			cfg.Duplicates = tt.old
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			if err := bus.EnsureStreams(ctx, js); err != nil {
+				t.Fatal(err)
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := info.Config.Duplicates; got != tt.want {
+				t.Fatalf("after EnsureStreams over a %s window: %s, want %s", tt.old, got, tt.want)
+			}
+		})
+	}
+}

@@ -32,6 +32,14 @@ const (
 	EventDedupeWindow   = 30 * time.Second
 )
 
+// earlierWindows are the dedupe windows earlier versions of licensebus
+// created the streams with: setting them to this version's is an upgrade,
+// not a repair of someone else's change.
+var earlierWindows = map[string]time.Duration{
+	events.CommandsStream: 2 * time.Minute,
+	events.EventsStream:   time.Minute,
+}
+
 // DeadLetterRetention is how long a dead letter is kept.
 const DeadLetterRetention = 90 * 24 * time.Hour
 
@@ -188,6 +196,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, c jetstream.Strea
 		log.Info().Str("stream", c.Name).Int("from", have).Int("to", c.Replicas).Msg("stream scaled to the replicas asked for")
 	}
 	for _, d := range drift {
+		if strings.HasPrefix(d, "duplicate_window ") && cur.Duplicates == earlierWindows[c.Name] {
+			log.Info().Str("stream", c.Name).Str("setting", d).Msg("stream setting of an earlier licensebus version updated")
+			continue
+		}
 		log.Error().Str("stream", c.Name).Str("setting", d).Msg("stream setting changed by someone else; set back to what serve creates")
 	}
 	return nil

@@ -251,7 +251,8 @@ func TestDedupeWindows(t *testing.T) {
 			if _, err := js.UpdateStream(ctx, cfg); err != nil {
 				t.Fatal(err)
 			}
-			if err := bus.EnsureStreams(ctx, js); err != nil {
+			var log bytes.Buffer
+			if err := bus.EnsureStreams(ctx, js, bus.ReportRepairs(zerolog.New(&log))); err != nil {
 				t.Fatal(err)
 			}
 			info, err := s.Info(ctx)
@@ -260,6 +261,10 @@ func TestDedupeWindows(t *testing.T) {
 			}
 			if got := info.Config.Duplicates; got != tt.want {
 				t.Fatalf("after EnsureStreams over a %s window: %s, want %s", tt.old, got, tt.want)
+			}
+			// An upgrade, not someone else's change: no error in the log.
+			if strings.Contains(log.String(), `"level":"error"`) || !strings.Contains(log.String(), "earlier licensebus version") {
+				t.Fatalf("log of the upgrade: %s", log.String())
 			}
 		})
 	}

@@ -63,8 +63,8 @@ func Provision(s *State, m *events.Message) []string {
 	}
 	_, policy := m.Data.(*events.AutoProvisionSet)
 	var ids []string
-	for _, d := range s.Server.Devices.Devices {
-		if d.State == events.Unprovisioned && !s.Sent[d.ID] && (policy || s.EligibleBy[d.ID] == m.ID()) {
+	for i := range s.Server.Devices.Len() {
+		if d := s.Server.Devices.At(i); d.State == events.Unprovisioned && !s.Sent[d.ID] && (policy || s.EligibleBy[d.ID] == m.ID()) {
 			ids = append(ids, d.ID)
 		}
 	}

@@ -289,7 +289,7 @@ func decideDevices(s *State, ic string, c Command, emit func(events.Type, events
 // device finds a device on SmartServer ic, or says why not.
 func device(s *State, ic, id string, owners map[string]string) (events.Device, *events.Rejection) {
 	if i := s.Devices.Index(id); i >= 0 {
-		return s.Devices.Devices[i], nil
+		return s.Devices.At(i), nil
 	}
 	if owner := owners[id]; owner != "" && owner != ic {
 		return events.Device{}, events.Reject(events.ReasonOtherServer, "device %s is on SmartServer %s, not %s", id, owner, ic)

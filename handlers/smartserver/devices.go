@@ -20,7 +20,10 @@ import (
 //     needs provisioning again once licensed (the manual's transfer → blue).
 //
 // The device side, the provisioner and the devices view fold events into
-// a Devices (Fold); it is a value with no locking of its own.
+// a Devices (Fold); it is a value with no locking of its own. Folds that
+// decide on colours only keep ids (Fold's idsOnly): their table is ids,
+// not Devices, 24 bytes a device where an events.Device takes 72 — at fleet
+// scale, tens of MB per fold. Len and At read either.
 type Devices struct {
 	Devices  []events.Device `json:"devices"`
 	Version  string          `json:"version"`
@@ -28,10 +31,84 @@ type Devices struct {
 	// Licenses are the active capacity licenses and their device counts;
 	// Fold keeps them and Capacity in step.
 	Licenses small.Map[int] `json:"capacity_licenses,omitempty"`
+	// ids is the table of a fold that keeps ids only, compact says it is.
+	ids     []idDevice
+	compact bool
+}
+
+// idDevice is a device of a table that keeps ids only.
+type idDevice struct {
+	id          string
+	state       uint8 // index in deviceStates
+	provisioned bool
+}
+
+var deviceStates = [...]events.DeviceState{"", events.Unlicensed, events.Unprovisioned, events.Provisioned}
+
+func stateIndex(s events.DeviceState) uint8 {
+	for i, v := range deviceStates {
+		if v == s {
+			return uint8(i)
+		}
+	}
+	return 0
+}
+
+// Len is the number of devices.
+func (t *Devices) Len() int {
+	if t.compact {
+		return len(t.ids)
+	}
+	return len(t.Devices)
+}
+
+// At returns device i in order of addition (without name and protocol in
+// a table that keeps ids only).
+func (t *Devices) At(i int) events.Device {
+	if t.compact {
+		d := &t.ids[i]
+		return events.Device{ID: d.id, State: deviceStates[d.state], Provisioned: d.provisioned}
+	}
+	return t.Devices[i]
+}
+
+func (t *Devices) id(i int) string {
+	if t.compact {
+		return t.ids[i].id
+	}
+	return t.Devices[i].ID
+}
+
+func (t *Devices) setProvisioned(i int, p bool) {
+	if t.compact {
+		t.ids[i].provisioned = p
+	} else {
+		t.Devices[i].Provisioned = p
+	}
+}
+
+// grow makes room for n more devices.
+func (t *Devices) grow(n int) {
+	if t.compact {
+		t.ids = slices.Grow(t.ids, n)
+	} else {
+		t.Devices = slices.Grow(t.Devices, n)
+	}
+}
+
+func (t *Devices) add(id, name, protocol string) {
+	if t.compact {
+		t.ids = append(t.ids, idDevice{id: id})
+	} else {
+		t.Devices = append(t.Devices, events.Device{ID: id, Name: name, Protocol: internProtocol(protocol)})
+	}
 }
 
 // Index returns the position of device id, or -1.
 func (t *Devices) Index(id string) int {
+	if t.compact {
+		return slices.IndexFunc(t.ids, func(d idDevice) bool { return d.id == id })
+	}
 	return slices.IndexFunc(t.Devices, func(d events.Device) bool { return d.ID == id })
 }
 
@@ -40,7 +117,7 @@ func (t *Devices) Add(id, name, protocol string) []events.Device {
 	if t.Index(id) >= 0 {
 		return nil
 	}
-	t.Devices = append(t.Devices, events.Device{ID: id, Name: name, Protocol: internProtocol(protocol)})
+	t.add(id, name, protocol)
 	return t.derive()
 }
 
@@ -64,8 +141,12 @@ func (t *Devices) Remove(id string) []events.Device {
 	if i < 0 {
 		return nil
 	}
-	old := t.Devices[i]
-	t.Devices = slices.Delete(t.Devices, i, i+1)
+	old := t.At(i)
+	if t.compact {
+		t.ids = slices.Delete(t.ids, i, i+1)
+	} else {
+		t.Devices = slices.Delete(t.Devices, i, i+1)
+	}
 	old.State = ""
 	return append(t.derive(), old)
 }
@@ -76,7 +157,7 @@ func (t *Devices) SetProvisioned(id string, p bool) []events.Device {
 	if i < 0 {
 		return nil
 	}
-	t.Devices[i].Provisioned = p
+	t.setProvisioned(i, p)
 	return t.derive()
 }
 
@@ -88,8 +169,8 @@ func (t *Devices) SetLicensing(version string, capacity int) []events.Device {
 
 // DeprovisionAll deprovisions every device (licenses went to the cloud).
 func (t *Devices) DeprovisionAll() []events.Device {
-	for i := range t.Devices {
-		t.Devices[i].Provisioned = false
+	for i := range t.Len() {
+		t.setProvisioned(i, false)
 	}
 	return t.derive()
 }
@@ -97,9 +178,9 @@ func (t *Devices) DeprovisionAll() []events.Device {
 // Licensed is how many devices, from the first added, are licensed.
 func (t *Devices) Licensed() int {
 	if !events.NeedsLicense(t.Version) {
-		return len(t.Devices)
+		return t.Len()
 	}
-	return min(t.Capacity, len(t.Devices))
+	return min(t.Capacity, t.Len())
 }
 
 // derive recomputes every state and returns the devices whose state
@@ -107,20 +188,26 @@ func (t *Devices) Licensed() int {
 func (t *Devices) derive() []events.Device {
 	licensed := t.Licensed()
 	var changed []events.Device
-	for i := range t.Devices {
-		d := &t.Devices[i]
+	for i := range t.Len() {
+		d := t.At(i)
 		s := events.Unlicensed
 		if i < licensed {
 			s = events.Unprovisioned
 			if d.Provisioned {
 				s = events.Provisioned
 			}
-		} else {
+		} else if d.Provisioned {
 			d.Provisioned = false
+			t.setProvisioned(i, false)
 		}
 		if d.State != s {
 			d.State = s
-			changed = append(changed, *d)
+			if t.compact {
+				t.ids[i].state = stateIndex(s)
+			} else {
+				t.Devices[i].State = s
+			}
+			changed = append(changed, d)
 		}
 	}
 	return changed
@@ -130,24 +217,19 @@ func (t *Devices) derive() []events.Device {
 func (t *Devices) Clone() Devices {
 	c := *t
 	c.Devices = slices.Clone(t.Devices)
+	c.ids = slices.Clone(t.ids)
 	c.Licenses = t.Licenses.Clone()
 	return c
 }
 
-// AddMany appends devices in order and derives the states once. Folds that
-// decide on colours only (handlers) pass idsOnly and keep no names: at
-// fleet scale that is tens of MB per fold.
-func (t *Devices) AddMany(ds []events.NewDevice, idsOnly bool) []events.Device {
+// AddMany appends devices in order and derives the states once.
+func (t *Devices) AddMany(ds []events.NewDevice) []events.Device {
 	// Room for the batch at once: growing by appends would leave up to
 	// half the array spare in each of a fleet's tables.
-	t.Devices = slices.Grow(t.Devices, len(ds))
+	t.grow(len(ds))
 	for _, d := range ds {
 		if t.Index(d.DeviceID) < 0 {
-			dev := events.Device{ID: d.DeviceID}
-			if !idsOnly {
-				dev.Name, dev.Protocol = d.Name, internProtocol(d.Protocol)
-			}
-			t.Devices = append(t.Devices, dev)
+			t.add(d.DeviceID, d.Name, d.Protocol)
 		}
 	}
 	return t.derive()
@@ -157,7 +239,7 @@ func (t *Devices) AddMany(ds []events.NewDevice, idsOnly bool) []events.Device {
 func (t *Devices) ProvisionMany(ids []string) []events.Device {
 	for _, id := range ids {
 		if i := t.Index(id); i >= 0 {
-			t.Devices[i].Provisioned = true
+			t.setProvisioned(i, true)
 		}
 	}
 	return t.derive()
@@ -168,6 +250,9 @@ func (t *Devices) ProvisionMany(ids []string) []events.Device {
 // changed. Folds that decide on colours only pass idsOnly and keep no
 // device names. The table tracks the active capacity licenses itself.
 func (t *Devices) Fold(d events.Data, idsOnly bool) []events.Device {
+	if t.Len() == 0 {
+		t.compact = idsOnly
+	}
 	switch e := d.(type) {
 	case *events.Registered:
 		return t.SetLicensing(e.Version, t.Capacity)
@@ -194,12 +279,9 @@ func (t *Devices) Fold(d events.Data, idsOnly bool) []events.Device {
 		// next activation they are blue, not green.
 		return append(t.DeprovisionAll(), t.SetLicensing(t.Version, t.licensed())...)
 	case *events.DeviceAdded:
-		if idsOnly {
-			return t.Add(e.DeviceID, "", "")
-		}
 		return t.Add(e.DeviceID, e.Name, e.Protocol)
 	case *events.DevicesAdded:
-		return t.AddMany(e.Devices, idsOnly)
+		return t.AddMany(e.Devices)
 	case *events.DeviceRemoved:
 		return t.Remove(e.DeviceID)
 	case *events.DeviceProvisioned:

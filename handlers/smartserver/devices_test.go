@@ -10,8 +10,8 @@ import (
 
 func colours(t *smartserver.Devices) string {
 	s := ""
-	for _, d := range t.Devices {
-		s += d.State.Colour()[:1] // p, b, g
+	for i := range t.Len() {
+		s += t.At(i).State.Colour()[:1] // p, b, g
 	}
 	return s
 }
@@ -88,15 +88,22 @@ func TestDevicesChanges(t *testing.T) {
 }
 
 // Ensure Fold, the one colour rule every fold uses, follows the manual from
-// events alone, and ignores non-capacity licenses.
+// events alone, and ignores non-capacity licenses: in a table with names
+// (the devices view) and in one that keeps ids only (the handlers).
 func TestDevicesFold(t *testing.T) {
+	for _, idsOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("idsOnly=", idsOnly), func(t *testing.T) { testDevicesFold(t, idsOnly) })
+	}
+}
+
+func testDevicesFold(t *testing.T, idsOnly bool) {
 	var tab smartserver.Devices
 	steps := []struct {
 		event events.Data
 		want  string
 	}{
 		{&events.Registered{InstallCode: "IC", Version: "3.4"}, ""},
-		{&events.DevicesAdded{InstallCode: "IC", Devices: []events.NewDevice{{DeviceID: "a"}, {DeviceID: "b"}, {DeviceID: "c"}}}, "ppp"},
+		{&events.DevicesAdded{InstallCode: "IC", Devices: []events.NewDevice{{DeviceID: "a", Name: "A", Protocol: events.LON}, {DeviceID: "b"}, {DeviceID: "c"}}}, "ppp"},
 		{&events.LicenseActivated{InstallCode: "IC", LicenseID: "m", Kind: events.Maintenance, Devices: 3}, "ppp"},
 		{&events.LicenseActivated{InstallCode: "IC", LicenseID: "c1", Kind: events.Capacity, Devices: 2}, "bbp"},
 		{&events.DevicesProvisioned{InstallCode: "IC", DeviceIDs: []string{"a", "b"}}, "ggp"},
@@ -106,9 +113,19 @@ func TestDevicesFold(t *testing.T) {
 		{&events.DeviceRemoved{InstallCode: "IC", DeviceID: "a"}, "bg"},
 	}
 	for i, st := range steps {
-		tab.Fold(st.event, true)
+		tab.Fold(st.event, idsOnly)
 		if got := colours(&tab); got != st.want {
 			t.Fatalf("step %d (%T): colours=%q, want %q", i, st.event, got, st.want)
+		}
+		// A table with names keeps them; one of ids only keeps none.
+		if i == 1 {
+			want := "A"
+			if idsOnly {
+				want = ""
+			}
+			if d := tab.At(0); d.ID != "a" || d.Name != want {
+				t.Fatalf("device 0 = %+v, want a named %q", d, want)
+			}
 		}
 	}
 }

@@ -189,25 +189,31 @@ func (t *Devices) derive() []events.Device {
 	licensed := t.Licensed()
 	var changed []events.Device
 	for i := range t.Len() {
-		d := t.At(i)
+		// Read in place: this runs for every device on every event that
+		// touches the table, and most devices keep their state.
+		var cur events.DeviceState
+		var provisioned bool
+		if t.compact {
+			cur, provisioned = deviceStates[t.ids[i].state], t.ids[i].provisioned
+		} else {
+			cur, provisioned = t.Devices[i].State, t.Devices[i].Provisioned
+		}
 		s := events.Unlicensed
 		if i < licensed {
 			s = events.Unprovisioned
-			if d.Provisioned {
+			if provisioned {
 				s = events.Provisioned
 			}
-		} else if d.Provisioned {
-			d.Provisioned = false
+		} else if provisioned {
 			t.setProvisioned(i, false)
 		}
-		if d.State != s {
-			d.State = s
+		if cur != s {
 			if t.compact {
 				t.ids[i].state = stateIndex(s)
 			} else {
 				t.Devices[i].State = s
 			}
-			changed = append(changed, d)
+			changed = append(changed, t.At(i))
 		}
 	}
 	return changed

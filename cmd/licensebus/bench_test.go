@@ -146,3 +146,24 @@ func TestBenchSoakSmall(t *testing.T) {
 		t.Errorf("memory_limit_mb %v, want the default limit", got.LimitMB)
 	}
 }
+
+// Ensure a soak over a single SmartServer, where each command follows the
+// previous one's outcome at once, never sends an activation into the
+// transfer before it: the SmartServer refuses it (transfer_in_progress)
+// until licenses_transferred, after the Manage Licenses view stopped
+// showing the license active. The soak used to wait for the view, and a
+// refused activation then stalled it for 30 s ("projections applied
+// nothing").
+func TestBenchSoakOneSmartServer(t *testing.T) {
+	out := mustCLI(t, "", "bench", "--soak", "100", "--soak-pool", "1", "-o", "json")
+	var got struct {
+		Activations int     `json:"activations"`
+		Rejected    *uint64 `json:"rejected"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("bench --soak -o json: %v in %q", err, out)
+	}
+	if got.Activations != 100 || got.Rejected == nil || *got.Rejected != 0 {
+		t.Errorf("activations %d, rejected %v; want 100 and 0", got.Activations, got.Rejected)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/licensebus/licensebus/events"
+	"github.com/licensebus/licensebus/internal/bus"
 	"github.com/licensebus/licensebus/projections/licensing"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -54,13 +55,40 @@ const stallTimeout = 30 * time.Second
 // waitApplied waits until the projections applied seq, failing if they
 // apply nothing for stallTimeout.
 func (b *run) waitApplied(ctx context.Context, seq uint64) error {
-	wctx, cancel := context.WithTimeout(ctx, stallTimeout)
-	defer cancel()
-	err := b.p.Projections.WaitFor(wctx, seq)
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("projections applied nothing for %v", stallTimeout)
+	for {
+		applied := b.p.Projections.Applied()
+		if applied >= seq {
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, stallTimeout)
+		err := b.p.Projections.WaitFor(wctx, applied+1)
+		cancel()
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return b.stalled(ctx, seq)
 	}
-	return err
+}
+
+// stalled says that the projections applied nothing for stallTimeout,
+// where they stand, and whether the stream holds anything they have not
+// applied: if not, what the bench waits for was never stored.
+func (b *run) stalled(ctx context.Context, seq uint64) error {
+	applied := b.p.Projections.Applied()
+	head, err := bus.LastSeq(ctx, b.js, events.EventsStream)
+	if err != nil {
+		return fmt.Errorf("projections applied nothing for %v: waiting for event stream seq %d, applied up to %d (the stream's last seq unknown: %v)",
+			stallTimeout, seq, applied, err)
+	}
+	why := "the projections are stuck"
+	if head <= applied {
+		why = "nothing more was stored: the bench waits for an event no command caused"
+	}
+	return fmt.Errorf("projections applied nothing for %v: waiting for event stream seq %d, applied up to %d, the stream's last seq %d: %s",
+		stallTimeout, seq, applied, head, why)
 }
 
 // latency sends one activation every 1/rate seconds (open loop: a late

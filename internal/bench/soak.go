@@ -130,7 +130,7 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 	}
 	r.MeasuredRate = float64(len(ts)) / time.Since(began).Seconds()
 	for _, t := range ts {
-		if err := b.soakSend(pctx, t, false); err != nil {
+		if _, err := b.soakSend(pctx, t, false); err != nil {
 			return err
 		}
 	}
@@ -151,22 +151,31 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 	b.progress("soak: %d activations and their transfers at %.0f commands/s (half of %.0f activations/s measured), about %s",
 		cfg.Activations, r.OfferedRate, r.MeasuredRate, (time.Duration(float64(total) * interval)).Round(time.Second))
 	marks := map[int]bool{total / 4: true, total / 2: true, 3 * total / 4: true, total: true}
+	outs, err := b.followOutcomes(pctx, ts)
+	if err != nil {
+		return err
+	}
+	defer outs.stop()
+	sent := make([]int, len(ts))    // commands sent, per SmartServer
+	last := make([]string, len(ts)) // the last of them
 	began = time.Now()
 	for k := 1; k <= total; k++ {
 		if d := time.Until(began.Add(time.Duration(float64(k-1) * interval))); d > 0 {
 			time.Sleep(d)
 		}
-		t := ts[(k-1)%len(ts)]
+		i := (k - 1) % len(ts)
+		t := ts[i]
 		activate := ((k-1)/len(ts))%2 == 0
-		// The SmartServer's previous command must have taken effect, or
-		// this one would be refused (transfer_in_progress): on slow cores
-		// the soak then runs late rather than wrong.
-		if err := b.waitAll(ctx, []*target{t}, func(t *target) bool { return b.visible(t) != activate }); err != nil {
+		// The SmartServer's previous command must have ended, or this one
+		// would be refused (transfer_in_progress): on slow cores the soak
+		// then runs late rather than wrong.
+		if err := outs.await(ctx, t, sent[i], last[i]); err != nil {
 			return err
 		}
-		if err := b.soakSend(ctx, t, activate); err != nil {
+		if last[i], err = b.soakSend(ctx, t, activate); err != nil {
 			return err
 		}
+		sent[i]++
 		if !marks[k] {
 			continue
 		}
@@ -192,6 +201,11 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 	}
 	if n := b.pubFailed.Load(); n > 0 {
 		return fmt.Errorf("%d soak commands were not stored", n)
+	}
+	for i, t := range ts {
+		if err := outs.await(wctx, t, sent[i], last[i]); err != nil {
+			return err
+		}
 	}
 	// Each SmartServer ends as its last command left it.
 	lastActivates := ((total-1)/len(ts))%2 == 0
@@ -219,8 +233,9 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 }
 
 // soakSend publishes an activation of t's license on t's SmartServer, or
-// the transfer of its licenses back to the cloud, as a new command.
-func (b *run) soakSend(ctx context.Context, t *target, activate bool) error {
+// the transfer of its licenses back to the cloud, as a new command, and
+// names the command.
+func (b *run) soakSend(ctx context.Context, t *target, activate bool) (string, error) {
 	var typ events.Type = events.TransferToCloudType
 	var data events.Data = &events.TransferToCloud{InstallCode: t.ic}
 	if activate {
@@ -229,9 +244,9 @@ func (b *run) soakSend(ctx context.Context, t *target, activate bool) error {
 	id := uuid.NewString()
 	m, err := events.NewCommand(typ, data, events.Meta{ID: id, Source: "/licensebus/bench", CorrelationID: id, Actor: "bench"})
 	if err != nil {
-		return err
+		return "", err
 	}
-	return publishAsync(ctx, b.pub, bus.Msg(m))
+	return fmt.Sprintf("%s %s", m.Info.Verb, id), publishAsync(ctx, b.pub, bus.Msg(m))
 }
 
 // rejections counts the rejected events on the event stream.

@@ -267,6 +267,9 @@ func benchRows(r *bench.Result) []table.Row {
 	}
 	if r.NATSProcess != "shared" && r.NATSActCPU > 0 {
 		rows = append(rows, []table.Row{
+			{"gc", "at half load: cycles, NATS server / licensebus process", fmt.Sprintf("%d / %d", r.NATSE2EGCCycles, r.E2EGCCycles), ""},
+			{"gc", "at half load: collector CPU, NATS server / licensebus process", f2(r.NATSE2EGCCores) + " / " + f2(r.E2EGCCores), "cores"},
+			{"gc", "activation burst: allocated per activation, NATS server / licensebus process", f1(r.NATSActAllocKB) + " / " + f1(r.ActAllocKB), "KB"},
 			{"cpu", "raw async append: NATS server / publishing process, per message", f2(r.NATSRawCPU) + " / " + f2(r.RawCPU), "µs"},
 			{"cpu", "activation burst: NATS server / licensebus process, per activation", rate(r.NATSActCPU) + " / " + rate(r.ActCPU), "µs"},
 			{"cpu", "NATS server CPU per product message ÷ per raw message", f2(r.NATSMsgCost), ""},
@@ -274,7 +277,11 @@ func benchRows(r *bench.Result) []table.Row {
 			{"cpu", "rebuild: NATS server / licensebus process, per event", f2(r.NATSRebuildCPU) + " / " + f2(r.RebuildCPU), "µs"},
 		}...)
 	} else if r.ActCPU > 0 {
-		rows = append(rows, table.Row{"cpu", "activation burst: licensebus + NATS server process, per activation", rate(r.ActCPU), "µs"})
+		rows = append(rows, []table.Row{
+			{"gc", "at half load: cycles, one process", strconv.FormatUint(r.E2EGCCycles, 10), ""},
+			{"gc", "at half load: collector CPU, one process", f2(r.E2EGCCores), "cores"},
+			{"gc", "activation burst: allocated per activation, one process", f1(r.ActAllocKB), "KB"},
+			{"cpu", "activation burst: licensebus + NATS server process, per activation", rate(r.ActCPU), "µs"}}...)
 	}
 	rows = append(rows, []table.Row{
 		{"product", "projections rebuild", rate(r.Rebuild), "events/s"},

@@ -63,6 +63,19 @@ func TestBenchTiny(t *testing.T) {
 			t.Errorf("%s=%v, want a number >= 0", k, got[k])
 		}
 	}
+	// The collector's figures of both processes: the bytes an activation
+	// allocates in each (the NATS server's process answers over its
+	// control lines), its cycles and CPU at half load.
+	for _, k := range []string{"alloc_kb_per_activation", "nats_alloc_kb_per_activation"} {
+		if v, _ := got[k].(float64); v <= 0 {
+			t.Errorf("%s=%v, want > 0", k, got[k])
+		}
+	}
+	for _, k := range []string{"e2e_gc_cycles", "nats_e2e_gc_cycles", "e2e_gc_cores", "nats_e2e_gc_cores"} {
+		if v, ok := got[k].(float64); !ok || v < 0 {
+			t.Errorf("%s=%v, want a number >= 0", k, got[k])
+		}
+	}
 	// The latency split into the five steps of an activation, each timed.
 	hops, _ := got["e2e_hops"].([]any)
 	if len(hops) != 5 {

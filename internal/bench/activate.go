@@ -40,7 +40,7 @@ func (b *run) activations(ctx context.Context) error {
 
 	b.progress("activating %d licenses as fast as possible", n)
 	var elapsed time.Duration
-	cpu := b.cpuNow()
+	cpu, gc := b.cpuNow(), b.gcNow()
 	err = b.profile(func() error {
 		start := time.Now()
 		if err := b.publish(cctx, ts[:n]); err != nil {
@@ -62,6 +62,8 @@ func (b *run) activations(ctx context.Context) error {
 	}
 	r := b.r
 	r.ActCPU, r.NATSActCPU = cpu.perUnit(b.cpuNow(), n)
+	burst := gc.until(b.gcNow(), 0, n)
+	r.ActAllocKB, r.NATSActAllocKB = burst.kb[0], burst.kb[1]
 	after, err := messagesWritten(cctx, b.js)
 	if err != nil {
 		return err
@@ -77,10 +79,14 @@ func (b *run) activations(ctx context.Context) error {
 
 	r.E2EOffered = r.ActivationRate / 2
 	b.progress("activating %d licenses at %.0f/s for latency", m, r.E2EOffered)
+	gc, start := b.gcNow(), time.Now()
 	lat, err := b.latency(cctx, ts[n:], r.E2EOffered)
 	if err != nil {
 		return err
 	}
+	phase := gc.until(b.gcNow(), time.Since(start), m)
+	r.E2EGCCycles, r.NATSE2EGCCycles = phase.cycles[0], phase.cycles[1]
+	r.E2EGCCores, r.NATSE2EGCCores = phase.cores[0], phase.cores[1]
 	r.LatencySamples = len(lat)
 	r.E2EP50, r.E2EP99, r.E2EP999 = ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)), ms(percentile(lat, 0.999))
 	r.E2EHops, err = b.hops(cctx, ts[n:])

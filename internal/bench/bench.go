@@ -152,6 +152,18 @@ type Result struct {
 	E2EP99         float64 `json:"e2e_p99_ms"`
 	E2EP999        float64 `json:"e2e_p99_9_ms"`
 	E2EHops        []Hop   `json:"e2e_hops"` // the e2e latency step by step
+	// What the collector did in each process while the latency was
+	// measured: its cycles, and its CPU as cores busy on average (the
+	// runtime's estimate, counted when a cycle ends). Each cycle's marking
+	// takes CPU the other steps of an activation wait for.
+	E2EGCCycles     uint64  `json:"e2e_gc_cycles"`
+	E2EGCCores      float64 `json:"e2e_gc_cores"`
+	NATSE2EGCCycles uint64  `json:"nats_e2e_gc_cycles"`
+	NATSE2EGCCores  float64 `json:"nats_e2e_gc_cores"`
+	// Bytes each process allocated per activation in the burst (KB): what
+	// makes the collector run, steadier than timings on shared cores.
+	ActAllocKB     float64 `json:"alloc_kb_per_activation"`
+	NATSActAllocKB float64 `json:"nats_alloc_kb_per_activation"`
 	Rebuild        float64 `json:"rebuild_events_per_s"`
 	RebuildRatio   float64 `json:"rebuild_ratio"`
 
@@ -249,7 +261,7 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if cfg.NATSMemProfile != "" && ns.HeapProfile == nil {
 		return nil, errors.New("a heap profile of the NATS server needs it in a process of its own")
 	}
-	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, natsHeap: ns.HeapProfile, operatorCreds: ns.OperatorCreds}
+	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, natsHeap: ns.HeapProfile, natsGC: ns.GC, operatorCreds: ns.OperatorCreds}
 	if err := b.raw(ctx); err != nil {
 		return nil, err
 	}
@@ -368,6 +380,8 @@ type run struct {
 	natsProfile func(path string) error
 	// natsHeap writes a heap profile of that process.
 	natsHeap func(path string) error
+	// natsGC reads the collector's figures of that process.
+	natsGC func() (GCStats, error)
 
 	// operatorCreds, with auth, are whom the commands come from; closers
 	// close the connections opened for them.

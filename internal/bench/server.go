@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/licensebus/licensebus/internal/bus"
@@ -36,6 +38,9 @@ type NATS struct {
 	// a collection, into the file at path; nil when the server runs in
 	// this process.
 	HeapProfile func(path string) error `json:"-"`
+	// GC reads the collector's figures of the server's own process; nil
+	// when the server runs in this process (ReadGCStats covers it).
+	GC func() (GCStats, error) `json:"-"`
 	// Creds and OperatorCreds are the creds files of the service and of an
 	// operator when the server runs in operator mode; empty without auth.
 	Creds         string `json:"creds,omitempty"`
@@ -110,13 +115,21 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 				<-done
 			}
 		}
-		line := make(chan []byte, 1)
+		// The first line describes the server; each later one answers a
+		// "gcstats" line.
+		line, replies := make(chan []byte, 1), make(chan []byte, 1)
 		go func() {
 			sc := bufio.NewScanner(stdout)
 			if sc.Scan() {
-				line <- sc.Bytes()
+				line <- bytes.Clone(sc.Bytes())
 			}
 			close(line)
+			for sc.Scan() {
+				select {
+				case replies <- bytes.Clone(sc.Bytes()):
+				default: // nobody asked: dropped
+				}
+			}
 			_, _ = io.Copy(io.Discard, stdout)
 		}()
 		var n NATS
@@ -146,6 +159,21 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 			_, err = io.WriteString(stdin, "heapprofile "+abs+"\n")
 			return err
 		}
+		var gcmu sync.Mutex // one question at a time, so each gets its answer
+		n.GC = func() (GCStats, error) {
+			gcmu.Lock()
+			defer gcmu.Unlock()
+			var g GCStats
+			if _, err := io.WriteString(stdin, "gcstats\n"); err != nil {
+				return g, err
+			}
+			select {
+			case b := <-replies:
+				return g, json.Unmarshal(b, &g)
+			case <-time.After(5 * time.Second):
+				return g, errors.New("NATS server process did not say its GC figures")
+			}
+		}
 		n.CPUProfile = func(path string) error {
 			line := "cpuprofile stop\n"
 			if path != "" {
@@ -167,7 +195,7 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 // and serves until stdin reaches its end (the parent closed it, or died).
 // Lines on stdin start and stop a CPU profile of this process:
 // "cpuprofile start PATH" and "cpuprofile stop"; "heapprofile PATH"
-// writes a heap profile.
+// writes a heap profile; "gcstats" is answered with a line of GCStats.
 func ServeChild(ctx context.Context, dir string, auth bool, stdin io.Reader, stdout io.Writer) error {
 	n, err := InProcess(ctx, dir, auth)
 	if err != nil {
@@ -178,7 +206,7 @@ func ServeChild(ctx context.Context, dir string, auth bool, stdin io.Reader, std
 		return err
 	}
 	done := make(chan struct{})
-	go func() { serveControl(stdin); close(done) }()
+	go func() { serveControl(stdin, stdout); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -188,7 +216,7 @@ func ServeChild(ctx context.Context, dir string, auth bool, stdin io.Reader, std
 
 // serveControl carries out the parent's lines until stdin ends, then stops
 // a profile still running so that its file is complete.
-func serveControl(stdin io.Reader) {
+func serveControl(stdin io.Reader, stdout io.Writer) {
 	var prof *os.File
 	stopProfile := func() {
 		if prof != nil {
@@ -216,6 +244,8 @@ func serveControl(stdin io.Reader) {
 			prof = f
 		case line == "cpuprofile stop":
 			stopProfile()
+		case line == "gcstats":
+			_ = json.NewEncoder(stdout).Encode(ReadGCStats())
 		case strings.HasPrefix(line, "heapprofile "):
 			if err := writeHeapProfile(strings.TrimPrefix(line, "heapprofile ")); err != nil {
 				fmt.Fprintf(os.Stderr, "bench NATS server: heap profile: %v\n", err)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -9,9 +10,19 @@ import (
 // Ensure CPU time is read for this process, by pid too, and that a process
 // that does not exist is reported as unmeasured rather than as zero.
 func TestCPUTime(t *testing.T) {
+	// spin works until the process used three clock ticks of CPU, as
+	// getrusage says, or 10 s went by: on a loaded machine a spin of fixed
+	// wall time may get no CPU at all.
+	used := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	spin := func() {
-		// Enough work to cross several clock ticks.
-		for end := time.Now().Add(80 * time.Millisecond); time.Now().Before(end); {
+		start := used()
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && used()-start < 3*clockTick; {
+			for range 100_000 {
+			}
 		}
 	}
 	for _, tc := range []struct {
@@ -34,7 +45,7 @@ func TestCPUTime(t *testing.T) {
 			spin()
 			after, _ := cpuTime(tc.pid)
 			if after-before < 2*clockTick {
-				t.Errorf("cpuTime(%d) moved %v over 80ms of spinning, want at least %v", tc.pid, after-before, 2*clockTick)
+				t.Errorf("cpuTime(%d) moved %v while this process used three clock ticks, want at least %v", tc.pid, after-before, 2*clockTick)
 			}
 		})
 	}

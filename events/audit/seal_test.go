@@ -108,3 +108,51 @@ func BenchmarkSeal(b *testing.B) {
 		}
 	}
 }
+
+// Ensure a Sealer seals as Seal does, entry after entry, and that what it
+// returned before stays as it was when its buffer is used again.
+func TestSealerReusesNothingItReturned(t *testing.T) {
+	var s Sealer
+	prevS, prevP := GenesisHash, GenesisHash
+	var kept [][]byte
+	var want [][]byte
+	for i := range 5 {
+		e := everyField()
+		e.Seq = uint64(i + 1)
+		e.Actor = strings.Repeat("a", 50*i) // entries of different sizes
+		p := e
+		got, err := s.Seal(&e, prevS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := Seal(&p, prevP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, w) || e.Hash != p.Hash {
+			t.Fatalf("entry %d: Sealer gave %s (hash %s), Seal %s (hash %s)", i+1, got, e.Hash, w, p.Hash)
+		}
+		kept, want = append(kept, got), append(want, bytes.Clone(w))
+		prevS, prevP = e.Hash, p.Hash
+	}
+	for i := range kept {
+		if !bytes.Equal(kept[i], want[i]) {
+			t.Fatalf("entry %d changed after later seals: %s", i+1, kept[i])
+		}
+		if _, ok, err := Open(kept[i]); err != nil || !ok {
+			t.Fatalf("entry %d does not open: ok %v, %v", i+1, ok, err)
+		}
+	}
+}
+
+func BenchmarkSealer(b *testing.B) {
+	e := everyField()
+	e.canonical = true // as Derive makes it
+	var s Sealer
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Seal(&e, GenesisHash); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -32,14 +32,22 @@ type SourceMsg struct {
 // Derive returns the entry that records m, without Seq, Cursor and the
 // chain fields. It is a pure function of the message, so anyone holding the
 // source streams can recompute every entry and compare.
-func Derive(m SourceMsg) trail.Entry {
+func Derive(m SourceMsg) trail.Entry { return derive(m, &scratch{}) }
+
+// scratch is memory derive reuses from one message to the next.
+type scratch struct {
+	keys []string
+	buf  []byte
+}
+
+func derive(m SourceMsg, sc *scratch) trail.Entry {
 	e := trail.Entry{
 		Kind:          trail.KindEvent,
 		Stream:        m.Stream,
 		StreamSeq:     m.Seq,
 		StreamTime:    m.Time.UTC().Format(time.RFC3339Nano),
 		Subject:       clip(m.Subject),
-		MessageSHA256: digest(m.Header, m.Data),
+		MessageSHA256: sc.digest(m.Header, m.Data),
 	}
 	if m.Stream == events.CommandsStream {
 		e.Kind = trail.KindCommand
@@ -220,21 +228,19 @@ func strs(v any) []string {
 // digest is the SHA-256 of a message: its headers except the Nats-* ones
 // (transport and JetStream metadata, which differ between a consumer
 // delivery and a direct get), sorted, then the payload.
-func digest(h nats.Header, body []byte) string {
-	keys := make([]string, 0, len(h))
-	size := 2 + len(body)
-	for k, vs := range h {
-		if natsHeader(k) {
-			continue
-		}
-		keys = append(keys, k)
-		for _, v := range vs {
-			size += len(k) + len(v) + 4
+func digest(h nats.Header, body []byte) string { return (&scratch{}).digest(h, body) }
+
+// digest is the package's digest in sc's memory.
+func (sc *scratch) digest(h nats.Header, body []byte) string {
+	keys := sc.keys[:0]
+	for k := range h {
+		if !natsHeader(k) {
+			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
 	// One buffer, hashed once: the header lines, a blank line, the body.
-	b := make([]byte, 0, size)
+	b := sc.buf[:0]
 	for _, k := range keys {
 		for _, v := range h[k] {
 			b = append(b, k...)
@@ -246,6 +252,11 @@ func digest(h nats.Header, body []byte) string {
 	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	sum := sha256.Sum256(b)
+	clear(keys) // hold no header's strings until the next message
+	if cap(b) > 64<<10 {
+		b = nil // a large command's buffer is not kept for the small ones
+	}
+	sc.keys, sc.buf = keys[:0], b[:0]
 	return hex.EncodeToString(sum[:])
 }
 

@@ -31,6 +31,9 @@ type writer struct {
 	// stored, if set, hears of each entry stored.
 	head   head
 	stored func(seq uint64, hash string)
+	// Reused for every entry: the writer derives and seals one at a time.
+	sealer  trail.Sealer
+	scratch scratch
 }
 
 type sent struct {
@@ -59,10 +62,10 @@ func srcIndex(stream string) int {
 }
 
 func (w *writer) append(ctx context.Context, m *SourceMsg) error {
-	e := Derive(*m)
+	e := derive(*m, &w.scratch)
 	e.Seq = w.tip.seq + 1
 	e.Cursor = w.tip.cursor.Advance(m.Stream, m.Seq)
-	raw, err := trail.Seal(&e, w.tip.hash)
+	raw, err := w.sealer.Seal(&e, w.tip.hash)
 	if err != nil {
 		return err
 	}

@@ -78,8 +78,9 @@ func (x *Executor) plan(id string) {
 	planned := p.Planned()
 	x.plans[id] = planned
 	for ic, lids := range planned {
+		owner := id + "/" + ic
 		for _, lid := range lids {
-			x.held[lid] = id + "/" + ic
+			x.hold(lid, owner)
 		}
 	}
 }
@@ -250,7 +251,7 @@ func (x *Executor) pick(id, ic string, spec events.RolloutSpec, i int) (string, 
 	var rej *events.Rejection
 	x.sh.Read(func() { lid, note, rej = rollout.Pick(x.st, spec, i, planned, x.today(), x.heldBy(owner)) })
 	if rej == nil {
-		x.held[lid] = owner
+		x.hold(lid, owner)
 	}
 	return lid, note, rej
 }
@@ -259,8 +260,10 @@ func (x *Executor) pick(id, ic string, spec events.RolloutSpec, i int) (string, 
 func (x *Executor) unplan(id, ic, lid string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.held[lid] == id+"/"+ic {
+	owner := id + "/" + ic
+	if x.held[lid] == owner {
 		delete(x.held, lid)
+		x.holds[owner] = slices.DeleteFunc(x.holds[owner], func(l string) bool { return l == lid })
 	}
 	if lids := x.plans[id][ic]; lids != nil {
 		for i, l := range lids {
@@ -277,12 +280,30 @@ func (x *Executor) release(id, ic string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	owner := id + "/" + ic
-	for lid, o := range x.held {
-		if o == owner {
+	x.letGo(owner, x.holds[owner])
+	delete(x.plans[id], ic)
+}
+
+// hold holds lid for owner ("rollout/install-code"). Caller holds mu.
+func (x *Executor) hold(lid, owner string) {
+	if x.held[lid] == owner {
+		return
+	}
+	if prev, ok := x.held[lid]; ok {
+		x.holds[prev] = slices.DeleteFunc(x.holds[prev], func(l string) bool { return l == lid })
+	}
+	x.held[lid] = owner
+	x.holds[owner] = append(x.holds[owner], lid)
+}
+
+// letGo drops owner's holds, lids. Caller holds mu.
+func (x *Executor) letGo(owner string, lids []string) {
+	for _, lid := range lids {
+		if x.held[lid] == owner {
 			delete(x.held, lid)
 		}
 	}
-	delete(x.plans[id], ic)
+	delete(x.holds, owner)
 }
 
 // do sends a command with a fixed id and waits for its outcome. A command

@@ -72,6 +72,10 @@ type Executor struct {
 	// ("rollout/install-code"), so other targets leave it alone.
 	plans map[string]map[string][]string
 	held  map[string]string
+	// holds is held the other way round: each target's licenses, so that
+	// a finished target lets go of its own without reading every hold
+	// (a fleet's rollout holds one for each of thousands of targets).
+	holds map[string][]string
 }
 
 // New returns an Executor.
@@ -87,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	}
 	x := &Executor{js: cfg.JS, log: cfg.Logger.With().Str("component", "rollout").Logger(), cfg: cfg,
 		st: rollout.NewState(), changed: make(chan struct{}), waiters: map[string][]chan rollout.Outcome{}, seqs: map[string]uint64{},
-		driving: map[string]bool{}, plans: map[string]map[string][]string{}, held: map[string]string{}}
+		driving: map[string]bool{}, plans: map[string]map[string][]string{}, held: map[string]string{}, holds: map[string][]string{}}
 	if cfg.Feed == nil {
 		cfg.Feed = bus.NewFeed(cfg.JS, x.log)
 	}
@@ -178,9 +182,9 @@ func (x *Executor) startDriving(ctx context.Context, id string) {
 		x.mu.Lock()
 		delete(x.driving, id)
 		delete(x.plans, id)
-		for lid, owner := range x.held {
+		for owner, lids := range x.holds {
 			if strings.HasPrefix(owner, id+"/") {
-				delete(x.held, lid)
+				x.letGo(owner, lids)
 			}
 		}
 		x.mu.Unlock()

@@ -94,7 +94,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&metricsAddr, "metrics-listen", "", "host:port of a listener of /metrics, /healthz and /readyz alone (default none)")
 	f.Uint64Var(&cfg.Telemetry.ReadyMaxLag, "ready-max-lag", DefaultReadyMaxLag, "events a job may trail the event stream while /readyz says ready")
 	f.StringVar(&memLimit, "memory-limit", "", `soft memory limit of the process, e.g. 900MiB, or "none": the Go runtime collects harder near it (default: GOMEMLIMIT, else 3/4 of the cgroup's memory limit, else 1/2 of the machine's memory)`)
-	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else paced: 256 MiB of headroom or half the live heap, whichever is more)")
+	f.IntVar(&gcPercent, "gc-percent", 0, "heap growth between collections in percent, as GOGC; with --memory-limit, 400 collects mostly near the limit (default: GOGC, else paced: 256 MiB of headroom or 40 % of the live heap, whichever is more)")
 	return cmd
 }
 

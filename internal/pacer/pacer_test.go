@@ -17,12 +17,13 @@ func TestPercent(t *testing.T) {
 		{0, 1000},        // nothing live: at most Max
 		{64 * mib, 400},  // the floor: 256 MiB on 64
 		{256 * mib, 100}, // the floor equals the heap: Go's default
-		{512 * mib, 50},  // half the heap equals the floor
-		{2048 * mib, 50}, // half the heap from there on
+		{512 * mib, 50},  // the floor, still: 256 on 512
+		{640 * mib, 40},  // 40 % of the heap equals the floor
+		{2048 * mib, 40}, // 40 % of the heap from there on
 		{1 * mib, 1000},  // a tiny heap: capped
 		{400 * mib, 64},  // 256 on 400
 		{100 * mib, 256}, // 256 on 100
-		{1 << 40, 50},    // a terabyte: still half
+		{1 << 40, 40},    // a terabyte: still 40 %
 		{300 * mib, 256 * 100 / 300},
 	}
 	for _, tt := range tests {

@@ -26,14 +26,11 @@ type Sealer struct{ b bytes.Buffer }
 // Seal is the package's Seal.
 func (s *Sealer) Seal(e *Entry, prevHash string) ([]byte, error) {
 	e.PrevHash, e.Hash = prevHash, ""
-	// The hash covers prevHash followed by the entry without its hash.
 	s.b.Reset()
-	s.b.WriteString(prevHash)
 	if err := appendEntry(&s.b, e, false); err != nil {
 		return nil, fmt.Errorf("encode entry %d: %w", e.Seq, err)
 	}
-	sum := sha256.Sum256(s.b.Bytes())
-	e.Hash = hex.EncodeToString(sum[:])
+	e.Hash = chainHash(prevHash, s.b.Bytes())
 	s.b.Reset()
 	if err := appendEntry(&s.b, e, true); err != nil {
 		return nil, fmt.Errorf("encode entry %d: %w", e.Seq, err)
@@ -41,11 +38,14 @@ func (s *Sealer) Seal(e *Entry, prevHash string) ([]byte, error) {
 	return bytes.Clone(s.b.Bytes()), nil
 }
 
+// chainHash is an entry's hash: SHA-256, in hex, of the previous entry's
+// hash followed by the entry's canonical bytes without its own hash.
 func chainHash(prevHash string, unsealed []byte) string {
 	h := sha256.New()
 	h.Write([]byte(prevHash))
 	h.Write(unsealed)
-	return hex.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
 // ErrNotEntry means a message is not an audit entry at all.

@@ -150,22 +150,9 @@ func (b *run) watch(ctx context.Context, ts []*target) (*watcher, error) {
 		byIC[t.ic] = t
 	}
 	w := &watcher{b: b, n: len(ts)}
-	cons, err := b.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"lb.evt.smartserver.*.license_activated"}, DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	w.cc, err = cons.Consume(func(msg jetstream.Msg) {
-		md, err := msg.Metadata()
-		if err != nil {
-			return
-		}
-		// lb.evt.smartserver.<install-code>.license_activated
-		tokens := strings.Split(msg.Subject(), ".")
-		if len(tokens) != 5 {
-			return
-		}
+	var err error
+	// lb.evt.smartserver.<install-code>.license_activated
+	w.cc, err = b.followEvents(ctx, []string{"lb.evt.smartserver.*.license_activated"}, func(tokens []string, md *jetstream.MsgMetadata) {
 		if t := byIC[tokens[3]]; t != nil {
 			w.mu.Lock()
 			t.activated = md.Timestamp
@@ -177,6 +164,28 @@ func (b *run) watch(ctx context.Context, ts []*target) (*watcher, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// followEvents calls note for each event stored from now on under one of
+// filters, whose subjects have five tokens, with the subject's tokens and
+// where JetStream stored it: a headers-only consumer, as the bench needs
+// to know that and when an event was stored, not what it says.
+func (b *run) followEvents(ctx context.Context, filters []string, note func(tokens []string, md *jetstream.MsgMetadata)) (jetstream.ConsumeContext, error) {
+	cons, err := b.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: filters, DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cons.Consume(func(msg jetstream.Msg) {
+		md, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		if tokens := strings.Split(msg.Subject(), "."); len(tokens) == 5 {
+			note(tokens, md)
+		}
+	})
 }
 
 func (w *watcher) stop() { w.cc.Stop() }

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,13 +60,8 @@ func (b *run) followOutcomes(ctx context.Context, ts []*target) (*outcomes, erro
 		o.ended[t.ic] = &outcomeSeen{}
 		o.byLID[t.lid] = t.ic
 	}
-	cons, err := b.js.OrderedConsumer(ctx, events.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: outcomeSubjects, DeliverPolicy: jetstream.DeliverNewPolicy, HeadersOnly: true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if o.cc, err = cons.Consume(o.note); err != nil {
+	var err error
+	if o.cc, err = b.followEvents(ctx, outcomeSubjects, o.note); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -75,15 +69,7 @@ func (b *run) followOutcomes(ctx context.Context, ts []*target) (*outcomes, erro
 
 func (o *outcomes) stop() { o.cc.Stop() }
 
-func (o *outcomes) note(msg jetstream.Msg) {
-	md, err := msg.Metadata()
-	if err != nil {
-		return
-	}
-	tokens := strings.Split(msg.Subject(), ".")
-	if len(tokens) != 5 {
-		return
-	}
+func (o *outcomes) note(tokens []string, md *jetstream.MsgMetadata) {
 	rejected := tokens[2] == "rejected"
 	ic := tokens[3]
 	if rejected {

@@ -95,6 +95,18 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 			}
 			cfg.Progress = a.stderr
 			cfg.NATSCPUProfile, cfg.NATSMemProfile = natsprofile, natsmemprofile
+			// The server's process writes these; a path it cannot write is
+			// refused here, not found out in its log after the run.
+			for _, p := range []string{natsprofile, natsmemprofile} {
+				if p == "" {
+					continue
+				}
+				f, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				f.Close()
+			}
 			for _, p := range []struct {
 				path string
 				dst  *io.Writer

@@ -123,6 +123,21 @@ func TestBenchRuntimeFlagsRefused(t *testing.T) {
 	}
 }
 
+// Ensure a profile path the NATS server's process could not write is
+// refused before the run, as a path of this process's profiles is, not
+// found out in the child's log after minutes of measuring.
+func TestBenchUnwritableProfileRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing")
+	for _, flag := range []string{"--nats-cpuprofile", "--nats-memprofile", "--memprofile"} {
+		t.Run(flag, func(t *testing.T) {
+			r := cli(t, "", "bench", "--tiny", flag, filepath.Join(dir, "x.prof"))
+			if r.code == exitOK || !strings.Contains(r.err, "missing") || strings.Contains(r.err, "bench: raw") {
+				t.Fatalf("exit %d, stderr %q; want a refusal naming the path before any phase runs", r.code, r.err)
+			}
+		})
+	}
+}
+
 // Ensure `bench --soak` runs its activations and transfers, none refused,
 // and reports both processes' memory at the four marks, with the default
 // soft memory limit in force (issue 21).

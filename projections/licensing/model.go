@@ -44,7 +44,12 @@ type SmartServer struct {
 	Version       string `json:"version"`
 	CustomerID    string `json:"customer_id,omitempty"`
 	DownloadedFor string `json:"downloaded_for,omitempty"`
-	Seq           uint64 `json:"seq"`
+	// Transferring lists the licenses of a transfer the SmartServer has
+	// requested and not yet completed: the cloud may have released some
+	// of them already, but until licenses_transferred the SmartServer
+	// still holds them and refuses activations (transfer_in_progress).
+	Transferring []string `json:"transferring,omitempty"`
+	Seq          uint64   `json:"seq"`
 }
 
 // License is one license of the inventory. Seq is the stream sequence of
@@ -210,6 +215,9 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 			l.State, l.ActivatedAt = StateActive, d.ActivatedAt
 		}
 	case *events.TransferRequested:
+		if s := m.server(d.InstallCode, seq, false); s != nil {
+			s.Transferring = d.LicenseIDs
+		}
 		for _, lid := range d.LicenseIDs {
 			if l := m.license(lid, seq); l != nil {
 				l.State = StateTransferring
@@ -219,6 +227,10 @@ func (m *Model) Apply(seq uint64, msg *events.Message) {
 		if l := m.license(d.LicenseID, seq); l != nil {
 			m.moveServer(l, "")
 			l.State, l.ActivatedAt, l.TransferredAt, l.Note = StateCloud, time.Time{}, d.TransferredAt, ""
+		}
+	case *events.LicensesTransferred:
+		if s := m.server(d.InstallCode, seq, false); s != nil {
+			s.Transferring = nil
 		}
 	}
 }

@@ -166,11 +166,25 @@ func (m *Model) ManageLicenses(ic string) ([]LicenseRow, error) {
 	}
 	today := m.now()
 	out := []LicenseRow{}
-	for lid := range m.byServer[ic].All() {
+	on := m.byServer[ic]
+	for lid := range on.All() {
 		// A fulfilled license is not on the SmartServer until it imports
 		// the file: the cloud's inventory shows it, the dialog does not.
 		if l := m.licenses[lid]; l.State != StateFulfilled {
 			out = append(out, m.row(l, "", today))
+		}
+	}
+	// Released by the cloud, still on the SmartServer until it completes
+	// the transfer: the dialog shows what the SmartServer holds.
+	for _, lid := range m.servers[ic].Transferring {
+		if on.Has(lid) {
+			continue
+		}
+		if l := m.licenses[lid]; l != nil {
+			r := m.row(l, ic, today)
+			r.State, r.Status, r.Note = StateTransferring, "Transferring", "released in the cloud; the SmartServer completes the transfer"
+			r.ActivationDate, r.TransferDate = "", ""
+			out = append(out, r)
 		}
 	}
 	slices.SortFunc(out, func(a, b LicenseRow) int {

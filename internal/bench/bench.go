@@ -262,10 +262,10 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 		return nil, errors.New("a heap profile of the NATS server needs it in a process of its own")
 	}
 	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, natsHeap: ns.HeapProfile, natsGC: ns.GC, operatorCreds: ns.OperatorCreds}
-	if err := b.raw(ctx); err != nil {
+	if err := inPhase(ctx, "raw JetStream", b.raw(ctx)); err != nil {
 		return nil, err
 	}
-	if err := b.appends(ctx); err != nil {
+	if err := inPhase(ctx, "product append", b.appends(ctx)); err != nil {
 		return nil, err
 	}
 	b.progress("starting licensebus on the same server (catching up %d events)", cfg.Appends)
@@ -290,7 +290,7 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	}
 	p.Close()
 	ns.Stop()
-	if err := authOverhead(ctx, cfg, startServer, start, r); err != nil {
+	if err := inPhase(ctx, "auth overhead", authOverhead(ctx, cfg, startServer, start, r)); err != nil {
 		return nil, err
 	}
 	r.TotalSeconds = time.Since(begin).Seconds()
@@ -442,33 +442,47 @@ func (b *run) raw(ctx context.Context) error {
 func (b *run) product(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := b.p.Projections.CatchUp(cctx); err != nil {
-		return fmt.Errorf("projections catch up: %w", err)
+	if err := inPhase(ctx, "projections catch up", b.p.Projections.CatchUp(cctx)); err != nil {
+		return err
 	}
 	if err := b.commander(cctx); err != nil {
 		return err
 	}
-	if err := b.activations(ctx); err != nil {
+	if err := inPhase(ctx, "activations", b.activations(ctx)); err != nil {
 		return err
 	}
-	if err := b.tracingOverhead(ctx); err != nil {
+	if err := inPhase(ctx, "tracing overhead", b.tracingOverhead(ctx)); err != nil {
 		return err
 	}
-	if err := b.replay(ctx); err != nil {
+	if err := inPhase(ctx, "replay and rebuild", b.replay(ctx)); err != nil {
 		return err
 	}
-	if err := b.fleet(ctx); err != nil {
+	if err := inPhase(ctx, "fleet rollout", b.fleet(ctx)); err != nil {
 		return err
 	}
 	actx, acancel := context.WithTimeout(ctx, time.Minute)
 	defer acancel()
-	if err := waitAcked(actx, b.pub); err != nil {
+	if err := inPhase(ctx, "last acks", waitAcked(actx, b.pub)); err != nil {
 		return err
 	}
 	if n := b.pubFailed.Load(); n > 0 {
 		return fmt.Errorf("%d activation commands were not stored", n)
 	}
 	return nil
+}
+
+// inPhase names the phase err came from, and says so when the phase ran
+// past its own deadline: a bare "context deadline exceeded" does not tell
+// where the bench was. ctx is the run's: when it ended, the run was
+// stopped, not the phase.
+func inPhase(ctx context.Context, phase string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		return fmt.Errorf("%s phase ran past its deadline: %w", phase, err)
+	}
+	return fmt.Errorf("%s phase: %w", phase, err)
 }
 
 // commander readies what sends commands: as an operator when the server

@@ -106,39 +106,39 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	if err := b.p.Projections.CatchUp(pctx); err != nil {
-		return fmt.Errorf("projections catch up: %w", err)
+		return inPhase(ctx, "soak: projections catch up", err)
 	}
 	if err := b.commander(pctx); err != nil {
-		return err
+		return inPhase(ctx, "soak: preparation", err)
 	}
 	b.progress("soak: preparing %d SmartServers, one license each", cfg.Pool)
 	ts, err := b.prepare(pctx, "SOAK", cfg.Pool, 10)
 	if err != nil {
-		return err
+		return inPhase(ctx, "soak: preparation", err)
 	}
 	if err := b.settle(pctx); err != nil {
-		return err
+		return inPhase(ctx, "soak: preparation", err)
 	}
 	// The rate the product takes activations at: one burst over the pool,
 	// then the transfers that free the licenses again.
 	began := time.Now()
 	if err := b.publish(pctx, ts); err != nil {
-		return err
+		return inPhase(ctx, "soak: preparation", err)
 	}
 	if err := b.waitAll(pctx, ts, b.visible); err != nil {
-		return err
+		return inPhase(ctx, "soak: preparation", err)
 	}
 	r.MeasuredRate = float64(len(ts)) / time.Since(began).Seconds()
 	for _, t := range ts {
 		if _, err := b.soakSend(pctx, t, false); err != nil {
-			return err
+			return inPhase(ctx, "soak: preparation", err)
 		}
 	}
 	if err := b.waitAll(pctx, ts, func(t *target) bool { return !b.visible(t) }); err != nil {
-		return err
+		return inPhase(ctx, "soak: preparation", err)
 	}
 	if err := b.settle(pctx); err != nil {
-		return err
+		return inPhase(ctx, "soak: preparation", err)
 	}
 
 	// Command k goes to target k mod pool: an activation in even rounds
@@ -197,14 +197,14 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer wcancel()
 	if err := waitAcked(wctx, b.pub); err != nil {
-		return err
+		return inPhase(ctx, "soak: last acks", err)
 	}
 	if n := b.pubFailed.Load(); n > 0 {
 		return fmt.Errorf("%d soak commands were not stored", n)
 	}
 	for i, t := range ts {
 		if err := outs.await(wctx, t, sent[i], last[i]); err != nil {
-			return err
+			return inPhase(ctx, "soak: last outcomes", err)
 		}
 	}
 	// Each SmartServer ends as its last command left it.

@@ -22,6 +22,7 @@ func (a *app) benchCmd() *cobra.Command {
 	var quick, tiny, shared, serveOpen bool
 	var gcPercent int
 	var fleet, cpuprofile, natsprofile, natsmemprofile, memprofile, fleetprofile, rebuildprofile, serveNATS, memLimit string
+	var probeNATS, probeCreds string
 	var res resilienceFlags
 	var soak bench.Soak
 	cmd := &cobra.Command{
@@ -47,6 +48,9 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 				}
 				rs.pace(cmd.Context())
 				return bench.ServeChild(cmd.Context(), serveNATS, !serveOpen, a.stdin, a.stdout)
+			}
+			if probeNATS != "" {
+				return bench.RunProbe(cmd.Context(), probeNATS, probeCreds, a.stdin, a.stdout)
 			}
 			if res.serveCluster != "" || res.failover || res.crashLoop > 0 {
 				return a.resilience(cmd, res)
@@ -128,6 +132,9 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 				}
 				cfg.Server = server
 			}
+			if cfg.Probe, err = a.probeChild(); err != nil {
+				return err
+			}
 			r, err := bench.Run(cmd.Context(), cfg, startBenchProduct)
 			if err != nil {
 				return err
@@ -147,6 +154,10 @@ stdout. The default run takes about a minute on 2 cores; --quick about 15 second
 	_ = f.MarkHidden("serve-nats")
 	f.BoolVar(&serveOpen, strings.TrimPrefix(bench.OpenFlag, "--"), false, "with --serve-nats: without auth")
 	_ = f.MarkHidden(strings.TrimPrefix(bench.OpenFlag, "--"))
+	f.StringVar(&probeNATS, strings.TrimPrefix(bench.ProbeFlag, "--"), "", "run only the bench's probe of raw JetStream on the server at this URL, until stdin closes")
+	_ = f.MarkHidden(strings.TrimPrefix(bench.ProbeFlag, "--"))
+	f.StringVar(&probeCreds, strings.TrimPrefix(bench.ProbeCredsFlag, "--"), "", "with --probe-nats: the creds file")
+	_ = f.MarkHidden(strings.TrimPrefix(bench.ProbeCredsFlag, "--"))
 	f.StringVar(&fleet, "fleet", "200,10", "fleet rollout size: SmartServers,devices per SmartServer")
 	res.flags(f)
 	f.IntVar(&soak.Activations, "soak", 0, "instead: N activations, each followed by its transfer back, at half the measured rate over a pool of SmartServers; the memory of both processes at 25, 50, 75 and 100 %")
@@ -187,6 +198,23 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 		}
 	}
 	return bench.ChildProcess([]string{exe, "bench", "--serve-nats"}, env), nil
+}
+
+// probeChild runs the bench's probe of raw JetStream in a process of its
+// own: this program again, with the hidden --probe-nats flag. Its heap is a
+// few megabytes, so what it measures is the server and the shared cores.
+func (a *app) probeChild() (bench.ProbeFunc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: cannot find this program to run the probe: %w", err)
+	}
+	env := []string{childEnv + "=1"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, "NATS_CREDS=") && !strings.HasPrefix(kv, childEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	return bench.ChildProbe([]string{exe, "bench"}, env), nil
 }
 
 // startBenchProduct runs licensebus joined to the bench's NATS server, as
@@ -276,6 +304,10 @@ func benchRows(r *bench.Result) []table.Row {
 	}
 	for _, h := range r.E2EHops {
 		rows = append(rows, table.Row{"by hop", h.Name + ": p50 / p99 / p99.9", f3(h.P50MS) + " / " + f3(h.P99MS) + " / " + f3(h.P999MS), "ms"})
+	}
+	if p := r.Probe; p != nil {
+		rows = append(rows, table.Row{"raw", fmt.Sprintf("beside the e2e phase, publish to ack (%d/s, own process): p50 / p99 / p99.9", bench.ProbeRate),
+			f3(p.P50MS) + " / " + f3(p.P99MS) + " / " + f3(p.P999MS), "ms"})
 	}
 	if r.NATSProcess != "shared" && r.NATSActCPU > 0 {
 		rows = append(rows, []table.Row{

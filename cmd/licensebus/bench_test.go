@@ -76,6 +76,15 @@ func TestBenchTiny(t *testing.T) {
 			t.Errorf("%s=%v, want a number >= 0", k, got[k])
 		}
 	}
+	// Raw JetStream beside the latency phase, from the probe's process:
+	// it sends its first message as it starts, so there is a sample.
+	probe, _ := got["raw_probe"].(map[string]any)
+	if n, _ := probe["samples"].(float64); n < 1 {
+		t.Errorf("raw_probe=%v, want samples", got["raw_probe"])
+	}
+	if p99, _ := probe["p99_ms"].(float64); p99 <= 0 {
+		t.Errorf("raw_probe=%v, want a p99 > 0", got["raw_probe"])
+	}
 	// The latency split into the five steps of an activation, each timed.
 	hops, _ := got["e2e_hops"].([]any)
 	if len(hops) != 5 {

@@ -79,8 +79,21 @@ func (b *run) activations(ctx context.Context) error {
 
 	r.E2EOffered = r.ActivationRate / 2
 	b.progress("activating %d licenses at %.0f/s for latency", m, r.E2EOffered)
+	var stopProbe func() (ProbeResult, error)
+	if b.cfg.Probe != nil {
+		if stopProbe, err = b.cfg.Probe(cctx, b.url, b.creds); err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+	}
 	gc, start := b.gcNow(), time.Now()
 	lat, err := b.latency(cctx, ts[n:], r.E2EOffered)
+	if stopProbe != nil {
+		pr, perr := stopProbe()
+		if err == nil && perr != nil {
+			return fmt.Errorf("probe: %w", perr)
+		}
+		r.Probe = &pr
+	}
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,8 @@ type Config struct {
 	Progress io.Writer
 	// Server starts the NATS server; nil runs it in this process.
 	Server ServerFunc
+	// Probe, if set, measures raw JetStream beside the latency phase.
+	Probe ProbeFunc
 }
 
 // Full is the default run: the baseline's raw sizes.
@@ -152,6 +154,10 @@ type Result struct {
 	E2EP99         float64 `json:"e2e_p99_ms"`
 	E2EP999        float64 `json:"e2e_p99_9_ms"`
 	E2EHops        []Hop   `json:"e2e_hops"` // the e2e latency step by step
+	// Probe is raw JetStream over the same seconds, on the same server,
+	// from a process of its own (ProbeFunc): publish to ack. Absent when
+	// the run had no probe.
+	Probe *ProbeResult `json:"raw_probe,omitempty"`
 	// What the collector did in each process while the latency was
 	// measured: its cycles, and its CPU as cores busy on average (the
 	// runtime's estimate, counted when a cycle ends). Each cycle's marking
@@ -261,7 +267,8 @@ func Run(ctx context.Context, cfg Config, start StartFunc) (*Result, error) {
 	if cfg.NATSMemProfile != "" && ns.HeapProfile == nil {
 		return nil, errors.New("a heap profile of the NATS server needs it in a process of its own")
 	}
-	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, natsHeap: ns.HeapProfile, natsGC: ns.GC, operatorCreds: ns.OperatorCreds}
+	b := &run{cfg: cfg, r: r, nc: nc, js: js, natsPID: ns.PID, natsProfile: ns.CPUProfile, natsHeap: ns.HeapProfile, natsGC: ns.GC, operatorCreds: ns.OperatorCreds,
+		url: ns.URL, creds: ns.Creds}
 	if err := inPhase(ctx, "raw JetStream", b.raw(ctx)); err != nil {
 		return nil, err
 	}
@@ -387,6 +394,8 @@ type run struct {
 	// close the connections opened for them.
 	operatorCreds string
 	closers       []func()
+	// url and creds reach the server as the service.
+	url, creds string
 
 	// Once the product runs:
 	p      *Product

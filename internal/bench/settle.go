@@ -97,7 +97,7 @@ func messagesWritten(ctx context.Context, js jetstream.JetStream) (uint64, error
 	var n uint64
 	l := js.ListStreams(ctx)
 	for info := range l.Info() {
-		if info.Config.Name != rawStream {
+		if info.Config.Name != rawStream && info.Config.Name != probeStream {
 			n += info.State.LastSeq
 		}
 	}

@@ -106,8 +106,8 @@ func (b *run) latency(ctx context.Context, ts []*target, rate float64) ([]time.D
 	interval := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
 	for i, t := range ts {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
+		if err := sleepUntil(ctx, start.Add(time.Duration(i)*interval)); err != nil {
+			return nil, err
 		}
 		t.sent = time.Now()
 		if err := publishAsync(ctx, b.pub, t.msg); err != nil {
@@ -122,6 +122,26 @@ func (b *run) latency(ctx context.Context, ts []*target, rate float64) ([]time.D
 		lat[i] = t.seen.Sub(t.sent)
 	}
 	return lat, nil
+}
+
+// sleepUntil waits until t, or returns ctx's error once ctx ends (also
+// when t has passed: an open-loop sender checks for a stop here).
+func sleepUntil(ctx context.Context, t time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // watcher notes when activations become visible. Checking every target in

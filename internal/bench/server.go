@@ -106,6 +106,13 @@ func ChildProcess(argv []string, env []string) ServerFunc {
 		}
 		stop := func() {
 			stdin.Close() // the child stops when its stdin closes
+			if ctx.Err() != nil {
+				// The run was interrupted: its store is thrown away, so
+				// the server's orderly shutdown (seconds of writing its
+				// index for a large store) is time the user waits for
+				// nothing.
+				_ = cmd.Process.Kill()
+			}
 			done := make(chan struct{})
 			go func() { _ = cmd.Wait(); close(done) }()
 			select {

@@ -160,8 +160,10 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 	last := make([]string, len(ts)) // the last of them
 	began = time.Now()
 	for k := 1; k <= total; k++ {
-		if d := time.Until(began.Add(time.Duration(float64(k-1) * interval))); d > 0 {
-			time.Sleep(d)
+		// Neither a command whose outcome is in nor an async publish
+		// looks at ctx: without this a signal would not stop the soak.
+		if err := sleepUntil(ctx, began.Add(time.Duration(float64(k-1)*interval))); err != nil {
+			return err
 		}
 		i := (k - 1) % len(ts)
 		t := ts[i]

@@ -254,17 +254,8 @@ func (f *failover) progress(format string, args ...any) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
+// sleep waits d, or less if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) { _ = sleepUntil(ctx, time.Now().Add(d)) }
 
 // startCluster starts three NATS servers as processes and waits until
 // JetStream answers.

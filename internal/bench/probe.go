@@ -1,14 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"time"
@@ -57,60 +55,29 @@ const (
 // and ProbeCredsFlag appended, a program that calls RunProbe.
 func ChildProbe(argv []string, env []string) ProbeFunc {
 	return func(ctx context.Context, url, creds string) (func() (ProbeResult, error), error) {
-		args := append(append([]string{}, argv[1:]...), ProbeFlag+"="+url, ProbeCredsFlag+"="+creds)
-		cmd := exec.Command(argv[0], args...)
-		cmd.Env = env
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
+		p, err := startProc("probe process", append(append([]string{}, argv...), ProbeFlag+"="+url, ProbeCredsFlag+"="+creds), env, os.Stderr)
 		if err != nil {
 			return nil, err
 		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
+		p.out = make(chan []byte, 1)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		var ready struct{}
+		if err := p.run(rctx, &ready); err != nil {
 			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start probe process: %w", err)
-		}
-		lines := make(chan []byte, 2)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- append([]byte(nil), sc.Bytes()...)
-			}
-			close(lines)
-		}()
-		kill := func() {
-			stdin.Close()
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		// The first line says the probe is publishing.
-		select {
-		case _, ok := <-lines:
-			if !ok {
-				kill()
-				return nil, errors.New("probe process exited before it was ready")
-			}
-		case <-ctx.Done():
-			kill()
-			return nil, ctx.Err()
-		case <-time.After(30 * time.Second):
-			kill()
-			return nil, errors.New("probe process not ready after 30s")
 		}
 		stop := func() (ProbeResult, error) {
 			var pr ProbeResult
-			stdin.Close() // the probe stops and reports when its stdin closes
+			_ = p.stdin.Close() // the probe reports and exits when its stdin closes
 			select {
-			case b, ok := <-lines:
-				_ = cmd.Wait()
+			case b, ok := <-p.out:
+				p.stop()
 				if !ok {
 					return pr, errors.New("probe process exited without its figures")
 				}
 				return pr, json.Unmarshal(b, &pr)
 			case <-time.After(30 * time.Second):
-				kill()
+				p.kill()
 				return pr, errors.New("probe process did not report within 30s")
 			}
 		}
@@ -128,7 +95,9 @@ func RunProbe(ctx context.Context, url, creds string, stdin io.Reader, stdout io
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	// An ack that never comes is a failed publish, not a probe that never
+	// reports.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		return err
 	}
@@ -143,8 +112,10 @@ func RunProbe(ctx context.Context, url, creds string, stdin io.Reader, stdout io
 	if _, err := io.WriteString(stdout, "{}\n"); err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, stdin); close(done) }()
+	// The probe publishes until its stdin ends (or a signal).
+	sending, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	go func() { _, _ = io.Copy(io.Discard, stdin); stopSending() }()
 
 	var (
 		mu     sync.Mutex
@@ -155,40 +126,33 @@ func RunProbe(ctx context.Context, url, creds string, stdin io.Reader, stdout io
 	data := payload()
 	interval := time.Second / ProbeRate
 	start := time.Now()
-	for i := 0; ; i++ {
-		// Open loop: a slow ack does not delay the next publish, so a
-		// stall shows in every publish it holds up.
-		select {
-		case <-done:
-		case <-ctx.Done():
-		case <-time.After(time.Until(start.Add(time.Duration(i) * interval))):
-			sent := time.Now()
-			f, err := js.PublishMsgAsync(&nats.Msg{Subject: "bench.probe." + strconv.Itoa(i%probeSubjects), Data: data},
-				jetstream.WithMsgID("probe-"+strconv.Itoa(i)))
-			if err != nil {
+	// Open loop: a slow ack does not delay the next publish, so a stall
+	// shows in every publish it holds up.
+	for i := 0; sleepUntil(sending, start.Add(time.Duration(i)*interval)) == nil; i++ {
+		sent := time.Now()
+		f, err := js.PublishMsgAsync(&nats.Msg{Subject: "bench.probe." + strconv.Itoa(i%probeSubjects), Data: data},
+			jetstream.WithMsgID("probe-"+strconv.Itoa(i)))
+		if err != nil {
+			mu.Lock()
+			failed++
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-f.Ok():
+				d := time.Since(sent)
+				mu.Lock()
+				lat = append(lat, d)
+				mu.Unlock()
+			case <-f.Err():
 				mu.Lock()
 				failed++
 				mu.Unlock()
-				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				select {
-				case <-f.Ok():
-					d := time.Since(sent)
-					mu.Lock()
-					lat = append(lat, d)
-					mu.Unlock()
-				case <-f.Err():
-					mu.Lock()
-					failed++
-					mu.Unlock()
-				}
-			}()
-			continue
-		}
-		break
+		}()
 	}
 	wg.Wait()
 	pr := ProbeResult{Samples: len(lat), Failed: failed}

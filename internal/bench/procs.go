@@ -25,6 +25,10 @@ type proc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	done  chan struct{}
+	// out, if set before run, receives the lines the process writes to
+	// stdout after its ready line (one it has no room for is dropped); it
+	// is closed when stdout ends.
+	out chan []byte
 }
 
 // startProc starts argv with env; its stderr goes to logw.
@@ -43,14 +47,22 @@ func startProc(name string, argv, env []string, logw io.Writer) (*proc, error) {
 // run starts the process and, if ready is set, waits for the JSON line it
 // writes on stdout when it is ready, decoded into ready.
 func (p *proc) run(ctx context.Context, ready any) error {
-	var out io.ReadCloser
+	var out *os.File
 	if ready != nil {
-		var err error
-		if out, err = p.cmd.StdoutPipe(); err != nil {
+		// A pipe of our own rather than StdoutPipe, which Wait closes as
+		// the process exits: a last line written just before exiting
+		// would be lost.
+		r, w, err := os.Pipe()
+		if err != nil {
 			return err
 		}
+		defer w.Close() // the child has its copy
+		p.cmd.Stdout, out = w, r
 	}
 	if err := p.cmd.Start(); err != nil {
+		if out != nil {
+			out.Close()
+		}
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
@@ -59,12 +71,23 @@ func (p *proc) run(ctx context.Context, ready any) error {
 	}
 	line := make(chan []byte, 1)
 	go func() {
+		defer out.Close()
 		sc := bufio.NewScanner(out)
 		if sc.Scan() {
 			line <- append([]byte(nil), sc.Bytes()...)
 		}
 		close(line)
-		_, _ = io.Copy(io.Discard, out)
+		if p.out == nil {
+			_, _ = io.Copy(io.Discard, out)
+			return
+		}
+		for sc.Scan() {
+			select {
+			case p.out <- append([]byte(nil), sc.Bytes()...):
+			default:
+			}
+		}
+		close(p.out)
 	}()
 	select {
 	case b, ok := <-line:

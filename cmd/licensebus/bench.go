@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,21 +184,29 @@ func (a *app) natsChild(memLimit int64) (bench.ServerFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: cannot find this program to run the NATS server: %w", err)
 	}
-	env := []string{childEnv + "=1"}
-	if memLimit > 0 {
-		env = append(env, fmt.Sprintf("GOMEMLIMIT=%dB", memLimit))
-	}
 	// The server is raw JetStream: it runs with the collector's policy of
 	// serve's process (paced, as the embedded server is in serve), and
 	// with the bench's memory limit when one is given; --gc-percent is the
 	// licensebus process's only.
+	env := benchChildEnv("GOGC=")
+	if memLimit > 0 {
+		env = append(benchChildEnv("GOGC=", "GOMEMLIMIT="), fmt.Sprintf("GOMEMLIMIT=%dB", memLimit))
+	}
+	return bench.ChildProcess([]string{exe, "bench", "--serve-nats"}, env), nil
+}
+
+// benchChildEnv is the environment of a process the bench runs of this
+// program: marked as such (childEnv), without NATS_URL (its flags name the
+// server) and without the variables that start with drop.
+func benchChildEnv(drop ...string) []string {
+	env := []string{childEnv + "=1"}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") && !strings.HasPrefix(kv, "GOGC=") &&
-			(memLimit == 0 || !strings.HasPrefix(kv, "GOMEMLIMIT=")) {
+		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, childEnv+"=") &&
+			!slices.ContainsFunc(drop, func(p string) bool { return strings.HasPrefix(kv, p) }) {
 			env = append(env, kv)
 		}
 	}
-	return bench.ChildProcess([]string{exe, "bench", "--serve-nats"}, env), nil
+	return env
 }
 
 // probeChild runs the bench's probe of raw JetStream in a process of its
@@ -208,13 +217,7 @@ func (a *app) probeChild() (bench.ProbeFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: cannot find this program to run the probe: %w", err)
 	}
-	env := []string{childEnv + "=1"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "NATS_URL=") && !strings.HasPrefix(kv, "NATS_CREDS=") && !strings.HasPrefix(kv, childEnv+"=") {
-			env = append(env, kv)
-		}
-	}
-	return bench.ChildProbe([]string{exe, "bench"}, env), nil
+	return bench.ChildProbe([]string{exe, "bench"}, benchChildEnv("NATS_CREDS=")), nil
 }
 
 // startBenchProduct runs licensebus joined to the bench's NATS server, as

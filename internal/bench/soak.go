@@ -102,43 +102,50 @@ func RunSoak(ctx context.Context, cfg Soak, start StartFunc) (*SoakResult, error
 	return r, nil
 }
 
-func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+// soakPrepare readies the pool (one license each, none active) and
+// measures the rate the product takes its activations at.
+func (b *run) soakPrepare(ctx context.Context, cfg Soak, r *SoakResult) ([]*target, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	if err := b.p.Projections.CatchUp(pctx); err != nil {
-		return inPhase(ctx, "soak: projections catch up", err)
+	if err := b.p.Projections.CatchUp(ctx); err != nil {
+		return nil, fmt.Errorf("projections catch up: %w", err)
 	}
-	if err := b.commander(pctx); err != nil {
-		return inPhase(ctx, "soak: preparation", err)
+	if err := b.commander(ctx); err != nil {
+		return nil, err
 	}
 	b.progress("soak: preparing %d SmartServers, one license each", cfg.Pool)
-	ts, err := b.prepare(pctx, "SOAK", cfg.Pool, 10)
+	ts, err := b.prepare(ctx, "SOAK", cfg.Pool, 10)
 	if err != nil {
-		return inPhase(ctx, "soak: preparation", err)
+		return nil, err
 	}
-	if err := b.settle(pctx); err != nil {
-		return inPhase(ctx, "soak: preparation", err)
+	if err := b.settle(ctx); err != nil {
+		return nil, err
 	}
 	// The rate the product takes activations at: one burst over the pool,
 	// then the transfers that free the licenses again.
 	began := time.Now()
-	if err := b.publish(pctx, ts); err != nil {
-		return inPhase(ctx, "soak: preparation", err)
+	if err := b.publish(ctx, ts); err != nil {
+		return nil, err
 	}
-	if err := b.waitAll(pctx, ts, b.visible); err != nil {
-		return inPhase(ctx, "soak: preparation", err)
+	if err := b.waitAll(ctx, ts, b.visible); err != nil {
+		return nil, err
 	}
 	r.MeasuredRate = float64(len(ts)) / time.Since(began).Seconds()
 	for _, t := range ts {
-		if _, err := b.soakSend(pctx, t, false); err != nil {
-			return inPhase(ctx, "soak: preparation", err)
+		if _, err := b.soakSend(ctx, t, false); err != nil {
+			return nil, err
 		}
 	}
-	if err := b.waitAll(pctx, ts, func(t *target) bool { return !b.visible(t) }); err != nil {
-		return inPhase(ctx, "soak: preparation", err)
+	if err := b.waitAll(ctx, ts, func(t *target) bool { return !b.visible(t) }); err != nil {
+		return nil, err
 	}
-	if err := b.settle(pctx); err != nil {
-		return inPhase(ctx, "soak: preparation", err)
+	return ts, b.settle(ctx)
+}
+
+func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
+	ts, err := b.soakPrepare(ctx, cfg, r)
+	if err != nil {
+		return inPhase(ctx, "soak preparation", err)
 	}
 
 	// Command k goes to target k mod pool: an activation in even rounds
@@ -151,14 +158,14 @@ func (b *run) soak(ctx context.Context, cfg Soak, r *SoakResult) error {
 	b.progress("soak: %d activations and their transfers at %.0f commands/s (half of %.0f activations/s measured), about %s",
 		cfg.Activations, r.OfferedRate, r.MeasuredRate, (time.Duration(float64(total) * interval)).Round(time.Second))
 	marks := map[int]bool{total / 4: true, total / 2: true, 3 * total / 4: true, total: true}
-	outs, err := b.followOutcomes(pctx, ts)
+	outs, err := b.followOutcomes(ctx, ts)
 	if err != nil {
 		return err
 	}
 	defer outs.stop()
 	sent := make([]int, len(ts))    // commands sent, per SmartServer
 	last := make([]string, len(ts)) // the last of them
-	began = time.Now()
+	began := time.Now()
 	for k := 1; k <= total; k++ {
 		// Neither a command whose outcome is in nor an async publish
 		// looks at ctx: without this a signal would not stop the soak.
